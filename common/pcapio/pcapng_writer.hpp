@@ -1,0 +1,77 @@
+// PcapngWriter: writes pcapng (libpcap can only read it): one Section Header Block naming tandem,
+// one Interface Description Block per interface with nanosecond resolution, Enhanced Packet Blocks
+// with optional comments. Output is little-endian and buffered; every write error (disk full, ...)
+// is returned as a Result and the writer then refuses further writes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.hpp"
+#include "common/pcapio/packet.hpp"
+
+namespace tandem::pcapio {
+
+// "tandem <project version>", the default shb_userappl.
+std::string default_user_appl();
+
+struct PcapngOptions {
+  std::string user_appl = default_user_appl();  // shb_userappl; empty: option omitted
+  std::string hardware;                         // shb_hardware; empty: omitted
+  std::string os;                               // shb_os; empty: omitted
+  std::size_t buffer_bytes = 1 << 20;           // flushed to the file when it fills
+};
+
+struct PcapngInterface {
+  int linktype = linktype::kEthernet;  // LINKTYPE_*
+  std::uint32_t snaplen = 0;           // 0 = no limit (pcapng convention)
+  std::string name;                    // if_name; empty: omitted
+  std::string description;             // if_description; empty: omitted
+};
+
+class PcapngWriter {
+ public:
+  // Creates/truncates path and writes the SHB. Errc::environment if it cannot be created.
+  static Result<PcapngWriter> create(const std::string& path, PcapngOptions options = {});
+
+  PcapngWriter(PcapngWriter&& other) noexcept;
+  PcapngWriter& operator=(PcapngWriter&& other) noexcept;
+  PcapngWriter(const PcapngWriter&) = delete;
+  PcapngWriter& operator=(const PcapngWriter&) = delete;
+  ~PcapngWriter();  // closes; an error at that point is only logged, so call close() to see it
+
+  // Writes an IDB (if_tsresol = 9) and returns its interface id (0, 1, ... in call order).
+  Result<std::uint32_t> add_interface(const PcapngInterface& iface);
+
+  // Writes one EPB. Preconditions checked (Errc::usage): interface_id exists, ts_ns >= 0,
+  // origlen >= data.size(), comment <= 65535 bytes (UTF-8 is the caller's job). origlen 0 means
+  // data.size().
+  Status write(std::uint32_t interface_id, const PacketView& packet, std::string_view comment = {});
+
+  // Flushes the buffer to the file (Errc::environment on a write error such as ENOSPC).
+  Status flush();
+  // Flushes, fsyncs and closes. Idempotent; returns the first error seen by this writer.
+  Status close();
+
+  std::uint64_t packets_written() const { return packets_; }
+
+ private:
+  PcapngWriter() = default;
+  Status append(std::span<const std::uint8_t> block);
+
+  int fd_ = -1;
+  std::string path_;
+  std::vector<std::uint8_t> buf_;
+  std::size_t buffer_bytes_ = 0;
+  std::vector<std::uint32_t> snaplens_;  // per interface id
+  std::vector<std::uint8_t> block_;      // scratch for one block, reused to avoid allocation
+  std::uint64_t packets_ = 0;
+  bool failed_ = false;
+  Error first_error_;
+};
+
+}  // namespace tandem::pcapio
