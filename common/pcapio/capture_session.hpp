@@ -82,6 +82,7 @@ class CaptureSession {
   std::optional<LiveCapture> capture_;
   std::thread thread_;
   int stop_fd_ = -1;  // eventfd that wakes the thread's poll
+  std::atomic<bool> stop_requested_{false};
   int linktype_ = 0;
   std::atomic<std::uint64_t> seen_{0};
   CaptureResult result_;  // owned by the capture thread until it is joined

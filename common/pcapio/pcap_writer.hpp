@@ -34,6 +34,7 @@ class PcapWriter {
 
  private:
   PcapWriter() = default;
+  Status fail(Error e);
 
   int fd_ = -1;
   std::string path_;

@@ -49,7 +49,8 @@ class PcapngWriter {
 
   // Writes one EPB. Preconditions checked (Errc::usage): interface_id exists, ts_ns >= 0,
   // origlen >= data.size(), comment <= 65535 bytes (UTF-8 is the caller's job). origlen 0 means
-  // data.size().
+  // data.size(). Data longer than the interface's snaplen (if not 0) is cut to it; origlen keeps the
+  // true length. A usage error rejects only that packet; an I/O error ends the writer.
   Status write(std::uint32_t interface_id, const PacketView& packet, std::string_view comment = {});
 
   // Flushes the buffer to the file (Errc::environment on a write error such as ENOSPC).
@@ -61,14 +62,15 @@ class PcapngWriter {
 
  private:
   PcapngWriter() = default;
-  Status append(std::span<const std::uint8_t> block);
+  Status check_usable() const;
+  Status block_done();  // flushes when the buffer is full
+  Status fail(Error e);
 
   int fd_ = -1;
   std::string path_;
   std::vector<std::uint8_t> buf_;
   std::size_t buffer_bytes_ = 0;
   std::vector<std::uint32_t> snaplens_;  // per interface id
-  std::vector<std::uint8_t> block_;      // scratch for one block, reused to avoid allocation
   std::uint64_t packets_ = 0;
   bool failed_ = false;
   Error first_error_;
