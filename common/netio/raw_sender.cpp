@@ -196,7 +196,8 @@ Result<Nanos> RawSender::send(std::span<const std::uint8_t> ip_packet, const IpA
   }
 }
 
-std::size_t RawSender::send_batch(std::span<const OutPacket> packets, std::span<PacketStatus> status) {
+BatchResult RawSender::send_batch(std::span<const OutPacket> packets, std::span<PacketStatus> status,
+                                  bool stop_at_error) {
   std::array<mmsghdr, kMaxBatch> msgs{};
   std::array<iovec, kMaxBatch> iovs{};
   std::array<SockAddr, kMaxBatch> addrs{};
@@ -223,6 +224,7 @@ std::size_t RawSender::send_batch(std::span<const OutPacket> packets, std::span<
       status[pos] = PacketStatus{0, EAFNOSUPPORT};
       ++counters_.failed;
       ++pos;
+      if (stop_at_error) break;
       continue;
     }
     ++counters_.syscalls;
@@ -248,8 +250,9 @@ std::size_t RawSender::send_batch(std::span<const OutPacket> packets, std::span<
     ++counters_.failed;
     ++pos;
     retries_here = 0;
+    if (stop_at_error && classify_send_errno(err) != SendErrorClass::transient) break;
   }
-  return accepted;
+  return BatchResult{accepted, pos};
 }
 
 }  // namespace tandem::netio

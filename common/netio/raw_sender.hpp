@@ -70,6 +70,11 @@ struct PacketStatus {
   int err = 0;        // errno if the packet was not accepted by the kernel, else 0
 };
 
+struct BatchResult {
+  std::size_t accepted = 0;   // packets the kernel took
+  std::size_t processed = 0;  // packets with a status written (accepted + failed)
+};
+
 struct SendCounters {
   std::uint64_t sent = 0;      // packets the kernel accepted
   std::uint64_t failed = 0;    // packets given up on (err != 0)
@@ -95,9 +100,11 @@ class RawSender {
 
   // Sends packets with as few sendmmsg calls as the kernel allows. status[i] receives packet i's
   // outcome (status.size() must be >= packets.size()); all packets carried by one sendmmsg share
-  // its timestamp. A packet failing with a non-transient error is marked and skipped; the rest are
-  // still sent. Returns the number of packets accepted.
-  std::size_t send_batch(std::span<const OutPacket> packets, std::span<PacketStatus> status);
+  // its timestamp. A packet failing with a non-transient error is marked; then the call returns
+  // (stop_at_error) or skips it and sends the rest. Packets at or beyond `processed` were not
+  // attempted and their status is untouched.
+  BatchResult send_batch(std::span<const OutPacket> packets, std::span<PacketStatus> status,
+                         bool stop_at_error = false);
 
   IpVersion version() const { return version_; }
   int fd() const { return fd_; }

@@ -80,10 +80,11 @@ Result<SendReport> SendLoop::run(RawSender& sender) {
         out[k] = OutPacket{p.bytes, p.dst};
       }
     }
-    sender.send_batch(std::span<const OutPacket>(out.data(), n), std::span<PacketStatus>(status.data(), n));
+    const BatchResult br = sender.send_batch(std::span<const OutPacket>(out.data(), n),
+                                             std::span<PacketStatus>(status.data(), n), c.abort_on_error);
 
     bool abort = false;
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0; k < br.processed; ++k) {
       const PacketStatus& s = status[k];
       ++report.attempted;
       if (s.err == 0) {
@@ -101,7 +102,7 @@ Result<SendReport> SendLoop::run(RawSender& sender) {
       if (c.keep_timestamps) report.send_ns.push_back(s.sent_ns);
       if (c.on_sent) c.on_sent(next + k, s);
     }
-    next += n;
+    next += br.processed;
     if (abort) {
       report.stopped = true;
       break;
