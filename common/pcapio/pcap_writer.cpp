@@ -81,16 +81,20 @@ Status PcapWriter::fail(Error e) {
 Status PcapWriter::write(const PacketView& packet) {
   if (failed_) return first_error_;
   if (fd_ < 0) return make_error(Errc::usage, kSubsystem, "write " + path_ + ": writer is closed");
-  const std::string op = "write " + path_ + " packet " + std::to_string(packets_ + 1) + ": ";
-  if (packet.ts_ns < 0) return make_error(Errc::usage, kSubsystem, op + "negative timestamp");
-  if (packet.data.size() > 0xFFFFFFFFu) return make_error(Errc::usage, kSubsystem, op + "too large");
+  // Built only on failure: this is the per-packet hot path.
+  const auto reject = [this](const std::string& why) -> Error {
+    return make_error(Errc::usage, kSubsystem,
+                      "write " + path_ + " packet " + std::to_string(packets_ + 1) + ": " + why);
+  };
+  if (packet.ts_ns < 0) return reject("negative timestamp");
+  if (packet.data.size() > 0xFFFFFFFFu) return reject("too large");
   const std::uint32_t origlen = packet.origlen == 0 ? packet.caplen() : packet.origlen;
   if (origlen < packet.caplen()) {
-    return make_error(Errc::usage, kSubsystem, op + "origlen smaller than captured length");
+    return reject("origlen smaller than captured length");
   }
   const std::uint32_t caplen = std::min(packet.caplen(), snaplen_);
   const auto secs = static_cast<std::uint64_t>(packet.ts_ns / 1'000'000'000);
-  if (secs > 0xFFFFFFFFu) return make_error(Errc::usage, kSubsystem, op + "timestamp after 2106");
+  if (secs > 0xFFFFFFFFu) return reject("timestamp after 2106");
   detail::put_u32(buf_, static_cast<std::uint32_t>(secs));
   detail::put_u32(buf_, static_cast<std::uint32_t>(packet.ts_ns % 1'000'000'000));
   detail::put_u32(buf_, caplen);

@@ -179,20 +179,24 @@ Result<std::uint32_t> PcapngWriter::add_interface(const PcapngInterface& iface) 
 Status PcapngWriter::write(std::uint32_t interface_id, const PacketView& packet,
                            std::string_view comment) {
   if (auto s = check_usable(); !s) return s;
-  const std::string op = "write " + path_ + " packet " + std::to_string(packets_ + 1) + ": ";
+  // Built only on failure: this is the per-packet hot path.
+  const auto reject = [this](const std::string& why) -> Error {
+    return make_error(Errc::usage, kSubsystem,
+                      "write " + path_ + " packet " + std::to_string(packets_ + 1) + ": " + why);
+  };
   if (interface_id >= snaplens_.size()) {
-    return make_error(Errc::usage, kSubsystem, op + "no interface " + std::to_string(interface_id));
+    return reject("no interface " + std::to_string(interface_id));
   }
-  if (packet.ts_ns < 0) return make_error(Errc::usage, kSubsystem, op + "negative timestamp");
+  if (packet.ts_ns < 0) return reject("negative timestamp");
   if (packet.data.size() > 0xFFFFFFF0u) {
-    return make_error(Errc::usage, kSubsystem, op + "packet too large");
+    return reject("packet too large");
   }
   const std::uint32_t origlen = packet.origlen == 0 ? packet.caplen() : packet.origlen;
   if (origlen < packet.caplen()) {
-    return make_error(Errc::usage, kSubsystem, op + "origlen smaller than captured length");
+    return reject("origlen smaller than captured length");
   }
   if (comment.size() > kMaxOptionLength) {
-    return make_error(Errc::usage, kSubsystem, op + "comment longer than 65535 bytes");
+    return reject("comment longer than 65535 bytes");
   }
   const std::uint32_t snaplen = snaplens_[interface_id];
   const std::uint32_t caplen = snaplen != 0 ? std::min(packet.caplen(), snaplen) : packet.caplen();
