@@ -1,0 +1,93 @@
+// Lab: three network namespaces (client, middlebox, server) joined by veth pairs, addressed as in
+// DESIGN.md §4, with the scenario's nftables rulesets and real kernel listeners in the server.
+//
+//   client  eth0     10.77.1.2/24 fd77:1::2/64  default via the middlebox
+//   mbx     eth-cli  10.77.1.1/24 fd77:1::1/64 | eth-srv 10.77.2.1/24 fd77:2::1/64  forwarding on
+//   server  eth0     10.77.2.2/24 fd77:2::2/64  default via the middlebox
+//
+// Namespaces are <prefix>-cli/-mbx/-srv; addresses are the same in every lab, so any number of labs
+// can run at once. Ownership: a Lab object tears its lab down when destroyed (and the process
+// tears it down on SIGINT/SIGTERM/SIGHUP), unless release()d, after which only
+// `tandem lab down PREFIX` (reading the state file) removes it. Needs root (CAP_SYS_ADMIN +
+// CAP_NET_ADMIN) and the `ip` and `nft` programs.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.hpp"
+#include "controller/lab/process.hpp"
+#include "controller/lab/scenario.hpp"
+#include "controller/lab/state.hpp"
+
+namespace tandem::lab {
+
+enum class Node { client, middlebox, server };
+std::string_view node_name(Node n);  // "client", "middlebox", "server"
+
+// The fixed topology (DESIGN.md §4).
+inline constexpr std::string_view kClientV4 = "10.77.1.2";
+inline constexpr std::string_view kClientV6 = "fd77:1::2";
+inline constexpr std::string_view kMiddleboxClientSideV4 = "10.77.1.1";
+inline constexpr std::string_view kMiddleboxClientSideV6 = "fd77:1::1";
+inline constexpr std::string_view kMiddleboxServerSideV4 = "10.77.2.1";
+inline constexpr std::string_view kMiddleboxServerSideV6 = "fd77:2::1";
+inline constexpr std::string_view kServerV4 = "10.77.2.2";
+inline constexpr std::string_view kServerV6 = "fd77:2::2";
+inline constexpr std::string_view kClientIf = "eth0";
+inline constexpr std::string_view kMiddleboxClientIf = "eth-cli";
+inline constexpr std::string_view kMiddleboxServerIf = "eth-srv";
+inline constexpr std::string_view kServerIf = "eth0";
+
+struct LabOptions {
+  std::string name;      // lab prefix; empty = "tdm" + 6 random hex digits. See valid_prefix().
+  bool detach = false;   // listeners outlive this process (`tandem lab up`); see spawn_listener()
+};
+
+class Lab {
+ public:
+  // Builds the whole lab or nothing: on any failure what was already created is torn down and
+  // the error names the step (and carries nft's/ip's stderr). Errc::permission without root,
+  // Errc::environment for missing `ip`/`nft` or a name already in use, Errc::config for a
+  // ruleset nft rejects.
+  static Result<Lab> up(const Scenario& scenario, const LabOptions& options = {});
+
+  Lab(Lab&& other) noexcept;
+  Lab& operator=(Lab&& other) noexcept;
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+  ~Lab();  // down(), errors logged
+
+  // Kills the listeners, deletes the namespaces and the state. Idempotent.
+  Status down();
+  // Gives up ownership: the lab stays up after this object and process are gone.
+  void release();
+
+  const std::string& prefix() const { return state_.prefix; }
+  const std::string& client_ns() const { return ns_[0]; }
+  const std::string& middlebox_ns() const { return ns_[1]; }
+  const std::string& server_ns() const { return ns_[2]; }
+  const std::string& ns(Node n) const { return ns_[static_cast<int>(n)]; }
+  const std::vector<ProcessId>& listeners() const { return state_.processes; }
+  std::filesystem::path state_file() const { return state_dir(state_.prefix) / "state.json"; }
+
+  // Runs argv inside a namespace of this lab (see exec_in_netns). While it runs, its pid is
+  // registered so that a signal tearing the lab down kills it too.
+  Result<ExecResult> exec_in(Node n, const std::vector<std::string>& argv, ExecOptions options = {}) const;
+
+ private:
+  Lab() = default;
+  Status build(const Scenario& scenario, const LabOptions& options);
+  Status add_netns(const std::string& name);
+  Status run_checked(const std::string& netns, const std::vector<std::string>& argv, const std::string& stdin_data,
+                     const std::string& what) const;
+
+  LabState state_;
+  std::string ns_[3];
+  int slot_ = -1;      // teardown registry slot; -1 when not registered
+  bool owned_ = false; // false after release() / move / down()
+};
+
+}  // namespace tandem::lab
