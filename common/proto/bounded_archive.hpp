@@ -44,6 +44,7 @@ class BoundedInputArchive : public cereal::InputArchive<BoundedInputArchive, cer
     if (n > remaining())
       throw WireFailure{WireErrc::truncated, "need " + std::to_string(n) + " bytes, " +
                                                  std::to_string(remaining()) + " left"};
+    if (n == 0) return;  // an empty field's buffer may be nullptr: memcpy(nullptr, _, 0) is UB (found by fuzz_wire)
     std::memcpy(out, in_.data() + pos_, n);
     pos_ += n;
   }
