@@ -12,6 +12,7 @@
 #                         every packet is always due, so SendLoop sends back-to-back batches of 64)
 #        RATES            pacing test rates (default "1000 10000 100000")
 #        MAX_COUNT        packets in the max-rate test (default 200000)
+#        KEEP=1           keep the captures in /dev/shm/tdmbench-PID (removed otherwise)
 # Results go to stdout and $OUT/results.txt; docs/benchmarks.md quotes them.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +42,8 @@ cleanup() {
   [ -n "$CAP_PID" ] && kill -INT "$CAP_PID" 2>/dev/null || true
   ip netns del "$CNS" 2>/dev/null || true
   ip netns del "$SNS" 2>/dev/null || true
-  rm -rf "$TMP" "$OUT"
+  rm -rf "$TMP"
+  [ "${KEEP:-0}" = 1 ] && echo "run.sh: captures kept in $OUT" >&2 || rm -rf "$OUT"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -79,13 +81,14 @@ cap_start() {
   for _ in $(seq 1 100); do grep -q "listening on" "$OUT/$1.log" && break; sleep 0.05; done
 }
 cap_stop() {
-  # TPACKET_V3 hands a block to tcpdump only when it is full or its 1 s timeout expires, and
-  # tcpdump drops the unfinished block on SIGINT: wait past the timeout so the tail is counted.
+  # libpcap's TPACKET_V3 ring hands a block to tcpdump when it is full or after tcpdump's 1 s
+  # timeout, and a block still open at SIGINT is not written: wait past the timeout.
   sleep 1.2
   kill -INT "$CAP_PID" 2>/dev/null || true
+  # Not in a $(...) subshell: only this shell can wait for tcpdump to finish writing the file.
   wait "$CAP_PID" 2>/dev/null || true
   CAP_PID=
-  awk '/dropped by kernel/{print "capdrop=" $1}' "$OUT/$1.log"
+  CAP_DROP=$(awk '/dropped by kernel/{print "capdrop=" $1}' "$OUT/$1.log")
 }
 # measure NAME REQUESTED -- CMD...: run CMD in the client namespace under a capture; print stats.
 measure() {
@@ -96,7 +99,8 @@ measure() {
   /usr/bin/time -o "$OUT/$name.time" -f "cpu_s=%U+%S" ip netns exec "$CNS" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || true
   cpu=$(tail -1 "$OUT/$name.time")
   t1=$(date +%s.%N)
-  local drop; drop=$(cap_stop "$name")
+  cap_stop "$name"
+  local drop=$CAP_DROP
   local stats; stats=$("$GAPSTAT" "$OUT/$name.pcap" "$req")
   local own=""
   case $name in *tandem*|*synblast*) own="| $(head -1 "$OUT/$name.out")" ;; esac

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     config.schedule = *s;
+  }
+  // Bench-only knob for comparing spin windows: TANDEM_SENDBENCH_SPIN_US (default: PacerOptions).
+  if (const char* spin = std::getenv("TANDEM_SENDBENCH_SPIN_US")) {
+    config.pacer.spin_ns = static_cast<tandem::Nanos>(std::atof(spin) * 1e3);
   }
   config.stop = &g_stop;
   config.keep_timestamps = false;

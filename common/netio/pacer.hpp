@@ -5,8 +5,8 @@
 // (N-1)/R seconds to within one nanosecond of schedule arithmetic.
 //
 // Pacer turns the schedule into waits on CLOCK_MONOTONIC: clock_nanosleep(TIMER_ABSTIME) while the
-// next deadline is far, a short spin when it is close (a sleeping thread on this VM wakes 50-100 µs
-// late, which alone would be 5-10 % error at 1 kpps and useless at 100 kpps), and when the sender has
+// next deadline is far, a short spin when it is close (a sleeping thread wakes some µs late, tens of
+// µs on a busy VM: a large part of the 10 µs period at 100 kpps), and when the sender has
 // fallen behind it reports every packet that is already due so the caller can send them in one
 // sendmmsg (catch-up) instead of drifting.
 //
@@ -53,8 +53,9 @@ class Schedule {
 
 struct PacerOptions {
   // Spin (busy-wait on clock_gettime) when the deadline is closer than this; sleep until
-  // deadline - spin_ns otherwise. 0 means never spin (sleep only, lower CPU, a few % error).
-  Nanos spin_ns = 150'000;
+  // deadline - spin_ns otherwise. 0 means never spin (sleep only). Spinning costs a core; on a
+  // busy machine a spinning thread is also the first to be preempted, so the window is short.
+  Nanos spin_ns = 50'000;
 };
 
 // What wait_due() found when it returned.
@@ -73,7 +74,8 @@ class Pacer {
  public:
   explicit Pacer(Schedule schedule, PacerOptions options = {});
 
-  // Fixes t0 (CLOCK_MONOTONIC). wait_due() calls start() itself if it was not called.
+  // Fixes t0 (CLOCK_MONOTONIC) and sets the calling thread's timer slack to 1 ns
+  // (PR_SET_TIMERSLACK), so call it on the sending thread. wait_due() calls it if it was not called.
   void start(Nanos t0_monotonic = monotonic_ns());
   Nanos t0() const { return t0_; }
   const Schedule& schedule() const { return schedule_; }
