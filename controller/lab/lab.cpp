@@ -117,6 +117,14 @@ Status Lab::build(const Scenario& scenario, const LabOptions& options) {
   ns_[2] = prefix + "-srv";
   for (const auto& n : ns_) {
     if (auto st = add_netns(n); !st) return st;
+    // Before any interface exists, so that every interface inherits it: without DAD the
+    // link-local addresses are usable at once too. Otherwise the middlebox cannot send a
+    // neighbour solicitation for about 1.5 s after `up`, and early IPv6 probes vanish.
+    if (auto st = run_checked(n, {"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                                  "net.ipv6.conf.default.accept_dad=0"}, "", "disable IPv6 DAD");
+        !st) {
+      return st;
+    }
   }
 
   // Each veth pair is created with both ends already in their namespaces: nothing ever appears in

@@ -63,7 +63,7 @@ Status write_state(const LabState& s) {
 }
 
 Result<LabState> read_state(const std::string& prefix) {
-  if (!valid_prefix(prefix)) return lab_error(Errc::environment, "'" + prefix + "' is not a tandem lab name");
+  if (!valid_prefix(prefix)) return lab_error(Errc::environment, "'" + prefix + "' is not the name of a lab created by tandem; refusing to touch it");
   const auto file = state_dir(prefix) / "state.json";
   std::ifstream in(file);
   if (!in) {
