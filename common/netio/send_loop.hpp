@@ -74,7 +74,9 @@ struct SendLoopConfig {
   Schedule schedule = Schedule::unlimited();
   PacerOptions pacer;
   std::size_t max_batch = RawSender::kMaxBatch;  // cap on packets per sendmmsg (1..kMaxBatch)
-  std::function<bool()> until;             // optional: true ends the run (checked before each batch)
+  // Optional: true ends the run. Checked before each batch, so a catch-up batch after a stall can
+  // carry up to max_batch - 1 packets past the moment it turned true; max_batch = 1 makes it exact.
+  std::function<bool()> until;
   const std::atomic<bool>* stop = nullptr; // optional: true ends the run (SIGINT)
   // Optional: called after each packet's syscall with its index and outcome (ping's RTT bookkeeping).
   std::function<void(std::uint64_t index, const PacketStatus& status)> on_sent;
