@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "common/base/log.hpp"
+#include "common/base/version.hpp"
 #include "controller/cli/command.hpp"
 
 namespace tandem::cli {
@@ -18,7 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tandem - two-ended distributed trace coordinator.\n"
                "Pinpoints where TCP probes die on a path and which option triggers it.",
                "tandem"};
-  app.set_version_flag("--version", std::string("tandem ") + TANDEM_VERSION);
+  app.set_version_flag("--version", std::string("tandem ") + tandem::kVersion);
   app.add_flag("-v,--verbose", ctx.verbosity, "More logging on stderr (repeat for more)");
   app.require_subcommand(1);
   app.fallthrough();

@@ -1,0 +1,289 @@
+#include "controller/ping/ping_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/base/log.hpp"
+#include "common/netio/raw_sender.hpp"
+#include "common/netio/route.hpp"
+#include "common/packet/decode.hpp"
+#include "common/pcapio/capture_session.hpp"
+
+namespace tandem::ping {
+
+std::string_view state_name(PortState s) {
+  switch (s) {
+    case PortState::open: return "open";
+    case PortState::closed: return "closed";
+    case PortState::filtered: return "filtered";
+    case PortState::open_filtered: return "open|filtered";
+  }
+  return "filtered";
+}
+
+std::optional<PortState> parse_state(std::string_view text) {
+  if (text == "open") return PortState::open;
+  if (text == "closed") return PortState::closed;
+  if (text == "filtered") return PortState::filtered;
+  if (text == "open|filtered") return PortState::open_filtered;
+  return std::nullopt;
+}
+
+PortState classify(probe::ProbeSpec::L4 l4, bool v6, probe::ReplyKind reply, std::uint8_t icmp_type,
+                   std::uint8_t icmp_code) {
+  using probe::ReplyKind;
+  switch (reply) {
+    case ReplyKind::syn_ack:
+    case ReplyKind::udp:
+    case ReplyKind::echo_reply: return PortState::open;
+    case ReplyKind::rst: return PortState::closed;
+    case ReplyKind::tcp_other: return PortState::filtered;
+    case ReplyKind::icmp_error: {
+      // Port unreachable from the target says "nothing listens" for UDP (nmap: closed); every
+      // other ICMP error, and any ICMP error for TCP, means something on the path refused it.
+      bool port_unreach = v6 ? (icmp_type == 1 && icmp_code == 4) : (icmp_type == 3 && icmp_code == 3);
+      if (l4 == probe::ProbeSpec::L4::udp && port_unreach) return PortState::closed;
+      return PortState::filtered;
+    }
+    case ReplyKind::none: break;
+  }
+  return l4 == probe::ProbeSpec::L4::udp ? PortState::open_filtered : PortState::filtered;
+}
+
+std::uint64_t PingResult::count(PortState s) const {
+  return static_cast<std::uint64_t>(
+      std::count_if(probes.begin(), probes.end(), [s](const ProbeOutcome& p) { return p.sent && p.state == s; }));
+}
+
+RttStats PingResult::rtt() const {
+  RttStats r;
+  double sum = 0, sum_sq = 0;
+  for (const auto& p : probes) {
+    auto rtt = p.rtt_us();
+    if (!rtt) continue;
+    double v = static_cast<double>(*rtt);
+    if (r.samples == 0 || v < r.min_us) r.min_us = v;
+    if (r.samples == 0 || v > r.max_us) r.max_us = v;
+    sum += v;
+    sum_sq += v * v;
+    ++r.samples;
+  }
+  if (r.samples) {
+    double n = static_cast<double>(r.samples);
+    r.avg_us = sum / n;
+    // ping(8)'s mdev: the standard deviation of the samples.
+    r.mdev_us = std::sqrt(std::max(0.0, sum_sq / n - r.avg_us * r.avg_us));
+  }
+  return r;
+}
+
+namespace {
+
+// The outcome table shared by the capture thread (answers), the sender thread (send times) and the
+// calling thread (finalisation). A deque so that an unbounded run can grow without moving entries.
+class OutcomeTable {
+ public:
+  OutcomeTable(const probe::ProbeModule& module, const PingOptions& opts) : module_(module), opts_(opts) {}
+
+  void on_sent(std::uint32_t index, bool ok, Nanos ns) {
+    std::lock_guard lock(mu_);
+    auto& p = at(index);
+    p.sent = ok;
+    if (ok && !p.seen_leaving) p.sent_ns = ns;
+    if (ok) sent_upto_ = std::max<std::uint64_t>(sent_upto_, std::uint64_t{index} + 1);
+  }
+
+  void on_observation(const probe::Observation& o, Nanos ts, bool v6) {
+    std::lock_guard lock(mu_);
+    auto& p = at(o.index);
+    if (o.what == probe::Observation::What::own_probe) {
+      // The wire time of the probe leaving is a better RTT origin than the syscall's return.
+      if (!p.seen_leaving) {
+        p.seen_leaving = true;
+        p.sent_ns = ts;
+      }
+      return;
+    }
+    if (p.answered) {
+      ++p.duplicates;
+      return;
+    }
+    p.answered = true;
+    p.reply_ns = ts;
+    p.reply = o.reply;
+    p.icmp_type = o.icmp_type;
+    p.icmp_code = o.icmp_code;
+    p.reply_from = o.from;
+    p.state = classify(opts_.spec.l4, v6, o.reply, o.icmp_type, o.icmp_code);
+    if (opts_.until && p.state == *opts_.until) until_hit_.store(true, std::memory_order_release);
+  }
+
+  // Moves every probe whose fate is known (answered, or unanswered past its timeout, or never sent
+  // once sending is over) out to `out`, in index order.
+  void collect_final(Nanos now, bool sending_done, std::vector<ProbeOutcome>& out) {
+    std::lock_guard lock(mu_);
+    Nanos timeout = static_cast<Nanos>(opts_.timeout_s * 1e9);
+    while (next_final_ < table_.size()) {
+      auto& p = table_[next_final_];
+      bool known = p.answered || (p.sent && now - p.sent_ns >= timeout) ||
+                   (sending_done && !p.sent && next_final_ >= sent_upto_);
+      if (!known) break;
+      if (!p.answered) p.state = classify(opts_.spec.l4, !opts_.target.is_v4(), probe::ReplyKind::none, 0, 0);
+      out.push_back(p);
+      ++next_final_;
+    }
+  }
+
+  bool all_final(std::uint64_t attempted) {
+    std::lock_guard lock(mu_);
+    return next_final_ >= attempted;
+  }
+
+  bool until_hit() const { return until_hit_.load(std::memory_order_acquire); }
+
+ private:
+  ProbeOutcome& at(std::uint32_t index) {
+    while (table_.size() <= index) {
+      ProbeOutcome p;
+      p.index = static_cast<std::uint32_t>(table_.size());
+      p.sport = module_.sport(p.index);
+      table_.push_back(p);
+    }
+    return table_[index];
+  }
+
+  const probe::ProbeModule& module_;
+  const PingOptions& opts_;
+  std::mutex mu_;
+  std::deque<ProbeOutcome> table_;
+  std::size_t next_final_ = 0;
+  std::uint64_t sent_upto_ = 0;
+  std::atomic<bool> until_hit_{false};
+};
+
+}  // namespace
+
+Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, const OutcomeFn& on_outcome) {
+  auto logger = log::get("ping");
+  PingResult result;
+
+  auto src = netio::source_address_for(opts.target);
+  if (!src) return src.error();
+  result.ends = probe::ProbeEndpoints{*src, opts.target};
+
+  auto module_r = probe::make_probe_module(opts.spec, result.ends, probe::random_run_key(), opts.count);
+  if (!module_r) return module_r.error();
+  auto& module = *module_r.value();
+  result.module = std::string(module.name());
+  result.filter = module.bpf_filter();
+
+  auto sender = netio::RawSender::open(opts.target.version);
+  if (!sender) return sender.error();
+
+  netio::SendLoopConfig send_cfg;
+  send_cfg.count = opts.count;
+  if (opts.rate_pps) {
+    auto s = netio::Schedule::from_rate(*opts.rate_pps);
+    if (!s) return s.error();
+    send_cfg.schedule = *s;
+  } else {
+    auto s = netio::Schedule::from_interval(opts.interval_s);
+    if (!s) return s.error();
+    send_cfg.schedule = *s;
+  }
+
+  OutcomeTable table(module, opts);
+  bool v6 = !opts.target.is_v4();
+  std::atomic<std::uint64_t> unmatched{0};
+
+  pcapio::CaptureSessionConfig cap_cfg;
+  cap_cfg.capture.device = opts.device;
+  cap_cfg.capture.filter = result.filter;
+  cap_cfg.store = false;  // ping keeps outcomes, not packets
+  std::atomic<int> linktype{0};
+  cap_cfg.on_packet = [&](const pcapio::PacketView& pv) {
+    packet::Decoded d = packet::decode(static_cast<std::uint32_t>(linktype.load(std::memory_order_relaxed)),
+                                       pv.data, pv.origlen);
+    auto obs = module.recognise(d);
+    if (!obs) {
+      unmatched.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    // A packet may be seen more than once (on "any", leaving one interface and arriving on
+    // another when this host forwards); the table keeps the first sighting, which is the earliest.
+    table.on_observation(*obs, pv.ts_ns, v6);
+  };
+  pcapio::CaptureSession capture(cap_cfg);
+  // The callback reads the link type only after start() returns it; packets delivered before that
+  // store cannot exist because nothing was sent yet.
+  if (auto st = capture.start(); !st) return st.error();
+  linktype.store(capture.linktype(), std::memory_order_relaxed);
+
+  result.started_ns = realtime_ns();
+  if (on_start) on_start(result);
+
+  std::atomic<bool> stop_sending{false};
+  send_cfg.stop = &stop_sending;
+  if (opts.until) send_cfg.until = [&] { return table.until_hit(); };
+  send_cfg.keep_timestamps = false;
+  send_cfg.on_sent = [&](std::uint64_t index, const netio::PacketStatus& st) {
+    table.on_sent(static_cast<std::uint32_t>(index), st.err == 0, st.sent_ns);
+  };
+  netio::SendLoop loop(
+      [&](std::uint64_t index, std::vector<std::uint8_t>& out) {
+        module.build(static_cast<std::uint32_t>(index), out);
+        return opts.target;
+      },
+      send_cfg);
+
+  Result<netio::SendReport> send_result = make_error(Errc::internal, "ping", "sender did not run");
+  std::atomic<bool> sending_done{false};
+  std::thread sender_thread([&] {
+    send_result = loop.run(*sender);
+    sending_done.store(true, std::memory_order_release);
+  });
+
+  std::vector<ProbeOutcome> ready;
+  for (;;) {
+    if (opts.stop && opts.stop->load(std::memory_order_relaxed)) {
+      stop_sending.store(true);
+      result.interrupted = true;
+    }
+    bool done = sending_done.load(std::memory_order_acquire);
+    ready.clear();
+    // After ^C the probes still in flight are not waited for: they end as unanswered now.
+    Nanos now = (done && result.interrupted) ? INT64_MAX / 2 : realtime_ns();
+    table.collect_final(now, done, ready);
+    for (const auto& p : ready) {
+      if (!p.sent) continue;
+      if (on_outcome) on_outcome(p);
+      result.probes.push_back(p);
+    }
+    if (done) {
+      std::uint64_t attempted = send_result ? send_result->attempted : 0;
+      if (table.all_final(attempted)) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  sender_thread.join();
+  if (!send_result) return send_result.error();
+  result.send = std::move(send_result).value();
+  result.until_reached = table.until_hit();
+
+  auto cap = capture.stop(std::chrono::milliseconds(0));
+  if (!cap) return cap.error();
+  result.capture = cap->stats;
+  result.capture_seen = cap->seen;
+  result.capture_cap_dropped = cap->cap_dropped;
+  result.unmatched_packets = unmatched.load();
+  result.ended_ns = realtime_ns();
+  if (result.send.first_error && result.send.sent == 0) return *result.send.first_error;
+  if (cap->error) logger->warn("capture ended early: {}", cap->error->text());
+  return result;
+}
+
+}  // namespace tandem::ping

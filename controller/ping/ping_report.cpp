@@ -1,0 +1,200 @@
+#include "controller/ping/ping_report.hpp"
+
+#include <fmt/format.h>
+
+#include "common/base/version.hpp"
+#include "common/packet/tcp_option.hpp"
+
+namespace tandem::ping {
+namespace {
+
+std::string proto_name(probe::ProbeSpec::L4 l4) {
+  switch (l4) {
+    case probe::ProbeSpec::L4::tcp: return "tcp";
+    case probe::ProbeSpec::L4::udp: return "udp";
+    case probe::ProbeSpec::L4::icmp: return "icmp";
+  }
+  return "tcp";
+}
+
+std::string target_text(const PingOptions& o) {
+  if (o.spec.l4 == probe::ProbeSpec::L4::icmp) return o.target.to_string() + " (icmp)";
+  return o.target.to_string() + " port " + std::to_string(o.spec.dport) + "/" + proto_name(o.spec.l4);
+}
+
+}  // namespace
+
+std::string icmp_name(bool v6, std::uint8_t type, std::uint8_t code) {
+  if (!v6) {
+    if (type == 3) {
+      static const char* const kUnreach[] = {"net-unreachable",      "host-unreachable",
+                                             "protocol-unreachable", "port-unreachable",
+                                             "fragmentation-needed", "source-route-failed",
+                                             "net-unknown",          "host-unknown",
+                                             "host-isolated",        "net-prohibited",
+                                             "host-prohibited",      "net-tos-unreachable",
+                                             "host-tos-unreachable", "admin-prohibited",
+                                             "host-precedence-violation", "precedence-cutoff"};
+      if (code < 16) return kUnreach[code];
+      return "unreachable";
+    }
+    if (type == 11) return code == 0 ? "ttl-exceeded" : "reassembly-time-exceeded";
+    if (type == 12) return "parameter-problem";
+    if (type == 5) return "redirect";
+    if (type == 4) return "source-quench";
+    if (type == 0) return "echo-reply";
+  } else {
+    if (type == 1) {
+      static const char* const kUnreach6[] = {"no-route",         "admin-prohibited", "beyond-scope",
+                                              "addr-unreachable", "port-unreachable", "policy-fail",
+                                              "reject-route"};
+      if (code < 7) return kUnreach6[code];
+      return "unreachable";
+    }
+    if (type == 2) return "packet-too-big";
+    if (type == 3) return code == 0 ? "hop-limit-exceeded" : "reassembly-time-exceeded";
+    if (type == 4) return "parameter-problem";
+    if (type == 129) return "echo-reply";
+  }
+  return "icmp";
+}
+
+std::string reply_code(const ProbeOutcome& p, bool v6) {
+  switch (p.reply) {
+    case probe::ReplyKind::none: return "";
+    case probe::ReplyKind::syn_ack: return "syn_ack";
+    case probe::ReplyKind::rst: return "rst";
+    case probe::ReplyKind::tcp_other: return "tcp";
+    case probe::ReplyKind::udp: return "udp";
+    case probe::ReplyKind::echo_reply: return fmt::format("icmp:{}/0", v6 ? 129 : 0);
+    case probe::ReplyKind::icmp_error: return fmt::format("icmp:{}/{}", p.icmp_type, p.icmp_code);
+  }
+  return "";
+}
+
+std::string format_header(const PingOptions& opts, const PingResult& r) {
+  std::string pace = opts.rate_pps ? fmt::format("{} pps", *opts.rate_pps) : fmt::format("every {} s", opts.interval_s);
+  std::string what = opts.count ? fmt::format("{} probes", opts.count) : std::string("until stopped");
+  if (opts.until) what = fmt::format("until {}", state_name(*opts.until)) + (opts.count ? fmt::format(" (at most {} probes)", opts.count) : "");
+  std::string extra;
+  if (opts.spec.l4 == probe::ProbeSpec::L4::tcp) {
+    extra = ", options " + (opts.spec.tcp_options.empty() ? std::string("none") : probe::format_tcp_options(opts.spec.tcp_options));
+  }
+  return fmt::format("TANDEM PING {} from {}: {}{}, {}, {}, timeout {} s", target_text(opts), r.ends.src.to_string(),
+                     r.module, extra, what, pace, opts.timeout_s);
+}
+
+std::string format_probe_line(const ProbeOutcome& p, bool v6) {
+  std::string detail;
+  switch (p.reply) {
+    case probe::ReplyKind::none: detail = "no reply"; break;
+    case probe::ReplyKind::icmp_error:
+      detail = fmt::format("icmp {}/{} {} from {}", p.icmp_type, p.icmp_code, icmp_name(v6, p.icmp_type, p.icmp_code),
+                           p.reply_from.to_string());
+      break;
+    default: detail = reply_code(p, v6); break;
+  }
+  std::string line = fmt::format("seq={:<5} sport={:<5} {:<13} {}", p.index, p.sport, state_name(p.state), detail);
+  if (auto rtt = p.rtt_us()) line += fmt::format("  rtt={} us", *rtt);
+  if (p.duplicates) line += fmt::format("  (+{} dup)", p.duplicates);
+  return line;
+}
+
+Verdict verdict_of(const PingOptions& opts, const PingResult& r) {
+  std::uint64_t sent = r.probes.size();
+  std::uint64_t answered = 0;
+  // Answered by the target = a state the target itself decided (open or closed); an ICMP error
+  // from a router, or nothing, is not an answer.
+  for (const auto& p : r.probes) answered += (p.state == PortState::open || p.state == PortState::closed) ? 1 : 0;
+  if (opts.until) {
+    if (r.until_reached) return {"until_reached", fmt::format("A probe ended {} after {} probes.", state_name(*opts.until), sent), false};
+    return {"until_not_reached", fmt::format("No probe ended {} in {} probes.", state_name(*opts.until), sent), true};
+  }
+  if (sent == 0) return {"no_probes", "No probe was sent.", true};
+  if (answered == sent) return {"clean", fmt::format("All {} probes were answered by the target.", sent), false};
+  if (answered == 0) return {"no_answer", fmt::format("None of {} probes was answered by the target.", sent), true};
+  double pct = 100.0 * static_cast<double>(sent - answered) / static_cast<double>(sent);
+  return {"loss", fmt::format("{} of {} probes ({:.1f} %) got no answer from the target.", sent - answered, sent, pct), true};
+}
+
+std::string format_summary(const PingOptions& opts, const PingResult& r) {
+  std::string out = fmt::format("--- {} tandem ping statistics ---\n", target_text(opts));
+  std::uint64_t sent = r.probes.size();
+  std::uint64_t unanswered = 0;
+  for (const auto& p : r.probes) unanswered += p.answered ? 0 : 1;
+  double loss = sent ? 100.0 * static_cast<double>(unanswered) / static_cast<double>(sent) : 0.0;
+  out += fmt::format("{} probes sent, {} open, {} closed, {} filtered", sent, r.count(PortState::open),
+                     r.count(PortState::closed), r.count(PortState::filtered));
+  if (opts.spec.l4 == probe::ProbeSpec::L4::udp) out += fmt::format(", {} open|filtered", r.count(PortState::open_filtered));
+  out += fmt::format(", {:.1f}% unanswered, time {} ms\n", loss, (r.ended_ns - r.started_ns) / 1'000'000);
+  auto rtt = r.rtt();
+  if (rtt.samples) {
+    out += fmt::format("rtt min/avg/max/mdev = {:.0f}/{:.0f}/{:.0f}/{:.0f} us\n", rtt.min_us, rtt.avg_us, rtt.max_us, rtt.mdev_us);
+  }
+  if (r.send.requested_pps > 0 && r.probes.size() > 1) {
+    out += fmt::format("rate {:.1f} pps requested, {:.1f} pps achieved\n", r.send.requested_pps, r.send.achieved_pps);
+  }
+  if (r.send.failed) out += fmt::format("{} probes not sent: {}\n", r.send.failed, r.send.first_error ? r.send.first_error->text() : "send error");
+  if (r.capture.available) {
+    std::uint64_t dropped = r.capture.dropped + r.capture.if_dropped;
+    out += fmt::format("capture: {} packets, {} dropped by the kernel{}\n", r.capture_seen, dropped,
+                       dropped ? " (some answers may be missing: states are a lower bound)" : "");
+  } else {
+    out += fmt::format("capture: {} packets, drops unknown ({})\n", r.capture_seen, r.capture.unavailable_reason);
+  }
+  Verdict v = verdict_of(opts, r);
+  out += v.text + "\n";
+  return out;
+}
+
+nlohmann::json to_json(const PingOptions& opts, const PingResult& r) {
+  using nlohmann::json;
+  bool v6 = !opts.target.is_v4();
+  json probes = json::array();
+  for (const auto& p : r.probes) {
+    json j{{"id", p.index}, {"sport", p.sport}, {"state", state_name(p.state)}};
+    std::string reply = reply_code(p, v6);
+    j["reply"] = reply.empty() ? json(nullptr) : json(reply);
+    if (auto rtt = p.rtt_us()) j["rtt_us"] = *rtt; else j["rtt_us"] = nullptr;
+    if (p.answered) j["from"] = p.reply_from.to_string();
+    if (p.duplicates) j["duplicates"] = p.duplicates;
+    probes.push_back(std::move(j));
+  }
+  std::uint64_t unanswered = 0;
+  for (const auto& p : r.probes) unanswered += p.answered ? 0 : 1;
+  auto rtt = r.rtt();
+  Verdict v = verdict_of(opts, r);
+  json capture_client{{"received", r.capture_seen}, {"available", r.capture.available}};
+  if (r.capture.available) {
+    capture_client["dropped"] = r.capture.dropped + r.capture.if_dropped + r.capture_cap_dropped;
+  } else {
+    capture_client["dropped"] = nullptr;
+    capture_client["unavailable_reason"] = r.capture.unavailable_reason;
+  }
+  json states{{"open", r.count(PortState::open)}, {"closed", r.count(PortState::closed)},
+              {"filtered", r.count(PortState::filtered)}};
+  if (opts.spec.l4 == probe::ProbeSpec::L4::udp) states["open|filtered"] = r.count(PortState::open_filtered);
+  return json{
+      {"tool", "tandem"},
+      {"version", kVersion},
+      {"mode", "ping"},
+      {"target", {{"address", opts.target.to_string()}, {"port", opts.spec.dport}, {"protocol", proto_name(opts.spec.l4)}}},
+      {"source", r.ends.src.to_string()},
+      {"probe",
+       {{"module", r.module},
+        {"tcp_options", opts.spec.l4 == probe::ProbeSpec::L4::tcp ? json(probe::format_tcp_options(opts.spec.tcp_options)) : json(nullptr)},
+        {"describe", probe::describe(opts.spec)}}},
+      {"capture", {{"client", capture_client}, {"filter", r.filter}}},
+      {"send", {{"requested_pps", r.send.requested_pps}, {"achieved_pps", r.send.achieved_pps}, {"failed", r.send.failed}}},
+      {"summary",
+       {{"probes", r.probes.size()},
+        {"states", states},
+        {"unanswered", unanswered},
+        {"rtt_us", rtt.samples ? json{{"min", rtt.min_us}, {"avg", rtt.avg_us}, {"max", rtt.max_us}, {"mdev", rtt.mdev_us}} : json(nullptr)}}},
+      {"verdict", {{"code", v.code}, {"text", v.text}}},
+      {"findings", json::array()},
+      {"probes", probes},
+  };
+}
+
+}  // namespace tandem::ping
