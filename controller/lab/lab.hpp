@@ -10,6 +10,19 @@
 // tears it down on SIGINT/SIGTERM/SIGHUP), unless release()d, after which only
 // `tandem lab down PREFIX` (reading the state file) removes it. Needs root (CAP_SYS_ADMIN +
 // CAP_NET_ADMIN) and the `ip` and `nft` programs.
+//
+// Design notes.
+// - Listeners are a forked child that setns()es into the server namespace (spawn_listener), not an
+//   exec of a hidden `tandem lab _listen`: the library then works from any binary (LabFixture runs
+//   labs inside gtest executables, which have no such subcommand), the child makes only
+//   async-signal-safe calls, and it reports "listening" (or the failing bind) before up() returns.
+// - Namespaces are created with `ip netns add` (O_EXCL on /run/netns/NAME: a foreign namespace is
+//   never adopted) and deleted as `ip netns del` does (umount2 MNT_DETACH + unlink), which is
+//   async-signal-safe, so the SIGINT/SIGTERM/SIGHUP handler can do the same teardown and re-raise.
+// - Each namespace gets accept_dad=0 before its interfaces exist, so v6 works the moment up()
+//   returns (otherwise neighbour discovery stalls ~1.5 s on tentative link-local addresses).
+// - With detach = false the listener dies with the thread that called up() (PR_SET_PDEATHSIG):
+//   call up() from a thread that outlives the Lab (the main thread, a gtest body).
 #pragma once
 
 #include <chrono>
