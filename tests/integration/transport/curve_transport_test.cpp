@@ -45,6 +45,7 @@ class LoopbackAgent {
   ~LoopbackAgent() {
     stop_ = true;
     thread_.join();
+    server_.reset();  // stops the ZAP thread, whose audit callback uses mu_/audit_ below
   }
 
   AgentAddress address() const {
