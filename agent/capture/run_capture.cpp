@@ -1,0 +1,180 @@
+#include "agent/capture/run_capture.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "common/packet/addr.hpp"
+#include "common/packet/decode.hpp"
+#include "common/pcapio/bpf.hpp"
+#include "common/pcapio/pcapng_writer.hpp"
+
+namespace tandem::agent {
+namespace {
+
+std::string flow_filter(const proto::Flow& f) {
+  auto dst = packet::IpAddr::parse(f.dst);
+  std::optional<packet::IpAddr> src;
+  if (!f.src.empty()) src = packet::IpAddr::parse(f.src);
+  bool v4 = dst->is_v4();
+  std::string d = dst->to_string();
+  std::string s = src ? src->to_string() : std::string();
+  const char* icmp = v4 ? "icmp" : "icmp6";
+  if (f.l4 == proto::L4::icmp) {
+    return src ? fmt::format("({} and host {} and host {})", icmp, d, s) : fmt::format("({} and host {})", icmp, d);
+  }
+  const char* l4 = f.l4 == proto::L4::udp ? "udp" : "tcp";
+  std::string fwd = fmt::format("dst host {} and dst port {}", d, f.dport);
+  std::string rev = fmt::format("src host {} and src port {}", d, f.dport);
+  if (src) {
+    fwd += " and src host " + s;
+    rev += " and dst host " + s;
+  }
+  if (f.sport_max != 0) {
+    fwd += fmt::format(" and src portrange {}-{}", f.sport_min, f.sport_max);
+    rev += fmt::format(" and dst portrange {}-{}", f.sport_min, f.sport_max);
+  }
+  std::string out = fmt::format("({} and (({}) or ({})))", l4, fwd, rev);
+  if (src) {
+    // ICMP errors quoting a probe come from any router on the path, addressed to the prober.
+    std::string errors = v4 ? fmt::format("(icmp and dst host {} and (icmp[icmptype] == icmp-unreach or "
+                                          "icmp[icmptype] == icmp-timxceed or icmp[icmptype] == icmp-paramprob))",
+                                          s)
+                            : fmt::format("(icmp6 and dst host {} and ip6[40] < 5)", s);
+    out += " or " + errors;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> flows_filter(const std::vector<proto::Flow>& flows, const std::string& extra, int snaplen) {
+  std::string f;
+  for (const auto& flow : flows) {
+    auto d = packet::IpAddr::parse(flow.dst);
+    if (!d || (!flow.src.empty() && !packet::IpAddr::parse(flow.src)))
+      return make_error(Errc::usage, "capture", "flow address does not parse: " + flow.dst);
+    if (!f.empty()) f += " or ";
+    f += flow_filter(flow);
+  }
+  if (f.empty()) return make_error(Errc::usage, "capture", "no flows");
+  if (!extra.empty()) f = "(" + f + ") and (" + extra + ")";
+  // Device "any" gives Linux cooked frames; the filter is checked for that link type now, so a bad
+  // one is a RUN_SETUP refusal rather than a CAPTURE_START failure.
+  if (auto st = pcapio::check_filter(pcapio::linktype::kLinuxSll, f, snaplen); !st) return st.error();
+  return f;
+}
+
+std::uint32_t scrubbed_length(int linktype, const pcapio::PacketView& p) {
+  auto caplen = p.caplen();
+  packet::Decoded d = packet::decode(static_cast<std::uint32_t>(linktype), p.data, p.origlen);
+  auto offset_of = [&](const std::uint8_t* at) -> std::uint32_t {
+    if (!at) return caplen;
+    return static_cast<std::uint32_t>(at - p.data.data());
+  };
+  if (d.l3 != packet::L3::ip) return std::min<std::uint32_t>(caplen, 64);
+  std::uint32_t l4_start = d.ip.payload.empty() ? offset_of(d.ip.header.data()) + static_cast<std::uint32_t>(d.ip.header.size())
+                                                 : offset_of(d.ip.payload.data());
+  auto tag = [](std::span<const std::uint8_t> payload) -> std::uint32_t {
+    return payload.size() >= 4 && std::memcmp(payload.data(), "TNDM", 4) == 0 ? 12u : 0u;
+  };
+  std::uint32_t keep = l4_start;
+  switch (d.l4) {
+    case packet::L4::tcp: keep = l4_start + 4u * d.tcp.data_offset; break;
+    case packet::L4::udp: keep = l4_start + 8 + tag(d.udp.payload); break;
+    case packet::L4::icmp: keep = d.icmp.is_error ? caplen : l4_start + 8 + tag(d.icmp.body); break;
+    default: break;
+  }
+  return std::min(keep, caplen);
+}
+
+Result<std::unique_ptr<RunCapture>> RunCapture::start(RunCaptureConfig config) {
+  pcapio::CaptureSessionConfig sc;
+  sc.capture.device = "any";
+  sc.capture.snaplen = config.snaplen;
+  sc.capture.filter = config.filter;
+  sc.capture.promisc = false;
+  // Memory bound: never hold more than the file could take.
+  sc.max_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(config.quota_bytes, 256u << 20));
+  std::unique_ptr<RunCapture> c(new RunCapture(std::move(config), std::move(sc)));
+  if (auto st = c->session_.start(); !st) return st.error();
+  return c;
+}
+
+void RunCapture::abort() {
+  if (session_.running()) (void)session_.stop(std::chrono::milliseconds(0));
+}
+
+Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain, const std::filesystem::path& path) {
+  auto res = session_.stop(drain);
+  if (!res) return res.error();
+  StoredCapture out;
+  out.path = path;
+  auto fail = [&](const Error& e) -> Error {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    return e;
+  };
+  auto w = pcapio::PcapngWriter::create(path.string());
+  if (!w) return fail(w.error());
+  pcapio::PcapngInterface iface;
+  iface.linktype = res->linktype;
+  iface.snaplen = static_cast<std::uint32_t>(res->snaplen);
+  iface.name = config_.interface_name;
+  iface.description = config_.description;
+  auto id = w->add_interface(iface);
+  if (!id) return fail(id.error());
+  // SHB + IDB with their options stay well under 512 bytes; each EPB is 32 bytes + padded data.
+  std::uint64_t estimate = 512;
+  for (const auto& pkt : res->packets) {
+    std::uint32_t keep = config_.scrub_payload ? scrubbed_length(res->linktype, pkt) : pkt.caplen();
+    std::uint64_t block = 32 + ((keep + 3u) & ~3u);
+    if (estimate + block > config_.quota_bytes) {
+      ++out.not_stored;
+      continue;
+    }
+    pcapio::PacketView v{pkt.ts_ns, pkt.origlen, pkt.data.first(keep)};
+    if (auto st = w->write(*id, v); !st) return fail(st.error());
+    estimate += block;
+    ++out.packets_written;
+  }
+  if (auto st = w->close(); !st) return fail(st.error());
+  std::error_code ec;
+  out.size = std::filesystem::file_size(path, ec);
+  if (ec) return fail(make_error(Errc::environment, "capture", "stat " + path.string() + ": " + ec.message()));
+  auto h = sha256_file(path);
+  if (!h) return fail(h.error());
+  out.sha256 = std::move(h).value();
+
+  out.not_stored += res->cap_dropped;
+  out.stats.received = res->seen;
+  out.stats.dropped = res->stats.dropped + out.not_stored;
+  // T17: libpcap fills ps_ifdrop on Linux only in promiscuous mode; we never are, so it is unknown.
+  out.stats.if_dropped = res->stats.if_dropped;
+  out.stats.if_dropped_known = false;
+  out.stats.available_bytes = out.size;
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> sha256_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(Errc::environment, "capture", "cannot read " + path.string());
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    auto n = in.gcount();
+    if (n > 0) crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<unsigned long long>(n));
+  }
+  if (in.bad()) return make_error(Errc::environment, "capture", "read error on " + path.string());
+  std::vector<std::uint8_t> out(crypto_hash_sha256_BYTES);
+  crypto_hash_sha256_final(&st, out.data());
+  return out;
+}
+
+}  // namespace tandem::agent
