@@ -44,6 +44,29 @@ std::uint32_t unpermute32(std::uint32_t key, std::uint32_t value) {
   return std::uint32_t{left} << 16 | right;
 }
 
+std::uint32_t permute_below(std::uint32_t key, std::uint32_t value, std::uint64_t n) {
+  if (n <= 1) return 0;
+  if (n > 0xffffffffull) return permute32(key, value);
+  unsigned bits = 2;
+  while ((std::uint64_t{1} << bits) < n) bits += 2;
+  unsigned half = bits / 2;
+  std::uint32_t mask = (std::uint32_t{1} << half) - 1;
+  auto once = [&](std::uint32_t x) {
+    std::uint32_t left = x >> half, right = x & mask;
+    for (int r = 0; r < 4; ++r) {
+      std::uint32_t next = left ^ (round_fn(key, r, static_cast<std::uint16_t>(right)) & mask);
+      left = right;
+      right = next;
+    }
+    return left << half | right;
+  };
+  // Cycle walking: re-apply the permutation of [0, 2^bits) until the value lands below n. Since
+  // 2^bits < 4n this takes under four rounds on average, and it is a bijection on [0, n).
+  std::uint32_t x = once(value);
+  while (x >= n) x = once(x);
+  return x;
+}
+
 std::array<std::uint8_t, kPayloadTagSize> RunKey::payload_tag(std::uint32_t index) const {
   std::array<std::uint8_t, kPayloadTagSize> tag{'T', 'N', 'D', 'M'};
   for (int i = 0; i < 4; ++i) {

@@ -6,7 +6,7 @@
 //   TCP  sequence number   = permute32(key, index)        (a SYN-ACK/RST acks seq+1)
 //   IPv4 identification     = low 16 bits of permute32(key ^ kIpIdSalt, index)
 //   IPv6 flow label         = low 20 bits of the same
-//   source port             = chosen by the SportPolicy, derived from (key, index) when random
+//   source port             = chosen by the SportPolicy: a keyed shuffle of the range when random
 //   UDP / ICMP payload      = "TNDM" + key + index (12 bytes)
 //   ICMP echo identifier    = low 16 bits of key; echo sequence = low 16 bits of index
 // Several carriers are kept on purpose: NAT rewrites addresses and ports, some middleboxes rewrite
@@ -23,6 +23,11 @@ namespace tandem::probe {
 // A bijection on 32-bit values (4-round Feistel network over 16-bit halves), keyed by `key`.
 std::uint32_t permute32(std::uint32_t key, std::uint32_t value);
 std::uint32_t unpermute32(std::uint32_t key, std::uint32_t value);
+
+// A bijection on [0, n) for 1 <= n <= 2^32 (a balanced Feistel network on the smallest even
+// number of bits covering n, with cycle walking): distinct inputs below n give distinct outputs
+// below n. Used for source ports, so that a run's probes never share one by chance.
+std::uint32_t permute_below(std::uint32_t key, std::uint32_t value, std::uint64_t n);
 
 inline constexpr std::uint32_t kIpIdSalt = 0x5bd1e995;
 inline constexpr std::uint32_t kSportSalt = 0x27d4eb2f;
@@ -41,8 +46,11 @@ struct RunKey {
     return permute32(key ^ kIpIdSalt, index) & 0xfffffu;
   }
   std::uint16_t icmp_ident() const { return static_cast<std::uint16_t>(key); }
-  // 32 well-mixed bits per probe for the random source-port policy.
-  std::uint32_t sport_bits(std::uint32_t index) const { return permute32(key ^ kSportSalt, index); }
+  // Position of probe `index` in a keyed shuffle of [0, n): source ports drawn from a range of n
+  // ports without repetition until all n are used.
+  std::uint32_t sport_slot(std::uint32_t index, std::uint32_t n) const {
+    return permute_below(key ^ kSportSalt, index % n, n);
+  }
 
   std::array<std::uint8_t, kPayloadTagSize> payload_tag(std::uint32_t index) const;
   // The index carried by a payload that starts with this run's tag; nullopt for anything else.

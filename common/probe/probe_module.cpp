@@ -22,12 +22,13 @@ std::uint16_t policy_sport(const SportPolicy& policy, const RunKey& key, std::ui
     case SportPolicy::Kind::fixed: return policy.lo;
     case SportPolicy::Kind::range: {
       std::uint32_t span = std::uint32_t{policy.hi} - policy.lo + 1;
-      return static_cast<std::uint16_t>(policy.lo + key.sport_bits(index) % span);
+      return static_cast<std::uint16_t>(policy.lo + key.sport_slot(index, span));
     }
     case SportPolicy::Kind::random:
     default:
-      // Above the privileged ports, avoiding 0; uniform enough for identity and flow spreading.
-      return static_cast<std::uint16_t>(1024 + key.sport_bits(index) % (65536 - 1024));
+      // Above the privileged ports; a shuffle, not independent draws, so that no two probes of a
+      // run share a port (and a 4-tuple) until 64512 probes have been sent.
+      return static_cast<std::uint16_t>(1024 + key.sport_slot(index, 65536 - 1024));
   }
 }
 

@@ -92,7 +92,7 @@ class OutcomeTable {
   void on_sent(std::uint32_t index, bool ok, Nanos ns) {
     std::lock_guard lock(mu_);
     auto& p = at(index);
-    p.sent = ok;
+    p.sent = ok || p.seen_leaving;
     if (ok && !p.seen_leaving) p.sent_ns = ns;
     if (ok) sent_upto_ = std::max<std::uint64_t>(sent_upto_, std::uint64_t{index} + 1);
   }
@@ -129,10 +129,14 @@ class OutcomeTable {
     Nanos timeout = static_cast<Nanos>(opts_.timeout_s * 1e9);
     while (next_final_ < table_.size()) {
       auto& p = table_[next_final_];
-      bool known = p.answered || (p.sent && now - p.sent_ns >= timeout) ||
+      // On a fast path the answer can be captured before sendmmsg() has even returned: a probe
+      // is final only once its send is confirmed (by the syscall or by our capture seeing it).
+      bool confirmed = p.sent || p.seen_leaving;
+      bool known = (p.answered && confirmed) || (p.sent && now - p.sent_ns >= timeout) ||
                    (sending_done && !p.sent && next_final_ >= sent_upto_);
       if (!known) break;
       if (!p.answered) p.state = classify(opts_.spec.l4, !opts_.target.is_v4(), probe::ReplyKind::none, 0, 0);
+      p.sent = confirmed;
       out.push_back(p);
       ++next_final_;
     }
