@@ -1,13 +1,1206 @@
+// correlate(): see docs/correlation.md for the algorithm this file implements. In brief:
+//   1. decode every packet of both captures once into a 36-byte Rec (no per-packet allocation);
+//   2. find the probes in the client capture and give them ids (run key, or send order);
+//   3. pass A: match each probe to its server sighting on >= 2 agreeing discriminating invariants;
+//   4. find the server's reply to each sighting and the replies the client got;
+//   5. estimate the clock from answered pairs (unless the manifest has it);
+//   6. pass B: probes still without a sighting get one if exactly one candidate agreeing on one
+//      invariant falls in the probe's offset-corrected time window;
+//   7. decide fates, diff fields of matched pairs, aggregate findings.
 #include "controller/correlate/correlate.hpp"
 
-namespace tandem::correlate {
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <tuple>
+#include <unordered_map>
 
-Result<Correlation> correlate(const CaptureSide&, const CaptureSide&, const RunManifest&) {
-  return make_error(Errc::internal, "correlate", "not implemented yet");
+#include "common/packet/build.hpp"
+#include "common/packet/decode.hpp"
+#include "common/packet/tcp_option.hpp"
+#include "common/probe/identity.hpp"
+
+namespace tandem::correlate {
+namespace {
+
+using packet::Decoded;
+using packet::IpAddr;
+
+constexpr std::uint32_t kNone = 0xffffffffu;
+// The slack added to time windows: capture timestamping jitter on either end.
+constexpr Nanos kTimeSlackNs = 1'000'000;
+// Chains longer than this are not walked for secondary invariants: such a value identifies nothing.
+constexpr std::size_t kMaxChainWalk = 256;
+
+// Packet shapes, independent of direction.
+enum Role : std::uint8_t {
+  kRoleNone = 0,
+  kRoleSyn,        // TCP SYN without ACK/RST: a TCP probe
+  kRoleTcpReply,   // TCP with ACK or RST: a SYN-ACK, RST or anything else answering
+  kRoleDatagram,   // UDP either way
+  kRoleEchoReq,    // ICMP/ICMPv6 echo request: an ICMP probe
+  kRoleEchoReply,  // ICMP/ICMPv6 echo reply
+  kRoleIcmpError,  // ICMP error quoting a packet
+};
+
+enum Bits : std::uint8_t {
+  kHasTs = 1,        // TCP timestamp option present (tsval valid)
+  kHasPrimary = 2,   // `primary` is valid: TCP seq, payload tag index, or ICMP echo id/seq
+  kHasTag = 4,       // `primary` came from the run's payload tag
+  kOutgoing = 8,     // SLL/SLL2 said this host sent it
+  kQuotedTcp = 16,   // ICMP error quoting TCP
+  kQuotedUdp = 32,   // ICMP error quoting UDP
+  kQuotedIcmp = 64,  // ICMP error quoting ICMP
+};
+
+// What correlation needs of one packet. For ICMP errors the L4 fields describe the quoted packet
+// (primary = quoted seq/tag/echo id+seq, sport/dport = quoted ports, ipid = quoted IP ID / flow
+// label) and type/code live in flags/code. Fields needed only to diff a matched pair (TOS, DF,
+// window, option bytes) are folded into `fp`; a pair whose fingerprints differ is decoded again.
+struct Rec {
+  std::uint32_t primary = 0;
+  std::uint32_t ack = 0;
+  std::uint32_t ipid = 0;  // IPv4 ID or IPv6 flow label
+  std::uint32_t tsval = 0;
+  std::uint32_t fp = 0;
+  std::uint16_t sport = 0, dport = 0;
+  std::uint16_t src = 0, dst = 0;  // AddrTable ids
+  std::uint8_t role = kRoleNone;
+  std::uint8_t flags = 0;  // TCP flags, or ICMP type
+  std::uint8_t code = 0;   // ICMP code
+  std::uint8_t ttl = 0;
+  std::uint8_t bits = 0;
+};
+static_assert(sizeof(Rec) <= 36);
+
+// Interns addresses: captures of one run hold a handful of them, so a short linear scan in front of
+// a hash map keeps the per-packet cost at a few compares.
+class AddrTable {
+ public:
+  static constexpr std::uint16_t kOverflow = 0xffff;
+
+  std::uint16_t intern(const IpAddr& a) {
+    if (last_ < addrs_.size() && addrs_[last_] == a) return last_;
+    for (std::uint16_t i = 0; i < std::min<std::size_t>(addrs_.size(), 8); ++i) {
+      if (addrs_[i] == a) return last_ = i;
+    }
+    std::string key(reinterpret_cast<const char*>(a.bytes.data()), a.size());
+    auto it = map_.find(key);
+    if (it != map_.end()) return last_ = it->second;
+    if (addrs_.size() >= kOverflow) return kOverflow;
+    auto id = static_cast<std::uint16_t>(addrs_.size());
+    addrs_.push_back(a);
+    map_.emplace(std::move(key), id);
+    return last_ = id;
+  }
+  std::optional<std::uint16_t> find(const IpAddr& a) const {
+    for (std::size_t i = 0; i < addrs_.size(); ++i) {
+      if (addrs_[i] == a) return static_cast<std::uint16_t>(i);
+    }
+    return std::nullopt;
+  }
+  const IpAddr* get(std::uint16_t id) const { return id < addrs_.size() ? &addrs_[id] : nullptr; }
+  std::size_t size() const { return addrs_.size(); }
+
+ private:
+  std::vector<IpAddr> addrs_;
+  std::unordered_map<std::string, std::uint16_t> map_;
+  std::uint16_t last_ = 0;
+};
+
+std::uint32_t mix32(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
 }
 
-std::vector<Finding> aggregate_findings(const std::vector<ProbeRecord>&) { return {}; }
+std::uint32_t fnv1a(std::uint32_t h, std::span<const std::uint8_t> bytes) {
+  for (auto b : bytes) h = (h ^ b) * 16777619u;
+  return h;
+}
+std::uint32_t fnv1a_byte(std::uint32_t h, std::uint32_t v) { return (h ^ (v & 0xffu)) * 16777619u; }
 
-std::string reply_kind_text(std::uint8_t, std::uint8_t, std::uint8_t, std::uint8_t) { return {}; }
+// A multimap u32 key -> record index as hash chains through a per-record `next` array: two flat
+// vectors, no node allocation. Lookups walk the chain and the caller re-checks the key.
+class ChainIndex {
+ public:
+  void reset(std::size_t records, std::size_t expected) {
+    std::size_t n = 16;
+    while (n < expected * 2) n <<= 1;
+    heads_.assign(n, kNone);
+    mask_ = static_cast<std::uint32_t>(n - 1);
+    next_.assign(records, kNone);
+  }
+  bool built() const { return !heads_.empty(); }
+  // Records must be added in increasing index order for chains to come out in capture order.
+  void add(std::uint32_t key, std::uint32_t rec) {
+    auto& h = heads_[mix32(key) & mask_];
+    // Prepend; walk() reverses nothing, so chains run newest first. Callers that need capture
+    // order (earliest reply) compare timestamps instead of relying on chain order.
+    next_[rec] = h;
+    h = rec;
+  }
+  template <class F>
+  std::size_t walk(std::uint32_t key, F&& f) const {
+    if (heads_.empty()) return 0;
+    std::size_t n = 0;
+    for (auto r = heads_[mix32(key) & mask_]; r != kNone; r = next_[r]) {
+      f(r);
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  std::vector<std::uint32_t> heads_;
+  std::vector<std::uint32_t> next_;
+  std::uint32_t mask_ = 0;
+};
+
+struct Side {
+  const CaptureSide* cap = nullptr;
+  std::vector<Rec> recs;
+  AddrTable addrs;
+  std::uint64_t drops = 0;  // kernel + interface drops when the capture reported them
+
+  Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
+};
+
+bool linktype_supported(int lt) {
+  std::array<std::uint8_t, 1> none{};
+  auto d = packet::decode(static_cast<std::uint32_t>(lt), std::span<const std::uint8_t>(none.data(), 0));
+  return !d.anomalies.has(packet::Anomaly::link_unsupported);
+}
+
+std::optional<std::uint32_t> tag_index(std::span<const std::uint8_t> payload,
+                                       const std::optional<std::uint32_t>& key) {
+  if (payload.size() < probe::kPayloadTagSize || std::memcmp(payload.data(), "TNDM", 4) != 0) {
+    return std::nullopt;
+  }
+  if (key) return probe::RunKey{*key}.index_from_payload(payload);
+  return std::uint32_t{payload[8]} << 24 | std::uint32_t{payload[9]} << 16 |
+         std::uint32_t{payload[10]} << 8 | std::uint32_t{payload[11]};
+}
+
+bool is_echo_request(bool v6, std::uint8_t type) { return v6 ? type == 128 : type == 8; }
+bool is_echo_reply(bool v6, std::uint8_t type) { return v6 ? type == 129 : type == 0; }
+
+std::uint32_t ip_ident(const packet::IpView& ip) { return ip.is_v4() ? ip.ip_id : ip.flow_label; }
+
+void fill_rec(const Decoded& d, const std::optional<std::uint32_t>& key, AddrTable& addrs, Rec& r) {
+  r = Rec{};
+  if (d.l3 != packet::L3::ip) return;
+  r.src = addrs.intern(d.ip.src);
+  r.dst = addrs.intern(d.ip.dst);
+  r.ttl = d.ip.ttl;
+  r.ipid = ip_ident(d.ip);
+  if (d.link.outgoing()) r.bits |= kOutgoing;
+  std::uint32_t fp = 2166136261u;
+  fp = fnv1a_byte(fp, d.ip.tos);
+  fp = fnv1a_byte(fp, d.ip.df ? 1 : 0);
+  switch (d.l4) {
+    case packet::L4::tcp: {
+      const auto& t = d.tcp;
+      r.sport = t.sport;
+      r.dport = t.dport;
+      r.primary = t.seq;
+      r.ack = t.ack;
+      r.flags = t.flags;
+      r.bits |= kHasPrimary;
+      bool syn = t.flags & packet::kTcpSyn, ackf = t.flags & packet::kTcpAck, rst = t.flags & packet::kTcpRst;
+      r.role = (syn && !ackf && !rst) ? kRoleSyn : (ackf || rst) ? kRoleTcpReply : kRoleNone;
+      fp = fnv1a_byte(fp, t.window >> 8);
+      fp = fnv1a_byte(fp, t.window);
+      fp = fnv1a(fp, t.options);
+      packet::for_each_tcp_option(t.options, [&](const packet::TcpOptionView& o) {
+        if (o.kind == packet::kTcpOptTimestamp && o.data.size() == 8) {
+          r.tsval = std::uint32_t{o.data[0]} << 24 | std::uint32_t{o.data[1]} << 16 |
+                    std::uint32_t{o.data[2]} << 8 | o.data[3];
+          r.bits |= kHasTs;
+        }
+      });
+      break;
+    }
+    case packet::L4::udp: {
+      r.sport = d.udp.sport;
+      r.dport = d.udp.dport;
+      r.role = kRoleDatagram;
+      if (auto i = tag_index(d.udp.payload, key)) {
+        r.primary = *i;
+        r.bits |= kHasPrimary | kHasTag;
+      }
+      break;
+    }
+    case packet::L4::icmp: {
+      const auto& ic = d.icmp;
+      r.flags = ic.type;
+      r.code = ic.code;
+      if (!ic.is_error) {
+        bool req = is_echo_request(ic.v6, ic.type), rep = is_echo_reply(ic.v6, ic.type);
+        if (!req && !rep) break;
+        r.role = req ? kRoleEchoReq : kRoleEchoReply;
+        r.sport = ic.id();
+        r.dport = ic.seq();
+        if (auto i = tag_index(ic.body, key)) {
+          r.primary = *i;
+          r.bits |= kHasPrimary | kHasTag;
+        } else {
+          r.primary = ic.rest;
+          r.bits |= kHasPrimary;
+        }
+        break;
+      }
+      if (!ic.has_quoted) break;
+      const auto& q = ic.quoted;
+      r.role = kRoleIcmpError;
+      r.ipid = ip_ident(q.ip);
+      if (q.ip.protocol == packet::kProtoTcp && q.has_ports) {
+        r.bits |= kQuotedTcp;
+        r.sport = q.sport;
+        r.dport = q.dport;
+        if (q.has_tcp_seq) {
+          r.primary = q.tcp_seq;
+          r.bits |= kHasPrimary;
+        }
+      } else if (q.ip.protocol == packet::kProtoUdp && q.has_ports) {
+        r.bits |= kQuotedUdp;
+        r.sport = q.sport;
+        r.dport = q.dport;
+        auto body = q.ip.payload.size() > 8 ? q.ip.payload.subspan(8) : std::span<const std::uint8_t>{};
+        if (auto i = tag_index(body, key)) {
+          r.primary = *i;
+          r.bits |= kHasPrimary | kHasTag;
+        }
+      } else if (q.has_icmp && is_echo_request(!q.ip.is_v4(), q.icmp_type)) {
+        r.bits |= kQuotedIcmp;
+        r.sport = q.icmp_id;
+        r.dport = q.icmp_seq;
+        auto body = q.ip.payload.size() > 8 ? q.ip.payload.subspan(8) : std::span<const std::uint8_t>{};
+        if (auto i = tag_index(body, key)) {
+          r.primary = *i;
+          r.bits |= kHasPrimary | kHasTag;
+        } else {
+          r.primary = std::uint32_t{q.icmp_id} << 16 | q.icmp_seq;
+          r.bits |= kHasPrimary;
+        }
+      }
+      break;
+    }
+    default: break;
+  }
+  r.fp = fp;
+}
+
+void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
+  const auto& buf = s.cap->packets;
+  s.recs.resize(buf.size());
+  Decoded d;
+  auto lt = static_cast<std::uint32_t>(s.cap->linktype);
+  for (std::size_t i = 0; i < buf.size(); ++i) {
+    auto p = buf[i];
+    packet::decode_into(lt, p.data, p.origlen, d);
+    fill_rec(d, key, s.addrs, s.recs[i]);
+  }
+  const auto& st = s.cap->stats;
+  if (st.available) s.drops = st.dropped + st.if_dropped;
+}
+
+enum class L4Kind { tcp, udp, icmp };
+
+bool is_probe_shape(const Rec& r, L4Kind l4) {
+  switch (l4) {
+    case L4Kind::tcp: return r.role == kRoleSyn;
+    case L4Kind::udp: return r.role == kRoleDatagram;
+    case L4Kind::icmp: return r.role == kRoleEchoReq;
+  }
+  return false;
+}
+
+// The key a probe is looked up by in reply indexes: what its replies and ICMP quotes carry.
+std::uint32_t probe_reply_key(const Rec& p, L4Kind l4) {
+  switch (l4) {
+    case L4Kind::tcp: return p.primary;
+    case L4Kind::udp: return std::uint32_t{p.dport} << 16 | p.sport;
+    case L4Kind::icmp: return p.primary;
+  }
+  return 0;
+}
+
+// The key a reply-shaped packet is indexed under (see probe_reply_key); nullopt if not a reply.
+std::optional<std::uint32_t> reply_key(const Rec& r, L4Kind l4) {
+  switch (l4) {
+    case L4Kind::tcp:
+      if (r.role == kRoleTcpReply && (r.flags & packet::kTcpAck)) return r.ack - 1;
+      if (r.role == kRoleIcmpError && (r.bits & kQuotedTcp) && (r.bits & kHasPrimary)) return r.primary;
+      return std::nullopt;
+    case L4Kind::udp:
+      if (r.role == kRoleDatagram) return std::uint32_t{r.sport} << 16 | r.dport;
+      if (r.role == kRoleIcmpError && (r.bits & kQuotedUdp)) return std::uint32_t{r.dport} << 16 | r.sport;
+      return std::nullopt;
+    case L4Kind::icmp:
+      if (r.role == kRoleEchoReply && (r.bits & kHasPrimary)) return r.primary;
+      if (r.role == kRoleIcmpError && (r.bits & kQuotedIcmp)) return r.primary;
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Does reply-shaped r answer (or quote) probe p, both as seen on the same end?
+bool answers(const Rec& p, const Rec& r, L4Kind l4) {
+  if (r.dst != p.src) return false;
+  if (r.role == kRoleIcmpError) {
+    if (l4 == L4Kind::icmp) return (r.bits & kHasPrimary) && r.primary == p.primary;
+    if (r.sport != p.sport || r.dport != p.dport) return false;
+    if (l4 == L4Kind::tcp) return r.primary == p.primary;
+    return !((r.bits & kHasTag) && (p.bits & kHasTag)) || r.primary == p.primary;
+  }
+  switch (l4) {
+    case L4Kind::tcp: return r.sport == p.dport && r.dport == p.sport && r.ack == p.primary + 1;
+    case L4Kind::udp:
+      if (r.sport != p.dport || r.dport != p.sport) return false;
+      return !((r.bits & kHasTag) && (p.bits & kHasTag)) || r.primary == p.primary;
+    case L4Kind::icmp: return r.primary == p.primary;
+  }
+  return false;
+}
+
+// Reply kinds compare by what §5 names: SYN-ACK vs RST vs other TCP, ICMP type/code, UDP.
+std::uint32_t kind_code(const Rec& r) {
+  switch (r.role) {
+    case kRoleTcpReply: return 1u << 16 | (r.flags & (packet::kTcpSyn | packet::kTcpRst));
+    case kRoleDatagram: return 2u << 16;
+    case kRoleEchoReply:
+    case kRoleIcmpError: return 3u << 16 | std::uint32_t{r.flags} << 8 | r.code;
+    default: return 0;
+  }
+}
+
+std::string kind_text(const Rec& r) {
+  switch (r.role) {
+    case kRoleTcpReply: return reply_kind_text(packet::kProtoTcp, r.flags, 0, 0);
+    case kRoleDatagram: return reply_kind_text(packet::kProtoUdp, 0, 0, 0);
+    case kRoleEchoReply:
+    case kRoleIcmpError: return reply_kind_text(packet::kProtoIcmp, 0, r.flags, r.code);
+    default: return {};
+  }
+}
+
+// Which invariants tell probes apart in this run: one whose value is the same for every probe
+// (a fixed source port, the probes' constant TSval, IP ID 0) identifies nothing.
+struct Discriminating {
+  bool primary = true, ipid = false, sport = false, tsval = false;
+};
+
+template <class T>
+struct VaryTracker {
+  bool seen = false, varies = false;
+  T first{};
+  void add(T v) {
+    if (!seen) { seen = true; first = v; } else if (v != first) { varies = true; }
+  }
+};
+
+enum class Match : std::uint8_t { none, matched, ambiguous };
+
+struct ProbeWork {
+  std::uint32_t c_probe = kNone, s_probe = kNone, s_reply = kNone, c_reply = kNone;
+  Match match = Match::none;
+  std::uint32_t candidates = 0;  // for the ambiguity note
+  std::uint32_t conflict_with = kNone;  // probe id that claimed the same server packet
+  std::uint32_t weak = 0;  // server candidates agreeing on exactly one invariant (pass A)
+};
+
+class Correlator {
+ public:
+  Correlator(const CaptureSide& client, const CaptureSide& server, const RunManifest& m)
+      : m_(m) {
+    c_.cap = &client;
+    s_.cap = &server;
+  }
+
+  Result<Correlation> run();
+
+ private:
+  Status validate();
+  void find_endpoints();
+  void find_client_probes();
+  int score(const Rec& c, const Rec& s) const;
+  void build_server_indexes();
+  void pass_a();
+  void pass_b();
+  void find_server_replies();
+  void index_client_replies();
+  // Client replies to probe i, best first: the one matching the server's reply if any.
+  std::uint32_t pick_client_reply(std::size_t i, bool use_time, bool* real) const;
+  bool reverse_agrees(std::uint32_t s_reply, std::uint32_t c_reply, bool use_time) const;
+  void estimate_clock();
+  void decide();
+  void diff(std::size_t i);
+  void annotate_packets();
+
+  bool time_known() const { return corr_.clock.source != "none"; }
+
+  const RunManifest& m_;
+  L4Kind l4_ = L4Kind::tcp;
+  Side c_, s_;
+  std::optional<std::uint16_t> client_id_, target_id_, server_id_;
+  std::optional<std::uint16_t> dport_;
+  std::vector<ProbeWork> work_;  // parallel to corr_.probes
+  Discriminating disc_;
+  ChainIndex s_primary_, s_ipid_, s_sport_, s_tsval_, s_reply_idx_, c_reply_idx_;
+  std::vector<std::uint32_t> s_cands_;   // server probe candidates, capture order
+  std::vector<std::uint32_t> s_claimed_; // per server rec: probe position that claimed it
+  Nanos min_ow_ = 0, max_ow_ = 0;        // one-way delays (offset-corrected) seen in pass A
+  bool have_ow_ = false;
+  Correlation corr_;
+};
+
+Status Correlator::validate() {
+  if (m_.l4 == "tcp") l4_ = L4Kind::tcp;
+  else if (m_.l4 == "udp") l4_ = L4Kind::udp;
+  else if (m_.l4 == "icmp") l4_ = L4Kind::icmp;
+  else return make_error(Errc::usage, "correlate", "manifest l4 '" + m_.l4 + "' is not tcp, udp or icmp");
+  if (m_.count && m_.probe_variant.size() > *m_.count) {
+    return make_error(Errc::usage, "correlate", "manifest lists variants for " +
+                      std::to_string(m_.probe_variant.size()) + " probes but count is " + std::to_string(*m_.count));
+  }
+  std::size_t nvar = std::max<std::size_t>(m_.variants.size(), 1);
+  for (auto v : m_.probe_variant) {
+    if (v >= nvar) {
+      return make_error(Errc::usage, "correlate", "manifest probe_variant " + std::to_string(v) +
+                        " is out of range (" + std::to_string(nvar) + " variants)");
+    }
+  }
+  for (const Side* s : {&c_, &s_}) {
+    if (s->cap->present && !linktype_supported(s->cap->linktype)) {
+      return make_error(Errc::usage, "correlate", std::string(s == &c_ ? "client" : "server") +
+                        " capture has link type " + std::to_string(s->cap->linktype) + ", which cannot be decoded");
+    }
+  }
+  return ok_status();
+}
+
+// The most frequent value of id_of(rec) over recs passing keep(rec).
+template <class Keep, class IdOf>
+std::optional<std::uint16_t> most_frequent(const std::vector<Rec>& recs, std::size_t n_ids, Keep keep, IdOf id_of) {
+  std::vector<std::uint32_t> counts(n_ids + 1, 0);
+  for (const auto& r : recs) {
+    if (keep(r)) {
+      auto id = id_of(r);
+      if (id < counts.size()) ++counts[id];
+    }
+  }
+  auto it = std::max_element(counts.begin(), counts.end());
+  if (it == counts.end() || *it == 0) return std::nullopt;
+  return static_cast<std::uint16_t>(it - counts.begin());
+}
+
+void Correlator::find_endpoints() {
+  auto shape = [&](const Rec& r) { return is_probe_shape(r, l4_); };
+  if (c_.cap->present) {
+    auto known = m_.client ? m_.client : c_.cap->local;
+    if (known) client_id_ = c_.addrs.find(*known);
+    if (!known) {
+      // Without a manifest: the probes' sender is the most frequent source of probe-shaped
+      // packets, preferring those the link layer marks as sent by this host.
+      bool any_out = std::any_of(c_.recs.begin(), c_.recs.end(), [&](const Rec& r) { return shape(r) && (r.bits & kOutgoing); });
+      client_id_ = most_frequent(c_.recs, c_.addrs.size(), [&](const Rec& r) { return shape(r) && (!any_out || (r.bits & kOutgoing)); },
+                                 [](const Rec& r) { return r.src; });
+    }
+    if (client_id_) {
+      auto cid = *client_id_;
+      if (m_.target) target_id_ = c_.addrs.find(*m_.target);
+      else target_id_ = most_frequent(c_.recs, c_.addrs.size(), [&](const Rec& r) { return shape(r) && r.src == cid; },
+                                      [](const Rec& r) { return r.dst; });
+      if (m_.dport) dport_ = *m_.dport;
+      else if (target_id_ && l4_ != L4Kind::icmp) {
+        // Ports are 16 bits: count them directly.
+        std::vector<std::uint32_t> counts(65536, 0);
+        for (const auto& r : c_.recs) {
+          if (shape(r) && r.src == cid && r.dst == *target_id_) ++counts[r.dport];
+        }
+        auto it = std::max_element(counts.begin(), counts.end());
+        if (*it) dport_ = static_cast<std::uint16_t>(it - counts.begin());
+      }
+    }
+  }
+  if (s_.cap->present) {
+    if (s_.cap->local) server_id_ = s_.addrs.find(*s_.cap->local);
+    else {
+      // NAT may change the destination (DNAT), so the server is whoever receives probe-shaped
+      // packets most often, not necessarily the address the client aimed at.
+      bool any_in = std::any_of(s_.recs.begin(), s_.recs.end(), [&](const Rec& r) {
+        return shape(r) && !(r.bits & kOutgoing) && s_.cap->linktype != 0 && pcapio::is_linux_cooked(s_.cap->linktype);
+      });
+      server_id_ = most_frequent(s_.recs, s_.addrs.size(), [&](const Rec& r) { return shape(r) && (!any_in || !(r.bits & kOutgoing)); },
+                                 [](const Rec& r) { return r.dst; });
+    }
+  }
+}
+
+void Correlator::find_client_probes() {
+  std::uint64_t count_limit = m_.count ? *m_.count : (m_.run_key ? (1u << 24) : ~std::uint64_t{0});
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> found;  // (id, client rec)
+  if (c_.cap->present && client_id_ && target_id_) {
+    std::optional<probe::RunKey> key;
+    if (m_.run_key) key = probe::RunKey{*m_.run_key};
+    std::uint32_t ordinal = 0;
+    for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
+      const Rec& r = c_.recs[i];
+      if (!is_probe_shape(r, l4_) || r.src != *client_id_ || r.dst != *target_id_) continue;
+      if (dport_ && l4_ != L4Kind::icmp && r.dport != *dport_) continue;
+      std::optional<std::uint32_t> id;
+      if (key) {
+        if (l4_ == L4Kind::tcp) id = key->index_from_seq(r.primary);
+        else if (r.bits & kHasTag) id = r.primary;
+        else if (l4_ == L4Kind::icmp && r.sport == key->icmp_ident() && m_.count && *m_.count <= 65536) id = r.dport;
+        if (id && *id >= count_limit) id.reset();
+      } else {
+        id = ordinal++;
+      }
+      if (id) found.emplace_back(*id, i);
+    }
+  }
+  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Duplicates (the same id sent twice) keep the first sighting; the rest are unmatched packets.
+  found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+              found.end());
+
+  auto& probes = corr_.probes;
+  if (m_.count) {
+    probes.resize(*m_.count);
+    work_.resize(*m_.count);
+    for (std::uint32_t id = 0; id < *m_.count; ++id) probes[id].id = id;
+    for (auto [id, rec] : found) work_[id].c_probe = rec;
+  } else {
+    probes.resize(found.size());
+    work_.resize(found.size());
+    for (std::size_t k = 0; k < found.size(); ++k) {
+      probes[k].id = found[k].first;
+      work_[k].c_probe = found[k].second;
+    }
+  }
+  VaryTracker<std::uint32_t> v_ipid, v_ts;
+  VaryTracker<std::uint16_t> v_sport;
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < probes.size(); ++k) {
+    auto& p = probes[k];
+    if (p.id < m_.probe_variant.size()) p.variant = m_.probe_variant[p.id];
+    auto ci = work_[k].c_probe;
+    if (ci == kNone) continue;
+    const Rec& r = c_.recs[ci];
+    p.sport = l4_ == L4Kind::icmp ? 0 : r.sport;
+    p.client_probe = ci;
+    p.client_tx_ns = c_.ts(ci);
+    ++n;
+    v_ipid.add(r.ipid);
+    v_sport.add(r.sport);
+    if (r.bits & kHasTs) v_ts.add(r.tsval);
+  }
+  // A lone probe is told apart by anything; otherwise an invariant must vary to identify.
+  disc_.ipid = v_ipid.varies || (n == 1 && v_ipid.first != 0);
+  disc_.sport = l4_ != L4Kind::icmp && (v_sport.varies || n == 1);
+  disc_.tsval = v_ts.varies || (n == 1 && v_ts.seen);
+}
+
+int Correlator::score(const Rec& c, const Rec& s) const {
+  int n = 0;
+  if ((c.bits & kHasPrimary) && (s.bits & kHasPrimary) && c.primary == s.primary) {
+    // An untagged ICMP echo id/seq or a tag counts like the TCP sequence number.
+    ++n;
+  }
+  if (disc_.ipid && c.ipid != 0 && c.ipid == s.ipid) ++n;
+  if (disc_.sport && c.sport == s.sport) ++n;
+  if (disc_.tsval && (c.bits & kHasTs) && (s.bits & kHasTs) && c.tsval == s.tsval) ++n;
+  return n;
+}
+
+void Correlator::build_server_indexes() {
+  if (!s_.cap->present || !server_id_) return;
+  auto sid = *server_id_;
+  for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
+    const Rec& r = s_.recs[i];
+    if (is_probe_shape(r, l4_) && r.dst == sid && r.src != sid) s_cands_.push_back(i);
+  }
+  // Captures are written in time order; a file merged by hand may not be, and pass B's time
+  // windows need it.
+  if (!std::is_sorted(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); })) {
+    std::stable_sort(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); });
+  }
+  s_primary_.reset(s_.recs.size(), s_cands_.size());
+  for (auto i : s_cands_) {
+    if (s_.recs[i].bits & kHasPrimary) s_primary_.add(s_.recs[i].primary, i);
+  }
+  s_claimed_.assign(s_.recs.size(), kNone);
+  // Replies the server sent: what answers() checks per probe.
+  std::size_t n = 0;
+  for (const auto& r : s_.recs) n += r.src == sid;
+  s_reply_idx_.reset(s_.recs.size(), n);
+  for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
+    const Rec& r = s_.recs[i];
+    if (r.src != sid) continue;
+    if (auto k = reply_key(r, l4_)) s_reply_idx_.add(*k, i);
+  }
+}
+
+void Correlator::index_client_replies() {
+  if (!c_.cap->present || !client_id_) return;
+  auto cid = *client_id_;
+  std::size_t n = 0;
+  for (const auto& r : c_.recs) n += r.dst == cid;
+  c_reply_idx_.reset(c_.recs.size(), n);
+  for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
+    const Rec& r = c_.recs[i];
+    if (r.dst != cid || (r.bits & kOutgoing)) continue;
+    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(*k, i);
+  }
+}
+
+void Correlator::pass_a() {
+  if (s_cands_.empty()) return;
+  auto claim = [&](std::size_t k, std::uint32_t s) {
+    auto& w = work_[k];
+    if (s_claimed_[s] != kNone) {
+      // Two probes want one server packet: neither is certain; report it rather than pick.
+      auto other = s_claimed_[s];
+      w.match = Match::ambiguous;
+      w.conflict_with = corr_.probes[other].id;
+      work_[other].match = Match::ambiguous;
+      work_[other].conflict_with = corr_.probes[k].id;
+      return;
+    }
+    s_claimed_[s] = static_cast<std::uint32_t>(k);
+    w.s_probe = s;
+    w.match = Match::matched;
+  };
+  std::vector<std::uint32_t> cands;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.c_probe == kNone) continue;
+    const Rec& c = c_.recs[w.c_probe];
+    cands.clear();
+    auto collect = [&](const ChainIndex& idx, std::uint32_t key, auto same) {
+      std::size_t walked = 0;
+      idx.walk(key, [&](std::uint32_t s) {
+        if (++walked > kMaxChainWalk) return;
+        if (same(s_.recs[s]) && std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
+      });
+    };
+    if (c.bits & kHasPrimary) {
+      collect(s_primary_, c.primary, [&](const Rec& s) { return (s.bits & kHasPrimary) && s.primary == c.primary; });
+    }
+    auto best_of = [&](int& best, std::uint32_t& best_s, std::uint32_t& ties) {
+      best = 0;
+      best_s = kNone;
+      ties = 0;
+      for (auto s : cands) {
+        int sc = score(c, s_.recs[s]);
+        if (sc > best) { best = sc; best_s = s; ties = 1; } else if (sc == best && sc > 0) { ++ties; }
+      }
+    };
+    int best;
+    std::uint32_t best_s, ties;
+    best_of(best, best_s, ties);
+    if (best < 2 || ties > 1) {
+      // The primary carrier was rewritten (or collides): look the probe up by the others.
+      if (disc_.ipid && c.ipid != 0) {
+        if (!s_ipid_.built()) {
+          s_ipid_.reset(s_.recs.size(), s_cands_.size());
+          for (auto i : s_cands_) s_ipid_.add(s_.recs[i].ipid, i);
+        }
+        collect(s_ipid_, c.ipid, [&](const Rec& s) { return s.ipid == c.ipid; });
+      }
+      if (disc_.sport) {
+        if (!s_sport_.built()) {
+          s_sport_.reset(s_.recs.size(), s_cands_.size());
+          for (auto i : s_cands_) s_sport_.add(s_.recs[i].sport, i);
+        }
+        collect(s_sport_, c.sport, [&](const Rec& s) { return s.sport == c.sport; });
+      }
+      if (disc_.tsval && (c.bits & kHasTs)) {
+        if (!s_tsval_.built()) {
+          s_tsval_.reset(s_.recs.size(), s_cands_.size());
+          for (auto i : s_cands_) {
+            if (s_.recs[i].bits & kHasTs) s_tsval_.add(s_.recs[i].tsval, i);
+          }
+        }
+        collect(s_tsval_, c.tsval, [&](const Rec& s) { return (s.bits & kHasTs) && s.tsval == c.tsval; });
+      }
+      best_of(best, best_s, ties);
+    }
+    if (best == 1) w.weak = ties;
+    if (best >= 2 && ties == 1) {
+      claim(k, best_s);
+    } else if (best >= 2) {
+      w.match = Match::ambiguous;
+      w.candidates = ties;
+    }
+  }
+}
+
+void Correlator::find_server_replies() {
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply != kNone) continue;
+    const Rec& p = s_.recs[w.s_probe];
+    Nanos t0 = s_.ts(w.s_probe), t1 = t0 + m_.reply_timeout_ns;
+    std::uint32_t best = kNone;
+    s_reply_idx_.walk(probe_reply_key(p, l4_), [&](std::uint32_t r) {
+      Nanos t = s_.ts(r);
+      if (r == w.s_probe || t < t0 || t > t1 || !answers(p, s_.recs[r], l4_)) return;
+      if (best == kNone || t < s_.ts(best)) best = r;
+    });
+    w.s_reply = best;
+  }
+}
+
+bool Correlator::reverse_agrees(std::uint32_t sr, std::uint32_t cr, bool use_time) const {
+  const Rec& a = s_.recs[sr];
+  const Rec& b = c_.recs[cr];
+  if (kind_code(a) != kind_code(b)) return false;
+  if (a.role == kRoleIcmpError) return true;  // both quote the same probe: that is the invariant
+  if (a.role == kRoleTcpReply && a.primary == b.primary) return true;
+  if (a.ipid != 0 && a.ipid == b.ipid) return true;
+  if ((a.bits & kHasTs) && (b.bits & kHasTs) && a.tsval == b.tsval) return true;
+  if ((a.bits & kHasTag) && (b.bits & kHasTag) && a.primary == b.primary) return true;
+  if (use_time && time_known()) {
+    Nanos expect = s_.ts(sr) - corr_.clock.offset_ns;
+    Nanos t = c_.ts(cr);
+    Nanos tol = corr_.clock.error_ns + kTimeSlackNs;
+    return t >= expect - tol && t <= expect + m_.reply_timeout_ns + tol;
+  }
+  return false;
+}
+
+std::uint32_t Correlator::pick_client_reply(std::size_t k, bool use_time, bool* real) const {
+  *real = false;
+  const auto& w = work_[k];
+  if (w.c_probe == kNone || !c_reply_idx_.built()) return kNone;
+  const Rec& p = c_.recs[w.c_probe];
+  Nanos t0 = c_.ts(w.c_probe), t1 = t0 + m_.reply_timeout_ns;
+  std::uint32_t first = kNone, match = kNone, same_kind = kNone;
+  std::uint32_t same_kind_count = 0;
+  std::uint32_t want_kind = w.s_reply != kNone ? kind_code(s_.recs[w.s_reply]) : 0;
+  c_reply_idx_.walk(probe_reply_key(p, l4_), [&](std::uint32_t r) {
+    Nanos t = c_.ts(r);
+    if (t < t0 || t > t1 || !answers(p, c_.recs[r], l4_)) return;
+    if (first == kNone || t < c_.ts(first)) first = r;
+    if (w.s_reply == kNone) return;
+    if (kind_code(c_.recs[r]) == want_kind) {
+      ++same_kind_count;
+      if (same_kind == kNone || t < c_.ts(same_kind)) same_kind = r;
+    }
+    if (reverse_agrees(w.s_reply, r, use_time) && (match == kNone || t < c_.ts(match))) match = r;
+  });
+  if (match != kNone) { *real = true; return match; }
+  // Same kind, nothing else to compare (sequence rewritten, IP ID 0, no timestamps): accept it
+  // only if it is the one reply of that kind.
+  if (same_kind != kNone && same_kind_count == 1 && !(use_time && time_known())) { *real = true; return same_kind; }
+  return first;
+}
+
+void Correlator::estimate_clock() {
+  if (m_.clock) {
+    corr_.clock = *m_.clock;
+    return;
+  }
+  corr_.clock = ClockEstimate{0, 0, "none"};
+  bool have = false;
+  Nanos best_rtt = 0;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    const auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply == kNone) continue;
+    bool real = false;
+    auto cr = pick_client_reply(k, false, &real);
+    if (!real) continue;
+    Nanos c_tx = c_.ts(w.c_probe), s_rx = s_.ts(w.s_probe), s_tx = s_.ts(w.s_reply), c_rx = c_.ts(cr);
+    // NTP's on-wire calculation: the server's turnaround does not count as path delay.
+    Nanos rtt = (c_rx - c_tx) - (s_tx - s_rx);
+    if (rtt < 0) continue;
+    if (!have || rtt < best_rtt) {
+      have = true;
+      best_rtt = rtt;
+      corr_.clock.offset_ns = ((s_rx - c_tx) - (c_rx - s_tx)) / 2;
+      corr_.clock.error_ns = rtt / 2;
+    }
+  }
+  if (have) corr_.clock.source = "probes";
+}
+
+void Correlator::pass_b() {
+  if (s_cands_.empty() || !time_known()) return;
+  const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
+  // One-way delays seen for probes matched without time bound where an unidentified sighting
+  // may sit; without any, the reply timeout bounds it.
+  for (const auto& w : work_) {
+    if (w.match != Match::matched) continue;
+    Nanos ow = s_.ts(w.s_probe) - off - c_.ts(w.c_probe);
+    if (!have_ow_) { min_ow_ = max_ow_ = ow; have_ow_ = true; }
+    min_ow_ = std::min(min_ow_, ow);
+    max_ow_ = std::max(max_ow_, ow);
+  }
+  Nanos lo_d = have_ow_ ? min_ow_ - err - kTimeSlackNs : -err - kTimeSlackNs;
+  Nanos hi_d = have_ow_ ? max_ow_ + err + kTimeSlackNs : m_.reply_timeout_ns + err;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.c_probe == kNone || w.match == Match::matched || w.conflict_with != kNone) continue;
+    const Rec& c = c_.recs[w.c_probe];
+    Nanos t = c_.ts(w.c_probe) + off;
+    auto it = std::lower_bound(s_cands_.begin(), s_cands_.end(), t + lo_d,
+                               [&](std::uint32_t s, Nanos v) { return s_.ts(s) < v; });
+    std::uint32_t hit = kNone, hits = 0, unclaimed = 0;
+    for (; it != s_cands_.end() && s_.ts(*it) <= t + hi_d; ++it) {
+      if (s_claimed_[*it] != kNone) continue;
+      ++unclaimed;
+      if (score(c, s_.recs[*it]) >= 1) { hit = *it; ++hits; }
+    }
+    if (hits == 1) {
+      s_claimed_[hit] = static_cast<std::uint32_t>(k);
+      w.s_probe = hit;
+      w.match = Match::matched;
+      w.candidates = 0;
+    } else if (hits > 1) {
+      w.match = Match::ambiguous;
+      w.candidates = hits;
+    } else if (unclaimed > 0 && w.match == Match::none) {
+      // Something arrived at the server in this probe's window that nothing identifies: it may be
+      // this probe with every carrier rewritten, so "lost" would be a guess.
+      w.match = Match::ambiguous;
+      w.candidates = 0;
+      corr_.probes[k].note = "unidentified: " + std::to_string(unclaimed) +
+                             " server packet(s) in its time window match no invariant";
+    }
+  }
+}
+
+std::string drop_note(const char* side, std::uint64_t drops) {
+  return std::string(side) + " capture dropped " + std::to_string(drops) + " packet(s)";
+}
+
+void Correlator::decide() {
+  const bool cp = c_.cap->present, sp = s_.cap->present;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    auto& p = corr_.probes[k];
+    p.client_probe = w.c_probe;
+    if (!cp) { p.fate = Fate::unknown; p.note = "client capture absent"; continue; }
+    if (w.c_probe == kNone) {
+      if (c_.drops) { p.fate = Fate::unknown; p.note = drop_note("client", c_.drops); }
+      else p.fate = Fate::not_sent;
+      continue;
+    }
+    bool real = false;
+    auto cr = pick_client_reply(k, true, &real);
+    const Rec* crec = cr != kNone ? &c_.recs[cr] : nullptr;
+    if (crec) {
+      p.client_reply = cr;
+      p.client_rx_ns = c_.ts(cr);
+      p.rtt_us = (p.client_rx_ns - p.client_tx_ns) / 1000;
+      p.reply = kind_text(*crec);
+    }
+    if (w.match == Match::matched) {
+      p.server_probe = w.s_probe;
+      p.server_rx_ns = s_.ts(w.s_probe);
+      p.forward_hops = int{c_.recs[w.c_probe].ttl} - int{s_.recs[w.s_probe].ttl};
+      if (w.s_reply != kNone) {
+        p.server_reply = w.s_reply;
+        p.server_tx_ns = s_.ts(w.s_reply);
+      }
+    }
+    bool icmp_from_router = crec && crec->role == kRoleIcmpError && !real;
+    if (!sp) {
+      // The client's view alone says where an ICMP error came from; a direct reply could be the
+      // server's or a middlebox's, which only the server capture tells.
+      if (icmp_from_router && target_id_ && crec->src != *target_id_) {
+        p.fate = Fate::icmp_error;
+        p.hop = *c_.addrs.get(crec->src);
+      } else {
+        p.fate = Fate::unknown;
+        p.note = "server capture absent";
+      }
+      continue;
+    }
+    if (w.match == Match::ambiguous) {
+      p.fate = Fate::unknown;
+      if (w.conflict_with != kNone) {
+        p.note = "ambiguous: the server packet matching it also matches probe " + std::to_string(w.conflict_with);
+      } else if (w.candidates > 0) {
+        p.note = "ambiguous: " + std::to_string(w.candidates) + " server packets match";
+      }
+      continue;
+    }
+    if (w.match == Match::none) {
+      if (w.weak > 0 && !time_known() && !icmp_from_router) {
+        // One carrier agrees and no clock can say whether the time fits: the probe may have
+        // arrived with its other carriers rewritten, so neither "lost" nor "injected" is certain.
+        p.fate = Fate::unknown;
+        p.note = "unidentified: " + std::to_string(w.weak) +
+                 " server packet(s) agree on one invariant only and the clock offset is unknown";
+      } else if (crec && crec->role == kRoleIcmpError) { p.fate = Fate::icmp_error; p.hop = *c_.addrs.get(crec->src); }
+      else if (crec) { p.fate = Fate::injected; p.hop = *c_.addrs.get(crec->src); }
+      else if (s_.drops) { p.fate = Fate::unknown; p.note = drop_note("server", s_.drops); }
+      else p.fate = Fate::lost_forward;
+      continue;
+    }
+    // Seen at the server.
+    if (real) {
+      p.fate = Fate::answered;
+      const Rec& sr = s_.recs[w.s_reply];
+      p.reverse_hops = int{sr.ttl} - int{crec->ttl};
+      continue;
+    }
+    if (crec) {
+      if (crec->role == kRoleIcmpError) p.fate = Fate::icmp_error;
+      else p.fate = Fate::injected;
+      p.hop = *c_.addrs.get(crec->src);
+      continue;
+    }
+    if (w.s_reply == kNone) {
+      if (s_.drops) { p.fate = Fate::unknown; p.note = drop_note("server", s_.drops); }
+      else p.fate = Fate::unanswered;
+      continue;
+    }
+    p.reply = kind_text(s_.recs[w.s_reply]);
+    if (c_.drops) { p.fate = Fate::unknown; p.note = drop_note("client", c_.drops); }
+    else p.fate = Fate::reply_lost;
+  }
+}
+
+// --- field diffs -------------------------------------------------------------------------------
+
+nlohmann::json option_value(const packet::TcpOptionView& o) {
+  auto be = [&](std::size_t at, std::size_t n) {
+    std::uint32_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = v << 8 | o.data[at + i];
+    return v;
+  };
+  switch (o.kind) {
+    case packet::kTcpOptMss:
+      if (o.data.size() == 2) return be(0, 2);
+      break;
+    case packet::kTcpOptWscale:
+      if (o.data.size() == 1) return o.data[0];
+      break;
+    case packet::kTcpOptSackPerm:
+      if (o.data.empty()) return true;
+      break;
+    case packet::kTcpOptTimestamp:
+      if (o.data.size() == 8) return nlohmann::json{{"tsval", be(0, 4)}, {"tsecr", be(4, 4)}};
+      break;
+    default: break;
+  }
+  // Unknown kinds and odd lengths: the data bytes as hex, so any change shows.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (auto b : o.data) { s += kHex[b >> 4]; s += kHex[b & 15]; }
+  return s;
+}
+
+struct OptList {
+  std::vector<std::pair<std::uint8_t, nlohmann::json>> items;  // NOP/EOL left out: padding, not options
+  nlohmann::json order() const {
+    auto a = nlohmann::json::array();
+    for (const auto& [k, v] : items) a.push_back(packet::option_name(k));
+    return a;
+  }
+  const nlohmann::json* find(std::uint8_t kind) const {
+    for (const auto& [k, v] : items) {
+      if (k == kind) return &v;
+    }
+    return nullptr;
+  }
+};
+
+OptList options_of(std::span<const std::uint8_t> raw) {
+  OptList l;
+  packet::for_each_tcp_option(raw, [&](const packet::TcpOptionView& o) {
+    if (o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol) return;
+    if (l.find(o.kind)) return;
+    l.items.emplace_back(o.kind, option_value(o));
+  });
+  return l;
+}
+
+void diff_packets(Direction dir, const Decoded& a, const Decoded& b, std::vector<FieldChange>& out) {
+  auto add = [&](const char* field, nlohmann::json sent, nlohmann::json recv) {
+    out.push_back(FieldChange{dir, field, std::move(sent), std::move(recv)});
+  };
+  auto addf = [&](std::string field, nlohmann::json sent, nlohmann::json recv) {
+    out.push_back(FieldChange{dir, std::move(field), std::move(sent), std::move(recv)});
+  };
+  if (a.l3 != packet::L3::ip || b.l3 != packet::L3::ip) return;
+  if (a.ip.dscp() != b.ip.dscp()) add("ip.dscp", a.ip.dscp(), b.ip.dscp());
+  if (a.ip.ecn() != b.ip.ecn()) add("ip.ecn", a.ip.ecn(), b.ip.ecn());
+  if (a.ip.is_v4() && b.ip.is_v4()) {
+    if (a.ip.ip_id != b.ip.ip_id) add("ip.id", a.ip.ip_id, b.ip.ip_id);
+    if (a.ip.df != b.ip.df) add("ip.df", a.ip.df, b.ip.df);
+  } else if (a.ip.flow_label != b.ip.flow_label) {
+    add("ip.flow_label", a.ip.flow_label, b.ip.flow_label);
+  }
+  if (a.ip.src != b.ip.src) add("ip.src", a.ip.src.to_string(), b.ip.src.to_string());
+  if (a.ip.dst != b.ip.dst) add("ip.dst", a.ip.dst.to_string(), b.ip.dst.to_string());
+  if (a.l4 == packet::L4::tcp && b.l4 == packet::L4::tcp) {
+    const auto &x = a.tcp, &y = b.tcp;
+    if (x.sport != y.sport) add("tcp.sport", x.sport, y.sport);
+    if (x.dport != y.dport) add("tcp.dport", x.dport, y.dport);
+    if (x.seq != y.seq) add("tcp.seq", x.seq, y.seq);
+    if (x.window != y.window) add("tcp.window", x.window, y.window);
+    if (!std::equal(x.options.begin(), x.options.end(), y.options.begin(), y.options.end())) {
+      auto ox = options_of(x.options), oy = options_of(y.options);
+      for (const auto& [k, v] : ox.items) {
+        const auto* w = oy.find(k);
+        if (!w) addf("tcp.option." + packet::option_name(k), v, nullptr);
+        else if (*w != v) addf("tcp.option." + packet::option_name(k), v, *w);
+      }
+      for (const auto& [k, v] : oy.items) {
+        if (!ox.find(k)) addf("tcp.option." + packet::option_name(k), nullptr, v);
+      }
+      // Order is a finding only among options both sides carry: a removed option already is one.
+      std::vector<std::uint8_t> kx, ky;
+      for (const auto& [k, v] : ox.items) if (oy.find(k)) kx.push_back(k);
+      for (const auto& [k, v] : oy.items) if (ox.find(k)) ky.push_back(k);
+      if (kx != ky) add("tcp.options.order", ox.order(), oy.order());
+    }
+  } else if (a.l4 == packet::L4::udp && b.l4 == packet::L4::udp) {
+    if (a.udp.sport != b.udp.sport) add("udp.sport", a.udp.sport, b.udp.sport);
+    if (a.udp.dport != b.udp.dport) add("udp.dport", a.udp.dport, b.udp.dport);
+  }
+}
+
+void Correlator::diff(std::size_t k) {
+  auto& p = corr_.probes[k];
+  const AddrTable &ca = c_.addrs, &sa = s_.addrs;
+  // The fast path: equal fingerprints, identities, ports and addresses mean nothing to report.
+  auto same = [&](const Rec& a, const AddrTable& ta, const Rec& b, const AddrTable& tb) {
+    return a.fp == b.fp && a.ipid == b.ipid && a.primary == b.primary && a.sport == b.sport &&
+           a.dport == b.dport && ta.get(a.src) && tb.get(b.src) && *ta.get(a.src) == *tb.get(b.src) &&
+           ta.get(a.dst) && tb.get(b.dst) && *ta.get(a.dst) == *tb.get(b.dst);
+  };
+  auto full = [&](Direction dir, const Side& from, std::uint32_t i, const Side& to, std::uint32_t j) {
+    auto pa = from.cap->packets[i];
+    auto pb = to.cap->packets[j];
+    auto da = packet::decode(static_cast<std::uint32_t>(from.cap->linktype), pa.data, pa.origlen);
+    auto db = packet::decode(static_cast<std::uint32_t>(to.cap->linktype), pb.data, pb.origlen);
+    diff_packets(dir, da, db, p.changes);
+  };
+  if (p.client_probe != kNoPacket && p.server_probe != kNoPacket &&
+      !same(c_.recs[p.client_probe], ca, s_.recs[p.server_probe], sa)) {
+    full(Direction::forward, c_, p.client_probe, s_, p.server_probe);
+  }
+  if (p.fate == Fate::answered && p.server_reply != kNoPacket && p.client_reply != kNoPacket &&
+      !same(s_.recs[p.server_reply], sa, c_.recs[p.client_reply], ca)) {
+    full(Direction::reverse, s_, p.server_reply, c_, p.client_reply);
+  }
+}
+
+void Correlator::annotate_packets() {
+  corr_.client_packet_probe.assign(c_.cap->present ? c_.recs.size() : 0, -1);
+  corr_.server_packet_probe.assign(s_.cap->present ? s_.recs.size() : 0, -1);
+  for (const auto& p : corr_.probes) {
+    auto id = static_cast<std::int32_t>(p.id);
+    if (p.client_probe != kNoPacket) corr_.client_packet_probe[p.client_probe] = id;
+    if (p.client_reply != kNoPacket) corr_.client_packet_probe[p.client_reply] = id;
+    if (p.server_probe != kNoPacket) corr_.server_packet_probe[p.server_probe] = id;
+    if (p.server_reply != kNoPacket) corr_.server_packet_probe[p.server_reply] = id;
+  }
+  corr_.unmatched_client = static_cast<std::uint64_t>(
+      std::count(corr_.client_packet_probe.begin(), corr_.client_packet_probe.end(), -1));
+  corr_.unmatched_server = static_cast<std::uint64_t>(
+      std::count(corr_.server_packet_probe.begin(), corr_.server_packet_probe.end(), -1));
+}
+
+Result<Correlation> Correlator::run() {
+  if (auto st = validate(); !st) return st.error();
+  std::optional<std::uint32_t> key = m_.run_key;
+  if (c_.cap->present) decode_side(c_, key);
+  if (s_.cap->present) decode_side(s_, key);
+  find_endpoints();
+  find_client_probes();
+  build_server_indexes();
+  index_client_replies();
+  if (m_.clock) corr_.clock = *m_.clock;
+  else corr_.clock = ClockEstimate{0, 0, "none"};
+  pass_a();
+  find_server_replies();
+  estimate_clock();
+  pass_b();
+  find_server_replies();
+  decide();
+  for (std::size_t k = 0; k < corr_.probes.size(); ++k) {
+    if (work_[k].match == Match::ambiguous) ++corr_.ambiguous;
+    diff(k);
+  }
+  corr_.findings = aggregate_findings(corr_.probes);
+  annotate_packets();
+  corr_.client_stats = c_.cap->stats;
+  corr_.server_stats = s_.cap->stats;
+  corr_.client_present = c_.cap->present;
+  corr_.server_present = s_.cap->present;
+  corr_.client_packets = c_.cap->present ? c_.recs.size() : 0;
+  corr_.server_packets = s_.cap->present ? s_.recs.size() : 0;
+  corr_.variants = m_.variants;
+  if (corr_.variants.empty()) corr_.variants.push_back(Variant{"default", "", 0, ""});
+  return std::move(corr_);
+}
+
+}  // namespace
+
+Result<Correlation> correlate(const CaptureSide& client, const CaptureSide& server, const RunManifest& m) {
+  Correlator c(client, server, m);
+  return c.run();
+}
+
+std::vector<Finding> aggregate_findings(const std::vector<ProbeRecord>& probes) {
+  std::map<std::tuple<int, std::string, std::string, std::string>, Finding> agg;
+  for (const auto& p : probes) {
+    for (const auto& ch : p.changes) {
+      auto key = std::make_tuple(static_cast<int>(ch.direction), ch.field, ch.sent.dump(), ch.received.dump());
+      auto [it, fresh] = agg.try_emplace(key);
+      if (fresh) it->second = Finding{"modified", ch.direction, ch.field, ch.sent, ch.received, 0};
+      ++it->second.probes;
+    }
+  }
+  // Merge a field's pairs when there are more than kMaxDistinct of them (see Finding::distinct).
+  constexpr std::size_t kMaxDistinct = 4;
+  std::map<std::pair<int, std::string>, std::vector<Finding*>> by_field;
+  for (auto& [k, f] : agg) by_field[{std::get<0>(k), std::get<1>(k)}].push_back(&f);
+  std::vector<Finding> out;
+  for (auto& [k, fs] : by_field) {
+    if (fs.size() <= kMaxDistinct) {
+      for (auto* f : fs) out.push_back(std::move(*f));
+      continue;
+    }
+    Finding merged = *fs.front();
+    merged.probes = 0;
+    merged.distinct = fs.size();
+    for (auto* f : fs) merged.probes += f->probes;
+    out.push_back(std::move(merged));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Finding& a, const Finding& b) {
+    if (a.direction != b.direction) return a.direction < b.direction;
+    if (a.field != b.field) return a.field < b.field;
+    return a.probes > b.probes;
+  });
+  return out;
+}
+
+std::string reply_kind_text(std::uint8_t l4_proto, std::uint8_t tcp_flags, std::uint8_t icmp_type,
+                            std::uint8_t icmp_code) {
+  switch (l4_proto) {
+    case packet::kProtoTcp:
+      if (tcp_flags & packet::kTcpRst) return "rst";
+      if ((tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == (packet::kTcpSyn | packet::kTcpAck)) return "syn_ack";
+      return "tcp";
+    case packet::kProtoUdp: return "udp";
+    case packet::kProtoIcmp:
+    case packet::kProtoIcmpv6:
+      return "icmp:" + std::to_string(icmp_type) + "/" + std::to_string(icmp_code);
+    default: return {};
+  }
+}
 
 }  // namespace tandem::correlate

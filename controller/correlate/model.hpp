@@ -112,6 +112,10 @@ struct Finding {
   nlohmann::json sent;
   nlohmann::json received;
   std::uint64_t probes = 0;
+  // Distinct (sent, received) pairs merged into this finding. Fields that change per probe (a NAT's
+  // source ports, a rewritten sequence number) would otherwise list one finding per probe; above a
+  // few pairs they are merged into one finding whose sent/received are one example pair.
+  std::uint64_t distinct = 1;
 };
 
 struct Correlation {
