@@ -535,6 +535,8 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     d.check_lease();
     auto in = d.server->receive(d.opt.poll);
     if (!in) {
+      // A SIGTERM/SIGINT interrupts the poll (EINTR): that is a stop, not a socket failure.
+      if (stop.load()) break;
       d.end_run("server socket failed", proto::ErrorCode::internal);
       return in.error();
     }

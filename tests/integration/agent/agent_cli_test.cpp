@@ -1,0 +1,107 @@
+// The tandem-agent binary's CLI contract: --print-address, exit codes, SIGTERM.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+
+#include "tests/integration/agent/fixture.hpp"
+
+namespace tandem::agent::test {
+namespace {
+
+const std::string kAgent = std::string(TANDEM_BINARY_DIR) + "/bin/tandem-agent";
+
+struct Ran {
+  int code = -1;
+  std::string out;
+};
+
+Ran run(const std::string& args) {
+  Ran r;
+  FILE* p = ::popen((kAgent + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 512> buf{};
+  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  int st = ::pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class AgentCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("cli");
+    auto kp = *transport::CurveKeypair::generate();
+    ASSERT_TRUE(transport::save_keypair(kp, (dir_ / "agent").string(), false));
+    ctl_ = *transport::CurveKeypair::generate();
+    ASSERT_TRUE(transport::save_keypair(ctl_, (dir_ / "ctl").string(), false));
+    agent_pub_ = kp.public_z85;
+    std::ofstream(dir_ / "policy.toml") << "[controllers]\nkey_files = [\"ctl.pub\"]\n[send]\ndestinations = [\"127.0.0.0/8\"]\n";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string base() const {
+    return "--key " + (dir_ / "agent.key").string() + " --policy " + (dir_ / "policy.toml").string() + " --data-dir " +
+           (dir_ / "data").string();
+  }
+  std::filesystem::path dir_;
+  transport::CurveKeypair ctl_;
+  std::string agent_pub_;
+};
+
+TEST_F(AgentCli, PrintAddressGivesTheOneLineAgentAddress) {
+  auto r = run("--listen tcp://192.0.2.5:7070 " + base() + " --print-address");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "tcp://192.0.2.5:7070#" + agent_pub_ + "\n");
+  auto w = run("--listen tcp://0.0.0.0:7070 " + base() + " --print-address");
+  EXPECT_EQ(w.code, 1);
+  EXPECT_NE(w.out.find("--advertise"), std::string::npos) << w.out;
+  auto a = run("--listen tcp://0.0.0.0:7070 " + base() + " --print-address --advertise 2001:db8::5");
+  EXPECT_EQ(a.code, 0);
+  EXPECT_EQ(a.out, "tcp://[2001:db8::5]:7070#" + agent_pub_ + "\n");
+}
+
+TEST_F(AgentCli, ConfigErrorsExitOne) {
+  std::ofstream(dir_ / "bad.toml") << "[send]\nmax_rate_pps = \"fast\"\n";
+  auto r = run("--listen tcp://127.0.0.1:0 --key " + (dir_ / "agent.key").string() + " --policy " +
+               (dir_ / "bad.toml").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("send.max_rate_pps"), std::string::npos) << r.out;
+  auto nokeys = dir_ / "nokeys.toml";
+  std::ofstream(nokeys) << "[send]\nenabled = false\n";
+  auto n = run("--listen tcp://127.0.0.1:0 --key " + (dir_ / "agent.key").string() + " --policy " + nokeys.string());
+  EXPECT_EQ(n.code, 1);
+  EXPECT_NE(n.out.find("no controller key allowed"), std::string::npos) << n.out;
+  EXPECT_EQ(run("--listen tcp://127.0.0.1:0 --key /nonexistent.key --policy " + (dir_ / "policy.toml").string()).code, 1);
+  EXPECT_EQ(run("--bogus").code, 1);
+}
+
+TEST_F(AgentCli, SigtermStopsCleanly) {
+  if (!have_raw()) GTEST_SKIP() << "needs root (startup checks CAP_NET_RAW)";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string key = (dir_ / "agent.key").string(), pol = (dir_ / "policy.toml").string(),
+                data = (dir_ / "data").string(), audit = (dir_ / "audit.log").string();
+    ::execl(kAgent.c_str(), kAgent.c_str(), "--listen", "tcp://127.0.0.1:*", "--key", key.c_str(), "--policy", pol.c_str(),
+            "--data-dir", data.c_str(), "--audit-log", audit.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait for the start line in the audit log.
+  for (int i = 0; i < 200 && !std::filesystem::exists(dir_ / "audit.log"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  std::ifstream in(dir_ / "audit.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("audit agent_started"), std::string::npos);
+  EXPECT_NE(ss.str().find("audit agent_stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::agent::test
