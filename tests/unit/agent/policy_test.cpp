@@ -291,3 +291,15 @@ TEST(PolicyCheck, PlanRefusals) {
 
 }  // namespace
 }  // namespace tandem::agent
+
+namespace tandem::agent {
+namespace {
+TEST(Policy, ShippedExampleParses) {
+  auto p = load_policy(std::string(TANDEM_SOURCE_DIR) + "/deploy/agent/policy.toml");
+  ASSERT_TRUE(p) << p.error().text();
+  EXPECT_TRUE(p->destination_allowed(*packet::IpAddr::parse("192.0.2.10")));
+  EXPECT_TRUE(p->port_allowed(443));
+  EXPECT_FALSE(p->port_allowed(22));
+}
+}  // namespace
+}  // namespace tandem::agent
