@@ -144,6 +144,15 @@ class ChainIndex {
     next_[rec] = h;
     h = rec;
   }
+  // Lookups are random accesses into tables larger than the caches; the hot loops prefetch the
+  // bucket a few probes ahead so the misses overlap.
+  void prefetch(std::uint32_t key) const {
+    if (!heads_.empty()) __builtin_prefetch(&heads_[mix32(key) & mask_]);
+  }
+  void release() {
+    std::vector<std::uint32_t>().swap(heads_);
+    std::vector<std::uint32_t>().swap(next_);
+  }
   template <class F>
   std::size_t walk(std::uint32_t key, F&& f) const {
     if (heads_.empty()) return 0;
@@ -412,6 +421,7 @@ struct ProbeWork {
   std::uint32_t candidates = 0;  // for the ambiguity note
   std::uint32_t conflict_with = kNone;  // probe id that claimed the same server packet
   std::uint32_t weak = 0;  // server candidates agreeing on exactly one invariant (pass A)
+  std::uint8_t score = 0;  // invariants agreeing with the claimed server packet
 };
 
 class Correlator {
@@ -662,23 +672,38 @@ void Correlator::index_client_replies() {
 
 void Correlator::pass_a() {
   if (s_cands_.empty()) return;
-  auto claim = [&](std::size_t k, std::uint32_t s) {
+  auto claim = [&](std::size_t k, std::uint32_t s, int sc) {
     auto& w = work_[k];
+    w.score = static_cast<std::uint8_t>(sc);
     if (s_claimed_[s] != kNone) {
-      // Two probes want one server packet: neither is certain; report it rather than pick.
       auto other = s_claimed_[s];
-      w.match = Match::ambiguous;
-      w.conflict_with = corr_.probes[other].id;
-      work_[other].match = Match::ambiguous;
-      work_[other].conflict_with = corr_.probes[k].id;
-      return;
+      auto& o = work_[other];
+      if (o.score > sc) return;  // a better-identified probe owns it; this one stays unmatched
+      if (o.score < sc) {
+        // This probe agrees on more carriers: the earlier claim was a coincidence (16-bit IP IDs
+        // and ports repeat in long runs).
+        o.match = Match::none;
+        o.s_probe = kNone;
+        o.score = 0;
+      } else {
+        // Equally good: neither is certain; report it rather than pick.
+        w.match = Match::ambiguous;
+        w.conflict_with = corr_.probes[other].id;
+        o.match = Match::ambiguous;
+        o.conflict_with = corr_.probes[k].id;
+        return;
+      }
     }
     s_claimed_[s] = static_cast<std::uint32_t>(k);
     w.s_probe = s;
     w.match = Match::matched;
   };
   std::vector<std::uint32_t> cands;
+  constexpr std::size_t kAhead = 8;
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    if (k + kAhead < work_.size() && work_[k + kAhead].c_probe != kNone) {
+      s_primary_.prefetch(c_.recs[work_[k + kAhead].c_probe].primary);
+    }
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
@@ -734,7 +759,7 @@ void Correlator::pass_a() {
     }
     if (best == 1) w.weak = ties;
     if (best >= 2 && ties == 1) {
-      claim(k, best_s);
+      claim(k, best_s, best);
     } else if (best >= 2) {
       w.match = Match::ambiguous;
       w.candidates = ties;
@@ -743,7 +768,11 @@ void Correlator::pass_a() {
 }
 
 void Correlator::find_server_replies() {
+  constexpr std::size_t kAhead = 8;
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    if (k + kAhead < work_.size() && work_[k + kAhead].s_probe != kNone) {
+      s_reply_idx_.prefetch(probe_reply_key(s_.recs[work_[k + kAhead].s_probe], l4_));
+    }
     auto& w = work_[k];
     if (w.match != Match::matched || w.s_reply != kNone) continue;
     const Rec& p = s_.recs[w.s_probe];
@@ -883,7 +912,11 @@ std::string drop_note(const char* side, std::uint64_t drops) {
 
 void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
+  constexpr std::size_t kAhead = 8;
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    if (k + kAhead < work_.size() && work_[k + kAhead].c_probe != kNone) {
+      c_reply_idx_.prefetch(probe_reply_key(c_.recs[work_[k + kAhead].c_probe], l4_));
+    }
     auto& w = work_[k];
     auto& p = corr_.probes[k];
     p.client_probe = w.c_probe;
@@ -1128,8 +1161,12 @@ Result<Correlation> Correlator::run() {
   find_server_replies();
   estimate_clock();
   pass_b();
+  // The sighting indexes are done with: give their memory back before the output grows.
+  for (auto* idx : {&s_primary_, &s_ipid_, &s_sport_, &s_tsval_}) idx->release();
   find_server_replies();
+  s_reply_idx_.release();
   decide();
+  c_reply_idx_.release();
   for (std::size_t k = 0; k < corr_.probes.size(); ++k) {
     if (work_[k].match == Match::ambiguous) ++corr_.ambiguous;
     diff(k);

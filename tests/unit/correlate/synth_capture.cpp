@@ -87,7 +87,7 @@ Pair synthesize(const Path& path, const Plan& plan, const std::vector<Outcome>& 
   out.client.stats.available = out.server.stats.available = true;
   auto& m = out.manifest;
   m.run_key = plan.key.key;
-  m.count = static_cast<std::uint32_t>(outcomes.size());
+  m.count = static_cast<std::uint32_t>(plan.first_index + outcomes.size());
   m.client = path.client;
   m.target = path.server;
   m.dport = plan.dport;
@@ -98,8 +98,9 @@ Pair synthesize(const Path& path, const Plan& plan, const std::vector<Outcome>& 
   const auto base_opts = plan.options.empty() ? probe::linux_syn_options() : plan.options;
   std::vector<Event> cev, sev;
 
-  for (std::uint32_t i = 0; i < outcomes.size(); ++i) {
-    const Outcome oc = outcomes[i];
+  for (std::uint32_t n = 0; n < outcomes.size(); ++n) {
+    const Outcome oc = outcomes[n];
+    const std::uint32_t i = plan.first_index + n;
     if (oc == Outcome::not_sent) continue;
     const Nanos t = plan.start_ns + static_cast<Nanos>(i) * plan.interval_ns;
     const std::uint16_t sport = plan.sport ? plan.sport(i) : static_cast<std::uint16_t>(40000 + i);

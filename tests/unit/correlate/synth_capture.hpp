@@ -63,6 +63,7 @@ struct Plan {
   std::function<std::uint16_t(std::uint32_t)> sport;  // default: 40000 + i
   bool zero_ip_id = false;                 // IP ID 0 (Linux SYNs with DF), flow label 0 on v6
   std::optional<std::uint32_t> tsval;      // default: the Linux-like 1000 + i; set to fix it
+  std::uint32_t first_index = 0;           // outcomes[i] is probe first_index + i (chunked generation)
 };
 
 struct Pair {
@@ -70,7 +71,7 @@ struct Pair {
   correlate::RunManifest manifest;  // key, count, client, target, dport, l4
 };
 
-// outcomes[i] is probe i's fate on the path. Packets are stored in time order on each side.
+// outcomes[i] is the fate of probe first_index + i on the path. Packets are stored in time order on each side.
 Pair synthesize(const Path& path, const Plan& plan, const std::vector<Outcome>& outcomes);
 
 // Appends one IP packet to a capture side, wrapped in the side's link type (outgoing marks SLL2).

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Correlation throughput: tandem-corrbench on a generated 1,000,000-probe capture pair, against
+# tshark and tcpdump merely reading the same files. Usage: bench/correlate/run.sh [BUILD_DIR] [PROBES]
+# KEEP=1 keeps the generated files.
+set -eu
+BUILD=${1:-build-corr}
+PROBES=${2:-1000000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+cmake --build "$BUILD" -j2 --target tandem-corrgen tandem-corrbench >/dev/null
+DIR=$(mktemp -d /tmp/tandem-corrbench.XXXXXX)
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$DIR"' EXIT
+"$BUILD/bench/correlate/tandem-corrgen" "$DIR" "$PROBES"
+ls -l "$DIR"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== tandem-corrbench (manifest)"
+"$BUILD/bench/correlate/tandem-corrbench" "$DIR"
+echo "== tandem-corrbench (no manifest)"
+"$BUILD/bench/correlate/tandem-corrbench" "$DIR" --no-manifest
+now() { date +%s.%N; }
+t0=$(now); tcpdump -nn -r "$DIR/client.pcap" >/dev/null 2>&1; tcpdump -nn -r "$DIR/server.pcap" >/dev/null 2>&1; t1=$(now)
+tshark -n -r "$DIR/client.pcap" >/dev/null 2>&1; tshark -n -r "$DIR/server.pcap" >/dev/null 2>&1; t2=$(now)
+"$BUILD/bench/correlate/tandem-corrbench" "$DIR" >/dev/null; t3=$(now)
+echo "== wall clock for both files"
+echo "$t0 $t1 $t2 $t3" | awk '{ td=$2-$1; ts=$3-$2; tt=$4-$3;
+  printf "tcpdump -nn -r: %.2f s\ntshark -n -r:   %.2f s\ntandem-corrbench (read+correlate+diagnose, whole process): %.2f s\n", td, ts, tt;
+  printf "ratio tcpdump/tandem: %.1fx   tshark/tandem: %.1fx\n", td/tt, ts/tt }'
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
