@@ -4,6 +4,7 @@
 // quoted IPv4 ID / IPv6 flow label when an ICMP error carries them.
 #include <array>
 #include <atomic>
+#include <cstring>
 
 #include "common/packet/build.hpp"
 #include "common/probe/modules.hpp"
@@ -13,6 +14,12 @@ namespace tandem::probe {
 namespace {
 
 constexpr std::uint32_t kNoProbe = 0xffffffffu;
+
+// A payload carrying some run's tag. When it is not ours, it belongs to a concurrent run whose
+// source port collided with ours: the port must not then attribute it to one of our probes.
+bool has_tag(std::span<const std::uint8_t> payload) {
+  return payload.size() >= kPayloadTagSize && std::memcmp(payload.data(), "TNDM", 4) == 0;
+}
 
 class UdpModule final : public ProbeModule {
  public:
@@ -50,6 +57,7 @@ class UdpModule final : public ProbeModule {
       }
       if (d.ip.src == ends_.dst && d.ip.dst == ends_.src && u.sport == spec_.dport) {
         auto index = key_.index_from_payload(u.payload);
+        if (!index && has_tag(u.payload)) return std::nullopt;
         if (!index) index = by_sport(u.dport);
         if (!index || !valid(*index) || u.dport != sport(*index)) return std::nullopt;
         return Observation{Observation::What::reply, *index, ReplyKind::udp, 0, 0, d.ip.src};
@@ -61,7 +69,11 @@ class UdpModule final : public ProbeModule {
       if (q.ip.protocol != packet::kProtoUdp || q.ip.src != ends_.src || q.ip.dst != ends_.dst) return std::nullopt;
       if (!q.has_ports || q.dport != spec_.dport) return std::nullopt;
       std::optional<std::uint32_t> index;
-      if (q.ip.payload.size() > 8) index = key_.index_from_payload(q.ip.payload.subspan(8));
+      if (q.ip.payload.size() > 8) {
+        auto quoted = q.ip.payload.subspan(8);
+        index = key_.index_from_payload(quoted);
+        if (!index && has_tag(quoted)) return std::nullopt;
+      }
       if (!index) {
         index = by_sport(q.sport);
         // A quoted IP ID / flow label that disagrees means the port was reused by a later probe.
