@@ -15,6 +15,7 @@
 #include "agent/session/session.hpp"
 #include "common/base/log.hpp"
 #include "common/base/version.hpp"
+#include "common/netio/route.hpp"
 #include "common/proto/wire.hpp"
 #include "common/transport/agent_server.hpp"
 
@@ -332,13 +333,25 @@ struct Daemon::Impl {
     };
     if (auto st = check_run_setup(opt.policy, m, now); !st) return refuse(st.error().text());
     int snaplen = static_cast<int>(m.snaplen ? m.snaplen : opt.policy.snaplen);
-    auto filter = flows_filter(m.flows, m.capture_filter, snaplen);
+    // The sending end knows its own source address better than the controller: fill it in so the
+    // capture also takes the ICMP errors routers send back about the probes (they are addressed to
+    // it, from anywhere).
+    std::vector<proto::Flow> flows = m.flows;
+    if (m.role == proto::Role::client) {
+      for (auto& f : flows) {
+        if (!f.src.empty()) continue;
+        auto dst = packet::IpAddr::parse(f.dst);
+        if (!dst) continue;
+        if (auto src = netio::source_address_for(*dst)) f.src = src->to_string();
+      }
+    }
+    auto filter = flows_filter(flows, m.capture_filter, snaplen);
     if (!filter) return refuse("policy: capture filter not allowed (" + filter.error().text() + ")");
     Run r;
     r.id = m.run_id;
     r.owner = c.key;
     r.role = m.role;
-    r.flows = m.flows;
+    r.flows = flows;
     r.filter = *filter;
     r.snaplen = snaplen;
     r.lease = Lease(m.lease_deadline_ns, static_cast<Nanos>(opt.policy.idle_timeout_s) * 1'000'000'000, monotonic_ns());

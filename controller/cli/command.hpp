@@ -23,5 +23,7 @@ void register_ping(CLI::App& app, CommandContext& ctx);
 void register_lab(CLI::App& app, CommandContext& ctx);
 void register_demo(CLI::App& app, CommandContext& ctx);
 void register_keygen(CLI::App& app, CommandContext& ctx);
+void register_trace(CLI::App& app, CommandContext& ctx);
+void register_analyze(CLI::App& app, CommandContext& ctx);
 
 }  // namespace tandem::cli

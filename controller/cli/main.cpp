@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   register_lab(app, ctx);
   register_demo(app, ctx);
   register_keygen(app, ctx);
+  register_trace(app, ctx);
+  register_analyze(app, ctx);
 
   try {
     app.parse(argc, argv);

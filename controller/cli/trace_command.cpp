@@ -1,0 +1,32 @@
+// `tandem trace` (DESIGN.md §3): a two-ended run. Both agents capture while the client agent sends
+// the probe plan; the controller fetches both captures, correlates them, decides every probe's fate
+// and writes the evidence bundle. The pipeline after the run is the one `tandem analyze` uses.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "controller/cli/command.hpp"
+#include "controller/cli/probe_flags.hpp"
+#include "controller/cli/trace_common.hpp"
+
+namespace tandem::cli {
+
+void register_trace(CLI::App& app, CommandContext& ctx) {
+  auto args = std::make_shared<TraceArgs>();
+  auto* sub = app.add_subcommand("trace", "Two-ended run: probes from the client agent, captures on both ends, a fate per probe");
+  sub->footer(
+      "AGENT is the one line the agent's operator sends you: tcp://HOST:PORT#<public key>\n"
+      "(quote it in the shell), or tcp://HOST:PORT with --client-key/--server-key FILE.pub.\n"
+      "The controller key (--key) is made with `tandem keygen`; its .pub must be allowed by both agents.\n"
+      "Fates: answered, lost_forward, unanswered, reply_lost, injected, icmp_error, not_sent, unknown.\n"
+      "Writes report.json, report.md, client/server/merged pcapng to --out DIR.\n"
+      "Exit: 0 clean path, 1 usage, 2 environment, 3 agent/protocol, 4 problem found.");
+  add_trace_flags(sub, *args, /*bisect=*/false);
+  sub->callback([args, &ctx] { ctx.exit_code = run_trace_command(*args, "trace"); });
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,206 @@
+#include "controller/cli/trace_common.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "common/base/clock.hpp"
+#include "controller/cli/command.hpp"
+#include "controller/correlate/correlate.hpp"
+#include "controller/diagnose/diagnose.hpp"
+#include "controller/report/analyze_input.hpp"
+#include "controller/report/bundle.hpp"
+#include "controller/report/report.hpp"
+
+namespace tandem::cli {
+
+std::string default_key_path() {
+  if (const char* k = std::getenv("TANDEM_KEY"); k && *k) return k;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "/root") + "/.config/tandem/controller.key";
+}
+
+void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
+  sub->add_option("--client", a.client, "Client agent: tcp://HOST:PORT#KEY (or with --client-key)")->required();
+  auto* server = sub->add_option("--server", a.server, "Server agent: tcp://HOST:PORT#KEY (or with --server-key)");
+  if (!bisect) server->required();
+  sub->add_option("--client-key", a.client_key, "Client agent's public key file, if --client has no #KEY");
+  sub->add_option("--server-key", a.server_key, "Server agent's public key file, if --server has no #KEY");
+  sub->add_option("--key", a.key, "This controller's secret key file (tandem keygen); default $TANDEM_KEY or "
+                                  "~/.config/tandem/controller.key");
+  sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT)")->required();
+  add_probe_flags(sub, a.probe, /*with_port=*/false);
+  sub->add_option("-c,--count", a.count, bisect ? "Probes per round" : "Probes to send")->capture_default_str()
+      ->check(CLI::Range(1u, 10'000'000u));
+  sub->add_option("--tail", a.tail_s, "Seconds to wait for late replies after the last probe")->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
+  sub->add_option("--out", a.out, "Directory for the evidence bundle")->required();
+  sub->add_flag("--force", a.force, "Reuse a non-empty --out directory");
+  sub->add_flag("-q,--quiet", a.quiet, "No progress line");
+}
+
+Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
+  orchestrate::TraceRequest r;
+  auto client = a.client_key.empty() ? transport::parse_agent_address(a.client)
+                                     : transport::parse_agent_address(a.client, a.client_key);
+  if (!client) return client.error();
+  r.client = *client;
+  if (!a.server.empty()) {
+    auto server = a.server_key.empty() ? transport::parse_agent_address(a.server)
+                                       : transport::parse_agent_address(a.server, a.server_key);
+    if (!server) return server.error();
+    r.server = *server;
+  }
+  std::string key_path = a.key.empty() ? default_key_path() : a.key;
+  auto key = transport::CurveKeypair::load_secret_file(key_path);
+  if (!key) return key.error();
+  r.controller_key = *key;
+
+  auto hp = split_host_port(a.target);
+  if (!hp) return hp.error();
+  auto target = resolve_target(hp->first, a.probe.want_v6, a.probe.want_v4);
+  if (!target) return target.error();
+  r.target = *target;
+  ProbeFlags pf = a.probe;
+  pf.port = hp->second;
+  auto spec = probe_spec_from(pf, r.target.version);
+  if (!spec) return spec.error();
+
+  proto::ProbePlan& p = r.plan;
+  p.count = a.count;
+  if (a.probe.rate) p.rate_pps = static_cast<std::uint32_t>(*a.probe.rate);
+  else if (a.probe.interval) p.interval_us = static_cast<std::uint32_t>(*a.probe.interval * 1e6);
+  else p.rate_pps = 100;
+  if (a.probe.rate && *a.probe.rate < 1.0) {
+    return make_error(Errc::usage, "trace", "--rate below 1 pps: use -i/--interval instead");
+  }
+  p.dport = spec->dport;
+  p.l4 = spec->l4 == probe::ProbeSpec::L4::udp ? proto::L4::udp : spec->l4 == probe::ProbeSpec::L4::icmp ? proto::L4::icmp : proto::L4::tcp;
+  p.tcp_options = spec->tcp_options.empty() ? "" : probe::format_tcp_options(spec->tcp_options);
+  p.tos = spec->tos;
+  p.ttl = spec->ttl.value_or(0);
+  p.df = spec->df;
+  p.window = spec->window;
+  p.sport = probe::format_sport(spec->sport);
+  r.tail = std::chrono::milliseconds(static_cast<std::int64_t>(a.tail_s * 1000));
+  r.out_dir = a.out;
+  return r;
+}
+
+namespace {
+
+// Refuses, before spending a run, an --out that is a non-empty directory holding anything but a
+// previous bundle (write_bundle applies the same rule at the end).
+Status check_out_dir(const std::string& dir, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec) || force) return ok_status();
+  if (!fs::is_directory(dir, ec)) return make_error(Errc::usage, "trace", "--out " + dir + " exists and is not a directory");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename();
+    bool bundle_file = false;
+    for (const char* f : report::kBundleFiles) bundle_file = bundle_file || name == f;
+    if (!bundle_file) {
+      return make_error(Errc::usage, "trace", "--out " + dir + " is not empty and not a tandem bundle (" + name +
+                                                  "); choose another directory or pass --force");
+    }
+  }
+  return ok_status();
+}
+
+void progress_line(const orchestrate::Progress& p, bool tty) {
+  std::string line = p.phase == "send"
+                         ? fmt::format("[trace] send {}/{} ({:.0f} %) {}", p.sent, p.total,
+                                       p.total ? 100.0 * p.sent / p.total : 0.0, p.detail)
+                         : fmt::format("[trace] {} {}", p.phase, p.detail);
+  if (tty) {
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  } else if (p.phase != "send" || p.detail == "done") {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  std::fflush(stderr);
+}
+
+correlate::CaptureSide with_stats(correlate::CaptureSide side, const proto::CaptureStats& s) {
+  side.stats.available = true;
+  side.stats.received = s.received;
+  side.stats.dropped = s.dropped;
+  side.stats.if_dropped = s.if_dropped;
+  if (!s.if_dropped_known) side.stats.unavailable_reason = "interface drops unknown";
+  return side;
+}
+
+}  // namespace
+
+Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std::string& mode, bool write,
+                                 bool force, const nlohmann::ordered_json& bisect_block, bool quiet) {
+  if (write) {
+    if (auto st = check_out_dir(req.out_dir, force); !st) return st.error();
+  }
+  bool tty = !quiet && ::isatty(STDERR_FILENO);
+  auto ev = orchestrate::run_trace(req, [&](const orchestrate::Progress& p) {
+    if (!quiet) progress_line(p, tty);
+  });
+  if (tty) std::fprintf(stderr, "\n");
+  if (!ev) return ev.error();
+
+  auto client = report::read_capture_file(ev->client.pcapng_path);
+  if (!client) return client.error();
+  correlate::CaptureSide client_side = with_stats(std::move(client).value(), ev->client.stats);
+  client_side.local = req.client_source;
+  correlate::CaptureSide server_side;
+  if (ev->server) {
+    auto server = report::read_capture_file(ev->server->pcapng_path);
+    if (!server) return server.error();
+    server_side = with_stats(std::move(server).value(), ev->server->stats);
+  }
+  auto corr = correlate::correlate(client_side, server_side, ev->manifest);
+  if (!corr) return corr.error();
+  auto verdict = diagnose::diagnose(*corr);
+
+  report::ReportContext ctx;
+  ctx.mode = mode;
+  ctx.target = req.target;
+  ctx.dport = req.plan.dport;
+  ctx.l4 = ev->manifest.l4;
+  ctx.client = req.client_source;
+  ctx.client_agent = req.client.endpoint;
+  ctx.server_agent = req.server ? req.server->endpoint : "";
+  ctx.count = req.plan.count;
+  if (req.plan.rate_pps) ctx.rate_pps = req.plan.rate_pps;
+  ctx.run_key = ev->manifest.run_key;
+  ctx.probe = fmt::format("{} dport {} options {} tos {} sport {}", ev->manifest.l4, req.plan.dport,
+                          req.plan.tcp_options.empty() ? "none" : req.plan.tcp_options, req.plan.tos, req.plan.sport);
+  ctx.bisect = bisect_block;
+  ctx.client_capture = &client_side;
+  ctx.server_capture = &server_side;
+  if (write) {
+    report::BundleOptions bo;
+    bo.force = true;  // checked above, before the run; our own fetched captures are in there now
+    if (auto st = report::write_bundle(req.out_dir, *corr, verdict, ctx, client_side, server_side, bo); !st) {
+      return st.error();
+    }
+    std::fputs(report::summary_text(*corr, verdict, ctx, req.out_dir).c_str(), stdout);
+  }
+  Analysis a;
+  a.correlation = std::move(corr).value();
+  a.verdict_code = verdict.code;
+  a.problem = verdict.problem;
+  return a;
+}
+
+int run_trace_command(const TraceArgs& a, const std::string& mode) {
+  auto req = trace_request(a);
+  if (!req) return report_error(req.error());
+  auto r = run_and_analyze(*req, mode, /*write=*/true, a.force, nullptr, a.quiet);
+  if (!r) return report_error(r.error());
+  return r->problem ? kExitProblemFound : 0;
+}
+
+}  // namespace tandem::cli
