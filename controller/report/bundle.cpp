@@ -1,0 +1,252 @@
+#include "controller/report/bundle.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "common/packet/decode.hpp"
+#include "common/pcapio/pcapng_writer.hpp"
+
+namespace tandem::report {
+namespace fs = std::filesystem;
+namespace {
+
+Error env_error(const std::string& what, const std::string& path, int err) {
+  return make_error(Errc::environment, "report", fmt::format("{} {}: {}", what, path, std::strerror(err)));
+}
+
+Status write_text(const fs::path& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return env_error("create", path.string(), errno);
+  std::size_t n = std::fwrite(text.data(), 1, text.size(), f);
+  int werr = n == text.size() ? 0 : errno;
+  if (std::fclose(f) != 0 && werr == 0) werr = errno;
+  if (werr != 0) return env_error("write", path.string(), werr);
+  return ok_status();
+}
+
+bool is_bundle_file(const std::string& name) {
+  for (const char* f : kBundleFiles) {
+    if (name == f) return true;
+  }
+  return false;
+}
+
+// A previous bundle: only bundle files, and a report.json written by tandem. Anything else in the
+// directory belongs to someone and is not ours to overwrite.
+Status check_dir(const fs::path& dir, bool force) {
+  std::error_code ec;
+  auto st = fs::status(dir, ec);
+  if (ec || !fs::exists(st)) {
+    fs::create_directories(dir, ec);
+    if (ec) return make_error(Errc::environment, "report", fmt::format("create directory {}: {}", dir.string(), ec.message()));
+    return ok_status();
+  }
+  if (!fs::is_directory(st)) {
+    return make_error(Errc::usage, "report", fmt::format("--out {}: exists and is not a directory", dir.string()));
+  }
+  if (force) return ok_status();
+  std::vector<std::string> foreign;
+  bool has_report = false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (!is_bundle_file(name)) foreign.push_back(name);
+    if (name == "report.json") has_report = true;
+  }
+  if (ec) return make_error(Errc::environment, "report", fmt::format("list {}: {}", dir.string(), ec.message()));
+  if (foreign.empty() && !has_report) return ok_status();  // empty, or only a partial bundle of ours
+  if (foreign.empty()) {
+    std::ifstream in(dir / "report.json");
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("tool", "") == "tandem") return ok_status();
+    return make_error(Errc::usage, "report",
+                      fmt::format("--out {}: its report.json was not written by tandem; refusing to overwrite "
+                                  "(use --force)", dir.string()));
+  }
+  return make_error(Errc::usage, "report",
+                    fmt::format("--out {}: not empty and not a tandem bundle (contains {}{}); refusing to overwrite "
+                                "(use --force or another directory)",
+                                dir.string(), foreign.front(), foreign.size() > 1 ? fmt::format(" and {} more", foreign.size() - 1) : ""));
+}
+
+struct RecordIndex {
+  std::unordered_map<std::uint32_t, std::size_t> by_id;
+  explicit RecordIndex(const Correlation& c) {
+    for (std::size_t i = 0; i < c.probes.size(); ++i) by_id.emplace(c.probes[i].id, i);
+  }
+};
+
+bool is_icmp_error(const packet::Decoded& d) { return d.l4 == packet::L4::icmp && d.icmp.is_error; }
+
+std::string comment_for(const Correlation& c, const RecordIndex& idx, bool server_side, std::uint32_t i,
+                        const CaptureSide& side) {
+  const auto& owner = server_side ? c.server_packet_probe : c.client_packet_probe;
+  if (i >= owner.size() || owner[i] < 0) return "unmatched";
+  auto it = idx.by_id.find(static_cast<std::uint32_t>(owner[i]));
+  if (it == idx.by_id.end()) return "unmatched";
+  const auto& p = c.probes[it->second];
+  std::uint32_t probe_pkt = server_side ? p.server_probe : p.client_probe;
+  std::string role;
+  if (i == probe_pkt) {
+    role = "probe";
+  } else {
+    // Replies, ICMP errors and retransmissions: the packet itself says which.
+    auto pv = side.packets[i];
+    auto d = packet::decode(static_cast<std::uint32_t>(side.linktype), pv.data, pv.origlen);
+    if (is_icmp_error(d)) {
+      role = "icmp";
+    } else if (probe_pkt != correlate::kNoPacket && d.l3 == packet::L3::ip) {
+      auto ppv = side.packets[probe_pkt];
+      auto pd = packet::decode(static_cast<std::uint32_t>(side.linktype), ppv.data, ppv.origlen);
+      role = pd.l3 == packet::L3::ip && pd.ip.src == d.ip.src ? "probe" : "reply";
+    } else {
+      std::uint32_t reply_pkt = server_side ? p.server_reply : p.client_reply;
+      role = i == reply_pkt ? "reply" : (server_side ? "probe" : "reply");
+    }
+  }
+  return fmt::format("probe {} {} {}", p.id, correlate::fate_name(p.fate), role);
+}
+
+Status write_side(const fs::path& path, const char* name, const Correlation& c, const RecordIndex& idx,
+                  bool server_side, const CaptureSide& side) {
+  auto w = pcapio::PcapngWriter::create(path.string());
+  if (!w) return w.error();
+  if (side.present) {
+    auto iface = w->add_interface({side.linktype, 0, name, std::string("tandem ") + name + " capture"});
+    if (!iface) return iface.error();
+    for (std::uint32_t i = 0; i < side.packets.size(); ++i) {
+      if (auto st = w->write(*iface, side.packets[i], comment_for(c, idx, server_side, i, side)); !st) {
+        if (st.error().code != Errc::usage) return st.error();
+      }
+    }
+  }
+  return w->close();
+}
+
+// The IP packet inside a frame, wrapped in a synthetic Ethernet header (zero MACs, EtherType from
+// the IP version) into `out`. Returns false when the frame has no IP layer.
+bool as_ethernet(const CaptureSide& side, std::uint32_t i, std::vector<std::uint8_t>& out, std::uint32_t& origlen) {
+  auto pv = side.packets[i];
+  auto d = packet::decode(static_cast<std::uint32_t>(side.linktype), pv.data, pv.origlen);
+  if (d.l3 != packet::L3::ip || d.ip.header.empty()) return false;
+  auto off = static_cast<std::size_t>(d.ip.header.data() - pv.data.data());
+  std::size_t len = pv.data.size() - off;
+  std::size_t wire = pv.origlen > off ? pv.origlen - off : len;
+  // Ethernet pads short frames to 60 bytes: keep only what the IP header says is the packet.
+  if (d.ip.total_length != 0) {
+    len = std::min<std::size_t>(len, d.ip.total_length);
+    wire = std::min<std::size_t>(wire, d.ip.total_length);
+  }
+  out.assign(12, 0);
+  out.push_back(d.ip.is_v4() ? 0x08 : 0x86);
+  out.push_back(d.ip.is_v4() ? 0x00 : 0xdd);
+  out.insert(out.end(), pv.data.begin() + static_cast<std::ptrdiff_t>(off),
+             pv.data.begin() + static_cast<std::ptrdiff_t>(off + len));
+  origlen = static_cast<std::uint32_t>(14 + std::max(wire, len));
+  return true;
+}
+
+}  // namespace
+
+std::string packet_comment(const Correlation& c, bool server_side, std::uint32_t index, const CaptureSide& side) {
+  return comment_for(c, RecordIndex(c), server_side, index, side);
+}
+
+Result<MergeResult> write_merged(const std::string& path, const Correlation& c, const CaptureSide& client,
+                                 const CaptureSide& server) {
+  MergeResult res;
+  bool same = !client.present || !server.present || client.linktype == server.linktype;
+  int lt = client.present ? client.linktype : server.present ? server.linktype : pcapio::linktype::kEthernet;
+  // libpcap (1.10) refuses a pcapng whose interfaces differ in link type, and also one with two
+  // LINKTYPE_RAW interfaces (it compares the first one's DLT_RAW 12 with the next one's 101). So
+  // frames are kept as captured only when both sides share a link type libpcap numbers the same
+  // way; otherwise every frame is rewrapped in a synthetic Ethernet header.
+  bool keep = same && pcapio::dlt_from_linktype(lt) == lt;
+  res.linktype = keep ? lt : pcapio::linktype::kEthernet;
+
+  struct Item {
+    Nanos ts;
+    bool server;
+    std::uint32_t index;
+  };
+  std::vector<Item> items;
+  items.reserve((client.present ? client.packets.size() : 0) + (server.present ? server.packets.size() : 0));
+  if (client.present) {
+    for (std::uint32_t i = 0; i < client.packets.size(); ++i) items.push_back({client.packets.index()[i].ts_ns, false, i});
+  }
+  if (server.present) {
+    for (std::uint32_t i = 0; i < server.packets.size(); ++i) {
+      items.push_back({server.packets.index()[i].ts_ns - c.clock.offset_ns, true, i});
+    }
+  }
+  // Stable: equal timestamps keep client before server and each side's own capture order.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    if (a.ts != b.ts) return a.ts < b.ts;
+    return !a.server && b.server;
+  });
+
+  auto w = pcapio::PcapngWriter::create(path);
+  if (!w) return w.error();
+  auto ci = w->add_interface({res.linktype, 0, "client", "client capture"});
+  if (!ci) return ci.error();
+  auto si = w->add_interface({res.linktype, 0, "server", "server capture, timestamps moved to the client clock"});
+  if (!si) return si.error();
+  RecordIndex idx(c);
+  std::vector<std::uint8_t> scratch;
+  for (const auto& it : items) {
+    const CaptureSide& side = it.server ? server : client;
+    pcapio::PacketView pv;
+    if (keep) {
+      pv = side.packets[it.index];
+    } else {
+      std::uint32_t origlen = 0;
+      if (!as_ethernet(side, it.index, scratch, origlen)) {
+        ++res.skipped_non_ip;
+        continue;
+      }
+      pv = {0, origlen, scratch};
+    }
+    pv.ts_ns = it.ts < 0 ? 0 : it.ts;
+    auto st = w->write(it.server ? *si : *ci, pv, comment_for(c, idx, it.server, it.index, side));
+    if (!st) {
+      if (st.error().code != Errc::usage) return st.error();
+      continue;
+    }
+    ++res.written;
+  }
+  if (auto st = w->close(); !st) return st.error();
+  return res;
+}
+
+Status write_bundle(const std::string& dir, const Correlation& c, const Verdict& v, const ReportContext& ctx,
+                    const CaptureSide& client, const CaptureSide& server, const BundleOptions& options) {
+  fs::path d(dir);
+  if (auto st = check_dir(d, options.force); !st) return st;
+  if (!options.json_only) {
+    RecordIndex idx(c);
+    if (auto st = write_side(d / "client.pcapng", "client", c, idx, false, client); !st) return st;
+    if (auto st = write_side(d / "server.pcapng", "server", c, idx, true, server); !st) return st;
+    auto m = write_merged((d / "merged.pcapng").string(), c, client, server);
+    if (!m) return m.error();
+    ReportContext md_ctx = ctx;
+    md_ctx.client_capture = client.present ? &client : nullptr;
+    md_ctx.server_capture = server.present ? &server : nullptr;
+    if (auto st = write_text(d / "report.md", report_md(c, v, md_ctx)); !st) return st;
+  } else {
+    // A report.json next to pcapng files of an earlier run would pass for one bundle.
+    std::error_code ec;
+    for (const char* f : kBundleFiles) {
+      if (std::string(f) != "report.json") fs::remove(d / f, ec);
+    }
+  }
+  return write_text(d / "report.json", dump_report(report_json(c, v, ctx)));
+}
+
+}  // namespace tandem::report

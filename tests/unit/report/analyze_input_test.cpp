@@ -1,0 +1,125 @@
+// analyze inputs: manifest parsing (own schema and a report.json), endpoint inference, file errors.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "controller/report/analyze_input.hpp"
+#include "controller/report/report.hpp"
+#include "tests/unit/report/report_fixture.hpp"
+
+namespace tandem::report {
+namespace {
+
+using nlohmann::json;
+
+TEST(Manifest, OwnSchema) {
+  auto m = parse_manifest(json::parse(R"({"run_key": 7, "count": 20, "client": "10.77.1.2", "target": "10.77.2.2",
+     "dport": 21, "l4": "tcp", "variants": [{"name": "a", "tcp_options": "mss=1460", "tos": 184, "sport": "random"},
+     {"name": "b", "tcp_options": "none"}], "probe_variant": [0, 1, 1], "clock": {"offset_ns": -5, "error_ns": 2},
+     "reply_timeout_ms": 500, "rate_pps": 100, "future_key": 1})"), "m.json");
+  ASSERT_TRUE(m.ok()) << m.error().text();
+  EXPECT_EQ(m->run.run_key, 7u);
+  EXPECT_EQ(m->run.count, 20u);
+  EXPECT_EQ(m->run.client, test::ip("10.77.1.2"));
+  EXPECT_EQ(m->run.dport, 21);
+  ASSERT_EQ(m->run.variants.size(), 2u);
+  EXPECT_EQ(m->run.variants[0].tos, 184);
+  EXPECT_EQ(m->run.probe_variant, (std::vector<std::uint16_t>{0, 1, 1}));
+  ASSERT_TRUE(m->run.clock);
+  EXPECT_EQ(m->run.clock->offset_ns, -5);
+  EXPECT_EQ(m->run.clock->source, "manifest");
+  EXPECT_EQ(m->run.reply_timeout_ns, 500'000'000);
+  EXPECT_EQ(m->rate_pps, 100.0);
+}
+
+TEST(Manifest, ErrorsNameTheFileAndKey) {
+  auto bad = parse_manifest(json::parse(R"({"target": "not-an-ip"})"), "m.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::usage);
+  EXPECT_NE(bad.error().text().find("m.json"), std::string::npos);
+  EXPECT_NE(bad.error().text().find("\"target\""), std::string::npos);
+  EXPECT_FALSE(parse_manifest(json::parse(R"({"dport": 70000})"), "m").ok());
+  EXPECT_FALSE(parse_manifest(json::parse(R"({"l4": "sctp"})"), "m").ok());
+  EXPECT_FALSE(parse_manifest(json::parse(R"({"probe_variant": [3]})"), "m").ok());
+  EXPECT_FALSE(parse_manifest(json::parse("[1,2]"), "m").ok());
+  auto missing = read_manifest_file("/nonexistent/manifest.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().text().find("/nonexistent/manifest.json"), std::string::npos);
+}
+
+TEST(Manifest, AcceptsATandemReportJson) {
+  test::Fixture fx;
+  fx.ctx.run_key = 99;
+  fx.c.variants = {{"baseline", "none", 0, "random"}, {"full", "linux", 0, "random"}};
+  for (auto& p : fx.c.probes) p.variant = static_cast<std::uint16_t>(p.id % 2);
+  json report = json::parse(dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  auto m = parse_manifest(report, "report.json");
+  ASSERT_TRUE(m.ok()) << m.error().text();
+  EXPECT_EQ(m->run.run_key, 99u);
+  EXPECT_EQ(m->run.target, test::ip("10.77.2.2"));
+  EXPECT_EQ(m->run.client, test::ip("10.77.1.2"));
+  EXPECT_EQ(m->run.dport, 21);
+  EXPECT_EQ(m->run.count, 8u);
+  ASSERT_EQ(m->run.variants.size(), 2u);
+  EXPECT_EQ(m->run.probe_variant.size(), correlate::kFateCount);
+  EXPECT_EQ(m->run.probe_variant[1], 1);
+  ASSERT_TRUE(m->run.clock);
+  EXPECT_EQ(m->run.clock->offset_ns, 2'000'000);
+}
+
+TEST(Endpoints, ClientIsTheHostSendingSyns) {
+  test::Fixture fx;
+  fx.client.packets.clear();
+  test::add(fx.client, 1, test::syn("10.77.2.2", "10.77.1.2", 40000, 5, packet::kTcpSyn | packet::kTcpAck));
+  test::add(fx.client, 2, test::syn("10.77.1.2", "10.77.2.2", 40000, 5));
+  correlate::CaptureSide nat;
+  nat.present = true;
+  nat.linktype = 101;
+  test::add(nat, 3, test::syn("10.77.2.1", "10.77.2.2", 40000, 5));
+  auto e = infer_endpoints(fx.client, nat, std::nullopt, std::nullopt);
+  ASSERT_TRUE(e.ok()) << e.error().text();
+  EXPECT_EQ(e->client, test::ip("10.77.1.2"));
+  EXPECT_EQ(e->target, test::ip("10.77.2.2"));
+  EXPECT_EQ(e->dport, 21);
+  EXPECT_EQ(e->server, test::ip("10.77.2.2"));
+}
+
+TEST(Endpoints, AmbiguousClientNeedsClientAddr) {
+  test::Fixture fx;
+  test::add(fx.client, 9, test::syn("10.77.1.3", "10.77.2.2", 40009, 5));
+  auto e = infer_endpoints(fx.client, fx.server, std::nullopt, std::nullopt);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().text().find("--client-addr"), std::string::npos);
+  auto given = infer_endpoints(fx.client, fx.server, test::ip("10.77.1.3"), std::nullopt);
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given->client, test::ip("10.77.1.3"));
+}
+
+TEST(CaptureFile, MissingAndGarbageNameTheFile) {
+  auto missing = read_capture_file("/nonexistent/x.pcap");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, Errc::usage);
+  EXPECT_NE(missing.error().text().find("/nonexistent/x.pcap"), std::string::npos);
+  auto path = std::filesystem::path(::testing::TempDir()) / ("garbage-" + std::to_string(getpid()) + ".pcap");
+  std::ofstream(path) << "garbage garbage garbage";
+  auto bad = read_capture_file(path.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().text().find(path.string()), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST(CaptureFile, ScenarioFileHasUnknownDrops) {
+  auto side = read_capture_file(std::string(TANDEM_SOURCE_DIR) + "/tests/scenarios/clean/client.pcap");
+  ASSERT_TRUE(side.ok()) << side.error().text();
+  EXPECT_TRUE(side->present);
+  EXPECT_EQ(side->linktype, 1);
+  EXPECT_GT(side->packets.size(), 20u);
+  EXPECT_FALSE(side->stats.available);
+  EXPECT_EQ(side->stats.unavailable_reason, "offline file: drops unknown");
+}
+
+}  // namespace
+}  // namespace tandem::report
