@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "controller/cli/command.hpp"
+#include "controller/cli/lab_run.hpp"
+#include "controller/lab/lab_agents.hpp"
 #include "controller/lab/lab.hpp"
 
 namespace tandem::cli {
@@ -115,51 +117,86 @@ int cmd_list() {
   return 0;
 }
 
-int cmd_run(const LabArgs& a) {
-  auto scenario = lab::load_scenario(a.scenario);
-  if (!scenario) return report_error(scenario.error());
-  const auto mode = scenario->run_mode();
+}  // namespace
+
+int run_scenario(const lab::Scenario& scenario, const std::string& out, const std::string& name) {
+  const auto mode = scenario.run_mode();
   if (!mode) {
-    return report_error(make_error(Errc::config, "lab", a.scenario + ": [run] has no mode (ping, trace or bisect)"));
+    return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] has no mode (ping, trace or bisect)"));
   }
-  if (*mode != "ping") {
-    return report_error(make_error(Errc::usage, "lab",
-                                   "lab run: mode \"" + *mode +
-                                       "\" is not supported yet (it arrives with the two-ended trace); "
-                                       "mode \"ping\" works, or use `tandem lab up` and run it by hand"));
+  if (*mode != "ping" && *mode != "trace" && *mode != "bisect") {
+    return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] mode \"" + *mode +
+                                                            "\" is not one of ping, trace, bisect"));
   }
-  const auto target_text = scenario->run_target();
-  if (!target_text) return report_error(make_error(Errc::config, "lab", a.scenario + ": [run] has no target"));
+  const auto target_text = scenario.run_target();
+  if (!target_text) return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] has no target"));
   auto target = lab::parse_run_target(*target_text);
   if (!target) return report_error(target.error());
+  if (*mode != "ping" && !target->port) {
+    return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] target needs a port for " + *mode));
+  }
 
   std::error_code ec;
-  std::filesystem::create_directories(a.out, ec);
-  if (ec) return report_error(make_error(Errc::environment, "lab", "create " + a.out + ": " + ec.message()));
-  const std::string report = (std::filesystem::absolute(a.out) / "report.json").string();
+  std::filesystem::create_directories(out, ec);
+  if (ec) return report_error(make_error(Errc::environment, "lab", "create " + out + ": " + ec.message()));
+  const auto out_abs = std::filesystem::absolute(out).string();
 
-  auto l = lab::Lab::up(*scenario, lab::LabOptions{a.name, false});
+  auto l = lab::Lab::up(scenario, lab::LabOptions{name, false});
   if (!l) return report_error(l.error());
-  std::fprintf(stderr, "tandem: lab %s up; running ping in %s\n", l->prefix().c_str(), l->client_ns().c_str());
+  std::fprintf(stderr, "tandem: lab %s up (scenario %s); running %s in %s\n", l->prefix().c_str(), scenario.name.c_str(),
+               mode->c_str(), l->client_ns().c_str());
 
-  std::vector<std::string> argv = {self_exe(), "ping", target->host};
-  if (target->port) {
-    argv.push_back("-p");
-    argv.push_back(std::to_string(*target->port));
+  std::vector<std::string> argv = {self_exe(), *mode};
+  std::unique_ptr<lab::LabAgents> agents;
+  if (*mode == "ping") {
+    argv.push_back(target->host);
+    if (target->port) {
+      argv.push_back("-p");
+      argv.push_back(std::to_string(*target->port));
+    }
+  } else {
+    // Real agents in both end namespaces, fresh keys; the controller runs in the client namespace.
+    auto started = lab::LabAgents::start(*l, lab::LabAgentsOptions{"/run/tandem/lab-agents/" + l->prefix(), ""});
+    if (!started) {
+      report_error(started.error());
+      static_cast<void>(l->down());
+      return exit_code(started.error().code);
+    }
+    agents = std::move(started).value();
+    bool v6 = target->host.find(':') != std::string::npos;
+    std::string host = v6 ? "[" + target->host + "]" : target->host;
+    argv.insert(argv.end(), {"--client", agents->client_address(), "--key", agents->controller_key(), "--target",
+                             host + ":" + std::to_string(*target->port), "--out", out_abs, "--force"});
+    if (*mode == "trace") argv.insert(argv.end(), {"--server", agents->server_address()});
+    if (*mode == "bisect" && scenario.run_value("client_only") == nullptr) {
+      argv.insert(argv.end(), {"--server", agents->server_address()});
+    }
   }
-  for (auto& f : lab::run_flags(*scenario)) argv.push_back(std::move(f));
-  argv.push_back("--json");
-  argv.push_back(report);
+  for (auto& f : lab::run_flags(scenario)) argv.push_back(std::move(f));
+  if (*mode == "ping") {
+    argv.push_back("--json");
+    argv.push_back(out_abs + "/report.json");
+  }
   lab::ExecOptions opts;
-  opts.capture = false;  // ping prints its own report, line by line
+  opts.capture = false;  // the command prints its own report
   std::fflush(stdout);
   auto r = l->exec_in(lab::Node::client, argv, opts);
+  agents.reset();
+  std::filesystem::remove_all("/run/tandem/lab-agents/" + l->prefix(), ec);
   if (!r) return report_error(r.error());
   if (auto st = l->down(); !st) {
     report_error(st.error());
     return r->exit_code != 0 ? r->exit_code : 2;
   }
   return r->exit_code;
+}
+
+namespace {
+
+int cmd_run(const LabArgs& a) {
+  auto scenario = lab::load_scenario(a.scenario);
+  if (!scenario) return report_error(scenario.error());
+  return run_scenario(*scenario, a.out, a.name);
 }
 
 }  // namespace

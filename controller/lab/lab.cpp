@@ -120,8 +120,12 @@ Status Lab::build(const Scenario& scenario, const LabOptions& options) {
     // Before any interface exists, so that every interface inherits it: without DAD the
     // link-local addresses are usable at once too. Otherwise the middlebox cannot send a
     // neighbour solicitation for about 1.5 s after `up`, and early IPv6 probes vanish.
+    // ICMP rate limits off as well: a kernel sends at most a burst of 6 errors per destination and
+    // then one per second, which would turn a scenario's `reject with icmp` into mostly silent
+    // drops after the first six probes. Scenarios state their impairments explicitly.
     if (auto st = run_checked(n, {"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                                  "net.ipv6.conf.default.accept_dad=0"}, "", "disable IPv6 DAD");
+                                  "net.ipv6.conf.default.accept_dad=0", "net.ipv4.icmp_ratelimit=0",
+                                  "net.ipv6.icmp.ratelimit=0"}, "", "disable IPv6 DAD and ICMP rate limits");
         !st) {
       return st;
     }

@@ -1,0 +1,12 @@
+# Writes OUT (a .cpp) defining builtin_scenarios() from every *.toml in DIR.
+file(GLOB files "${DIR}/*.toml")
+list(SORT files)
+set(body "// Generated from deploy/scenarios by embed_scenarios.cmake: do not edit.\n#include \"controller/cli/builtin_scenarios.hpp\"\n\nnamespace tandem::cli {\nnamespace {\nconstexpr BuiltinScenario kScenarios[] = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} text)
+  string(APPEND body "  {\"${name}\", R\"tandemtoml(${text})tandemtoml\"},\n")
+endforeach()
+string(APPEND body "};\n}  // namespace\n\nstd::span<const BuiltinScenario> builtin_scenarios() { return kScenarios; }\n\n}  // namespace tandem::cli\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
