@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   register_keygen(app, ctx);
   register_trace(app, ctx);
   register_analyze(app, ctx);
+  register_bisect(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,550 @@
+#include "controller/bisect/experiment.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "common/probe/spec.hpp"
+
+namespace tandem::bisect {
+
+namespace {
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr int kNoThreshold = -1;  // main stage: every MSS value counts as "carries the option"
+
+bool is_pad(const packet::TcpOption& o) { return o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol; }
+
+std::uint16_t mss_of(const packet::TcpOption& o) {
+  return o.data.size() == 2 ? static_cast<std::uint16_t>(o.data[0] << 8 | o.data[1]) : 0;
+}
+
+nlohmann::ordered_json interval_json(Interval i) {
+  return nlohmann::ordered_json::array({std::round(i.lo * 1e4) / 1e4, std::round(i.hi * 1e4) / 1e4});
+}
+
+double rate(Counts c) { return c.sent ? double(c.failed) / double(c.sent) : 0.0; }
+
+std::string top_fate(const std::map<std::string, std::uint64_t>& f) {
+  std::string best;
+  std::uint64_t n = 0;
+  for (const auto& [k, v] : f) {
+    if (v > n) { best = k; n = v; }
+  }
+  return best;
+}
+}  // namespace
+
+std::string_view kind_name(BisectResult::Kind k) {
+  switch (k) {
+    case BisectResult::Kind::trigger: return "trigger";
+    case BisectResult::Kind::clean: return "clean";
+    case BisectResult::Kind::all_fail: return "all_fail";
+    case BisectResult::Kind::undetermined: return "undetermined";
+  }
+  return "undetermined";
+}
+
+std::vector<Feature> option_features(const std::vector<packet::TcpOption>& options) {
+  std::vector<Feature> out;
+  std::vector<packet::TcpOption> pending;
+  for (const auto& o : options) {
+    if (is_pad(o)) { pending.push_back(o); continue; }
+    Feature f;
+    f.kind = Feature::Kind::option;
+    f.name = packet::option_name(o.kind);
+    f.options = std::move(pending);
+    pending.clear();
+    f.options.push_back(o);
+    if (o.kind == packet::kTcpOptMss) f.mss = mss_of(o);
+    out.push_back(std::move(f));
+  }
+  if (!pending.empty() && !out.empty()) {
+    for (auto& o : pending) out.back().options.push_back(o);
+  }
+  return out;
+}
+
+std::pair<Outcome, std::string> classify(const correlate::ProbeRecord& p, bool server_present) {
+  using correlate::Fate;
+  if (p.fate == Fate::not_sent) return {Outcome::excluded, "not_sent"};
+  if (!server_present) {
+    // The client's capture alone: what came back, if anything.
+    if (p.reply == "syn_ack") return {Outcome::answered, "answered"};
+    if (p.reply.empty()) return {Outcome::failed, "no_answer"};
+    if (p.reply == "rst") return {Outcome::failed, "rst"};
+    if (p.reply.rfind("icmp", 0) == 0) return {Outcome::failed, "icmp_error"};
+    return {Outcome::answered, "answered"};
+  }
+  switch (p.fate) {
+    case Fate::answered: return {Outcome::answered, "answered"};
+    case Fate::unknown:
+    case Fate::not_sent: return {Outcome::excluded, std::string(correlate::fate_name(p.fate))};
+    default: return {Outcome::failed, std::string(correlate::fate_name(p.fate))};
+  }
+}
+
+Experiment::Experiment(std::vector<packet::TcpOption> full_options, std::vector<Feature> features, Config config,
+                       std::uint8_t base_tos, std::string base_sport)
+    : full_options_(std::move(full_options)),
+      features_(std::move(features)),
+      config_(config),
+      base_tos_(base_tos),
+      base_sport_(std::move(base_sport)) {
+  if (features_.size() > kMaxFeatures) features_.resize(kMaxFeatures);
+  posterior_.assign(std::size_t{1} << features_.size(), 1.0 / double(std::size_t{1} << features_.size()));
+}
+
+int Experiment::mss_feature() const {
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    if (features_[i].mss) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss) {
+  for (std::size_t i = 0; i < variants_.size(); ++i) {
+    if (variants_[i].def.mask == mask && variants_[i].def.mss == mss) return i;
+  }
+  VariantDef d;
+  d.mask = mask;
+  d.mss = mss;
+  d.tos = base_tos_;
+  d.sport = base_sport_;
+  std::vector<packet::TcpOption> opts;
+  std::vector<std::string> names;
+  bool any_dscp = false, any_sport = false;
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    const auto& f = features_[i];
+    any_dscp = any_dscp || f.kind == Feature::Kind::dscp;
+    any_sport = any_sport || f.kind == Feature::Kind::sport;
+    if (!(mask >> i & 1)) continue;
+    if (f.kind == Feature::Kind::dscp) d.tos = f.tos;
+    if (f.kind == Feature::Kind::sport) d.sport = f.sport;
+    for (const auto& o : f.options) opts.push_back(mss && f.mss && !is_pad(o) ? packet::TcpOption::mss(*mss) : o);
+    names.push_back(mss && f.mss ? fmt::format("mss={}", *mss) : f.name);
+  }
+  if (any_dscp && !(mask & [&] { Mask m = 0; for (std::size_t i = 0; i < features_.size(); ++i) if (features_[i].kind == Feature::Kind::dscp) m |= Mask{1} << i; return m; }())) {
+    d.tos = 0;
+  }
+  if (any_sport) {
+    bool has = false;
+    for (std::size_t i = 0; i < features_.size(); ++i) has = has || (features_[i].kind == Feature::Kind::sport && (mask >> i & 1));
+    if (!has) d.sport = "random";
+  }
+  // The full set goes out exactly as the user wrote it (padding and order included).
+  bool options_full = true;
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    if (features_[i].kind == Feature::Kind::option && !(mask >> i & 1)) options_full = false;
+  }
+  if (options_full && !mss) opts = full_options_;
+  d.tcp_options = opts.empty() ? "" : probe::format_tcp_options(opts);
+  if (mask == 0) d.name = "baseline";
+  else if (mask == full_mask() && !mss) d.name = "full";
+  else if (std::popcount(mask) + 1 == static_cast<int>(features_.size()) && !mss && features_.size() > 2) {
+    d.name = "-" + features_[std::countr_zero(~mask & full_mask())].name;
+  } else {
+    for (std::size_t i = 0; i < names.size(); ++i) d.name += (i ? "+" : "") + names[i];
+  }
+  variants_.push_back(VariantStats{d, {}, 0, {}});
+  return variants_.size() - 1;
+}
+
+bool Experiment::predicted_fail(const VariantStats& v, Mask t, int mss_t) const {
+  if (t == 0) return false;
+  if ((v.def.mask & t) != t) return false;
+  int mf = mss_feature();
+  if (mss_t != kNoThreshold && mf >= 0 && (t >> mf & 1)) {
+    int value = v.def.mss ? *v.def.mss : *features_[mf].mss;
+    return value > mss_t;
+  }
+  return true;
+}
+
+std::pair<Counts, Counts> Experiment::split(Mask t, int mss_t) const {
+  Counts f, p;
+  for (const auto& v : variants_) {
+    Counts& c = predicted_fail(v, t, mss_t) ? f : p;
+    c.failed += v.counts.failed;
+    c.sent += v.counts.sent;
+  }
+  return {f, p};
+}
+
+void Experiment::update_posterior() {
+  std::vector<double> lp(posterior_.size());
+  for (Mask t = 0; t < lp.size(); ++t) {
+    if (t == 0) {
+      auto [f, p] = split(0, kNoThreshold);
+      lp[t] = log_evidence_one_rate(p);
+    } else {
+      auto [f, p] = split(t, kNoThreshold);
+      lp[t] = log_evidence_two_rates(f, p, config_.min_effect);
+    }
+  }
+  double norm = kNegInf;
+  for (double x : lp) norm = log_add(norm, x);
+  for (std::size_t i = 0; i < lp.size(); ++i) posterior_[i] = std::exp(lp[i] - norm);
+}
+
+std::vector<Experiment::TInterval> Experiment::threshold_intervals() const {
+  const int mf = mss_feature();
+  const int full = *features_[mf].mss;
+  std::vector<int> xs;
+  for (const auto& v : variants_) {
+    if ((v.def.mask & decided_) == decided_ && v.counts.sent) xs.push_back(v.def.mss ? *v.def.mss : full);
+  }
+  xs.push_back(full);
+  std::sort(xs.begin(), xs.end());
+  xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+  std::vector<TInterval> out;
+  int lo = kMssFloor - 1;
+  for (int x : xs) {
+    if (x - 1 >= lo) {
+      auto [f, p] = split(decided_, lo);
+      out.push_back({lo, x - 1, std::log(double(x - lo)) + log_evidence_two_rates(f, p, config_.min_effect)});
+    }
+    lo = x;
+  }
+  double norm = kNegInf;
+  for (const auto& i : out) norm = log_add(norm, i.logp);
+  for (auto& i : out) i.logp -= norm;
+  return out;
+}
+
+Experiment::Round Experiment::sized(std::vector<std::size_t> idx) {
+  Round r;
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  std::uint64_t left = config_.budget > used_ ? config_.budget - used_ : 0;
+  std::uint64_t want = std::max<std::uint64_t>(config_.per_round, 4 * idx.size());
+  want = std::min(want, left);
+  if (want < idx.size() || rounds_ >= config_.max_rounds) {
+    budget_exhausted_ = want < idx.size();
+    done_ = true;
+    return r;
+  }
+  r.variants = std::move(idx);
+  r.count = static_cast<std::uint32_t>(want);
+  return r;
+}
+
+Experiment::Round Experiment::plan_main() {
+  const Mask full = full_mask();
+  const std::size_t n = features_.size();
+  std::vector<std::size_t> idx = {variant_for(0), variant_for(full)};
+  if (rounds_ == 0) {
+    // First look: every single feature and every leave-one-out.
+    for (std::size_t i = 0; i < n; ++i) {
+      idx.push_back(variant_for(Mask{1} << i));
+      idx.push_back(variant_for(full & ~(Mask{1} << i)));
+    }
+    return sized(std::move(idx));
+  }
+  // The variants whose predicted status most of the posterior mass disputes with the leading set.
+  Mask map = static_cast<Mask>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
+  struct Cand { Mask m; double score; std::uint64_t sent; };
+  std::vector<Cand> cands;
+  for (Mask v = 0; v <= full; ++v) {
+    double s = 0;
+    bool map_fail = map != 0 && (v & map) == map;
+    for (Mask t = 1; t <= full; ++t) {
+      bool f = (v & t) == t;
+      if (f != map_fail) s += posterior_[t];
+    }
+    if (map_fail) s += posterior_[0];
+    std::uint64_t sent = 0;
+    for (const auto& vs : variants_) if (vs.def.mask == v && !vs.def.mss) sent = vs.counts.sent;
+    cands.push_back({v, s, sent});
+  }
+  std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+    if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
+    if (a.sent != b.sent) return a.sent < b.sent;
+    return std::popcount(a.m) < std::popcount(b.m);
+  });
+  for (const auto& c : cands) {
+    if (idx.size() >= config_.max_variants_per_round) break;
+    if (c.score < (1 - config_.confidence) / 20) break;
+    idx.push_back(variant_for(c.m));
+  }
+  // The leading set's own proof: T alone (sufficient) and each T minus one member (necessary).
+  if (map != 0 && idx.size() < config_.max_variants_per_round + 2) {
+    idx.push_back(variant_for(map));
+  }
+  return sized(std::move(idx));
+}
+
+Experiment::Round Experiment::plan_threshold() {
+  auto iv = threshold_intervals();
+  std::vector<std::size_t> idx = {variant_for(0)};
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < iv.size(); ++i) if (iv[i].logp > iv[best].logp) best = i;
+  const int full = *features_[mss_feature()].mss;
+  auto add_x = [&](int x) {
+    x = std::clamp(x, int{kMssFloor}, full);
+    idx.push_back(x == full ? variant_for(decided_) : variant_for(decided_, static_cast<std::uint16_t>(x)));
+  };
+  // The values bracketing the leading interval, then posterior quartiles of t (probabilistic
+  // bisection: each tested value X splits the mass at "t >= X", i.e. X passes).
+  if (iv[best].lo >= kMssFloor) add_x(iv[best].lo);
+  add_x(iv[best].hi + 1);
+  for (double q : {0.5, 0.25, 0.75}) {
+    double acc = 0;
+    for (const auto& i : iv) {
+      double p = std::exp(i.logp);
+      if (acc + p >= q) {
+        double frac = (q - acc) / p;
+        add_x(i.lo + static_cast<int>(std::floor(frac * (i.hi - i.lo + 1))) + 1);
+        break;
+      }
+      acc += p;
+    }
+  }
+  return sized(std::move(idx));
+}
+
+Experiment::Round Experiment::plan_round() {
+  if (done_) return {};
+  return threshold_stage_ ? plan_threshold() : plan_main();
+}
+
+void Experiment::record(std::size_t variant, Outcome outcome, std::string_view fate) {
+  if (variant >= variants_.size()) return;
+  auto& v = variants_[variant];
+  ++used_;
+  if (outcome == Outcome::excluded) { ++v.excluded; return; }
+  ++v.counts.sent;
+  if (outcome == Outcome::failed) {
+    ++v.counts.failed;
+    ++v.fates[std::string(fate)];
+  }
+}
+
+void Experiment::end_round() {
+  ++rounds_;
+  if (!threshold_stage_) {
+    update_posterior();
+    auto it = std::max_element(posterior_.begin(), posterior_.end());
+    if (*it >= config_.confidence) {
+      decided_ = static_cast<Mask>(it - posterior_.begin());
+      decided_posterior_ = *it;
+      const int mf = mss_feature();
+      if (config_.refine_mss && decided_ != 0 && mf >= 0 && (decided_ >> mf & 1) && *features_[mf].mss > kMssFloor) {
+        threshold_stage_ = true;
+      } else {
+        done_ = true;
+      }
+    }
+  } else {
+    auto iv = threshold_intervals();
+    for (const auto& i : iv) {
+      if (std::exp(i.logp) >= config_.confidence && i.hi - i.lo + 1 <= config_.mss_resolution) {
+        mss_t_ = i.lo;
+        threshold_posterior_ = std::exp(i.logp);
+        done_ = true;
+      }
+    }
+  }
+  if (!done_ && (used_ >= config_.budget || rounds_ >= config_.max_rounds)) {
+    done_ = true;
+    budget_exhausted_ = true;
+  }
+}
+
+BisectResult Experiment::result() const {
+  BisectResult r;
+  r.rounds = rounds_;
+  r.probes_used = used_;
+  r.budget_exhausted = budget_exhausted_;
+  Mask t = decided_;
+  double post = decided_posterior_;
+  if (decided_posterior_ == 0.0) {
+    auto it = std::max_element(posterior_.begin(), posterior_.end());
+    t = static_cast<Mask>(it - posterior_.begin());
+    post = *it;
+  }
+  r.trigger = t;
+  r.posterior = post;
+  int mss_t = kNoThreshold;
+  if (mss_t_ && *mss_t_ >= kMssFloor) {
+    r.mss_above = static_cast<std::uint16_t>(*mss_t_);
+    mss_t = *mss_t_;
+  }
+  r.threshold_posterior = threshold_posterior_;
+  auto [f, p] = t == 0 ? std::pair<Counts, Counts>{} : split(t, mss_t);
+  if (t == 0) {
+    for (const auto& v : variants_) { p.failed += v.counts.failed; p.sent += v.counts.sent; }
+  }
+  r.failing = f;
+  r.passing = p;
+  for (const auto& v : variants_) {
+    if (t == 0 || predicted_fail(v, t, mss_t)) {
+      for (const auto& [k, n] : v.fates) r.failing_fates[k] += n;
+    }
+  }
+  r.failure_fate = top_fate(r.failing_fates);
+  if (decided_posterior_ == 0.0) {
+    r.kind = BisectResult::Kind::undetermined;
+  } else if (t != 0) {
+    r.kind = BisectResult::Kind::trigger;
+  } else {
+    // No feature matters: clean unless the shared rate is itself clearly above zero.
+    r.kind = wilson(p.failed, p.sent, config_.confidence).lo > 0.01 ? BisectResult::Kind::all_fail
+                                                                    : BisectResult::Kind::clean;
+  }
+  return r;
+}
+
+std::string Experiment::trigger_text(const BisectResult& r) const {
+  if (r.trigger == 0) return "(none)";
+  std::string s;
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    if (!(r.trigger >> i & 1)) continue;
+    if (!s.empty()) s += "+";
+    const auto& f = features_[i];
+    if (f.mss && r.mss_above) s += fmt::format("mss>{}", *r.mss_above);
+    else if (f.kind == Feature::Kind::dscp) s += fmt::format("dscp={}", f.tos >> 2);
+    else if (f.kind == Feature::Kind::sport) s += "sport=" + f.sport;
+    else s += f.name;
+  }
+  return s;
+}
+
+std::string_view fate_advice(std::string_view fate) {
+  if (fate == "lost_forward") return "dropped on the way to the server: look at the path before the server (client side, transit, the server's upstream)";
+  if (fate == "reply_lost") return "the server answered but its reply never arrived: look at the way back (the server's network and the return path)";
+  if (fate == "unanswered") return "the SYN reached the server host, which did not answer: look at the server host itself (its firewall or stack)";
+  if (fate == "injected") return "a middlebox answered in the server's name";
+  if (fate == "icmp_error") return "a router or firewall rejected it with an ICMP error";
+  if (fate == "no_answer") return "no reply at the client (client-only run: cannot tell the way there from the way back; add --server)";
+  if (fate == "rst") return "reset (client-only run: cannot tell whether the server or a middlebox sent it)";
+  return "";
+}
+
+nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) {
+  using nlohmann::ordered_json;
+  ordered_json b;
+  b["result"] = std::string(kind_name(r.kind));
+  ordered_json trig = ordered_json::array();
+  for (std::size_t i = 0; i < e.features().size(); ++i) {
+    if (r.kind != BisectResult::Kind::trigger && r.kind != BisectResult::Kind::undetermined) break;
+    if (!(r.trigger >> i & 1)) continue;
+    const auto& f = e.features()[i];
+    ordered_json item;
+    if (f.kind == Feature::Kind::option) {
+      item["option"] = f.name;
+      if (f.mss && r.mss_above) item["above"] = *r.mss_above;
+    } else if (f.kind == Feature::Kind::dscp) {
+      item["feature"] = "dscp";
+      item["value"] = f.tos >> 2;
+    } else {
+      item["feature"] = "sport";
+      item["value"] = f.sport;
+    }
+    trig.push_back(item);
+  }
+  if (r.kind == BisectResult::Kind::undetermined) {
+    b["trigger"] = ordered_json::array();
+    b["leading"] = trig;
+  } else {
+    b["trigger"] = trig;
+  }
+  b["failure_fate"] = r.failure_fate.empty() || r.kind == BisectResult::Kind::clean ? ordered_json(nullptr)
+                                                                                   : ordered_json(r.failure_fate);
+  b["failure_fates"] = r.failing_fates;
+  b["confidence"] = e.config().confidence;
+  b["posterior"] = std::round(r.posterior * 1e6) / 1e6;
+  if (r.mss_above) b["threshold_posterior"] = std::round(r.threshold_posterior * 1e6) / 1e6;
+  b["min_effect"] = e.config().min_effect;
+  b["rounds"] = r.rounds;
+  b["probes_used"] = r.probes_used;
+  b["budget"] = e.config().budget;
+  auto group = [](Counts c) {
+    ordered_json g;
+    g["sent"] = c.sent;
+    g["failed"] = c.failed;
+    g["rate"] = std::round(rate(c) * 1e4) / 1e4;
+    g["ci95"] = interval_json(wilson(c.failed, c.sent, 0.95));
+    return g;
+  };
+  if (r.kind == BisectResult::Kind::trigger) {
+    b["failing"] = group(r.failing);
+    b["passing"] = group(r.passing);
+  }
+  ordered_json vars = ordered_json::array();
+  for (const auto& v : e.variants()) {
+    if (!v.counts.sent && !v.excluded) continue;
+    ordered_json j;
+    j["name"] = v.def.name;
+    j["tcp_options"] = v.def.tcp_options;
+    j["tos"] = v.def.tos;
+    j["sport"] = v.def.sport;
+    j["sent"] = v.counts.sent;
+    j["failed"] = v.counts.failed;
+    j["rate"] = std::round(rate(v.counts) * 1e4) / 1e4;
+    j["ci95"] = interval_json(wilson(v.counts.failed, v.counts.sent, 0.95));
+    if (v.excluded) j["excluded"] = v.excluded;
+    j["fates"] = v.fates;
+    vars.push_back(j);
+  }
+  b["variants"] = vars;
+  b["verdict"] = verdict_sentence(e, r);
+  return b;
+}
+
+std::string verdict_sentence(const Experiment& e, const BisectResult& r) {
+  auto pct = [](Counts c) { return fmt::format("{:.0f} %", 100 * rate(c)); };
+  switch (r.kind) {
+    case BisectResult::Kind::trigger:
+      return fmt::format("Probes carrying {} fail ({} of {}, {}; {}) while the others pass ({} of {}, {}); {:.1f} % "
+                         "posterior after {} probes.",
+                         e.trigger_text(r), r.failing.failed, r.failing.sent, pct(r.failing), r.failure_fate,
+                         r.passing.failed, r.passing.sent, pct(r.passing), 100 * r.posterior, r.probes_used);
+    case BisectResult::Kind::clean:
+      return fmt::format("No probe feature changes the failure rate: the path is clean ({} of {} probes failed).",
+                         r.passing.failed, r.passing.sent);
+    case BisectResult::Kind::all_fail:
+      return fmt::format("Every variant fails alike ({} of {}, {}; {}): the loss does not depend on the TCP options.",
+                         r.passing.failed, r.passing.sent, pct(r.passing), r.failure_fate);
+    case BisectResult::Kind::undetermined:
+      return fmt::format("Undetermined after {} probes: leading candidate {} at {:.1f} % (< {:.0f} %); raise --budget.",
+                         r.probes_used, e.trigger_text(r), 100 * r.posterior, 100 * e.config().confidence);
+  }
+  return "";
+}
+
+std::string variant_table(const Experiment& e) {
+  std::string s = fmt::format("{:<26} {:<34} {:>5} {:>6} {:>6}  {}\n", "variant", "tcp_options", "sent", "failed",
+                              "rate", "95 % CI");
+  for (const auto& v : e.variants()) {
+    if (!v.counts.sent && !v.excluded) continue;
+    auto ci = wilson(v.counts.failed, v.counts.sent, 0.95);
+    s += fmt::format("{:<26} {:<34} {:>5} {:>6} {:>5.1f}%  [{:.2f}, {:.2f}]\n", v.def.name,
+                     v.def.tcp_options.empty() ? "none" : v.def.tcp_options, v.counts.sent, v.counts.failed,
+                     100 * rate(v.counts), ci.lo, ci.hi);
+  }
+  return s;
+}
+
+std::string human_report(const Experiment& e, const BisectResult& r) {
+  std::string s = "bisect: " + verdict_sentence(e, r) + "\n";
+  if (r.kind == BisectResult::Kind::trigger || r.kind == BisectResult::Kind::all_fail) {
+    auto f = wilson(r.failing.failed, r.failing.sent, 0.95), p = wilson(r.passing.failed, r.passing.sent, 0.95);
+    if (r.kind == BisectResult::Kind::trigger) {
+      s += fmt::format("  trigger:  {}\n", e.trigger_text(r));
+      s += fmt::format("  failing:  {}/{} = {:.1f} %  95 % CI [{:.1f}, {:.1f}] %\n", r.failing.failed, r.failing.sent,
+                       100 * rate(r.failing), 100 * f.lo, 100 * f.hi);
+    }
+    s += fmt::format("  passing:  {}/{} = {:.1f} %  95 % CI [{:.1f}, {:.1f}] %\n", r.passing.failed, r.passing.sent,
+                     100 * rate(r.passing), 100 * p.lo, 100 * p.hi);
+    if (!r.failure_fate.empty()) s += fmt::format("  fate:     {}: {}\n", r.failure_fate, fate_advice(r.failure_fate));
+  }
+  s += fmt::format("  {} rounds, {} probes (budget {}), confidence {:.0f} %\n", r.rounds, r.probes_used,
+                   e.config().budget, 100 * e.config().confidence);
+  return s;
+}
+
+}  // namespace tandem::bisect

@@ -1,0 +1,174 @@
+// The bisection experiment of DESIGN.md §6 (docs/bisect.md): which variants to send next, what the
+// per-variant counts say, and when to stop. Pure state machine, no I/O: the CLI runs each round
+// (one two-ended run with the round's variants interleaved) and feeds every probe's outcome back;
+// the bench and the unit tests feed simulated outcomes instead.
+//
+// Model. The probe's features (each TCP option with the NOPs that pad it, and on request DSCP and a
+// source-port range) are bits of a mask; a variant is a mask (plus, while refining, an MSS value).
+// A trigger T is a set of features: a variant fails iff it carries all of T (one option: T = {k};
+// a combination: T = {a, b}). Variants that carry T fail at one rate pf, the others at p0, with
+// pf >= p0 + min_effect; T = {} means "no feature matters" (every variant shares one rate: a clean
+// path, or a path that drops everything alike). Each T gets a posterior (uniform prior over all
+// 2^n sets, evidence from stats.hpp); the experiment stops when one T reaches --confidence.
+// When T holds the MSS, a second stage finds the threshold t (variants fail iff MSS > t) by
+// probabilistic bisection over t with the same evidence.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/packet/tcp_option.hpp"
+#include "controller/bisect/stats.hpp"
+#include "controller/correlate/model.hpp"
+
+namespace tandem::bisect {
+
+using Mask = std::uint32_t;
+inline constexpr std::size_t kMaxFeatures = 8;
+inline constexpr std::uint16_t kMssFloor = 64;  // lowest MSS the threshold search tries
+
+struct Feature {
+  enum class Kind { option, dscp, sport };
+  Kind kind = Kind::option;
+  std::string name;                          // JSON name: mss, sack_perm, timestamp, wscale, kind<N>, dscp, sport
+  std::vector<packet::TcpOption> options;    // option: the option and the NOPs/EOLs that pad it
+  std::uint8_t tos = 0;                      // dscp: TOS byte when the feature is present
+  std::string sport;                         // sport: the range when present
+  std::optional<std::uint16_t> mss;          // the MSS feature's value
+};
+
+// One feature per option of `options` other than NOP/EOL; a NOP/EOL goes with the option after it
+// (the last ones with the option before). Order is kept.
+std::vector<Feature> option_features(const std::vector<packet::TcpOption>& options);
+
+struct Config {
+  double confidence = 0.95;
+  std::uint64_t budget = 600;       // probes, all rounds
+  std::uint32_t per_round = 60;     // probes per round (raised to 4 per variant)
+  std::uint32_t max_rounds = 30;
+  double min_effect = 0.10;         // smallest failure-rate increase worth naming
+  bool refine_mss = true;
+  std::size_t max_variants_per_round = 6;
+  std::uint16_t mss_resolution = 1; // the threshold stage stops when t is known to this width
+};
+
+struct VariantDef {
+  Mask mask = 0;
+  std::optional<std::uint16_t> mss;  // MSS override (threshold stage)
+  std::string name;                  // "baseline", "full", "wscale", "sack_perm+timestamp", "mss=1400", "-wscale"
+  std::string tcp_options;           // canonical text, "" = no options
+  std::uint8_t tos = 0;
+  std::string sport;
+};
+
+struct VariantStats {
+  VariantDef def;
+  Counts counts;
+  std::uint64_t excluded = 0;                  // not_sent / unknown: no on-path outcome
+  std::map<std::string, std::uint64_t> fates;  // failed probes by fate
+};
+
+enum class Outcome { answered, failed, excluded };
+
+// A probe's outcome for the experiment. With the server capture, correlate's fate decides
+// (lost_forward, unanswered, reply_lost, injected, icmp_error = failed; answered; not_sent,
+// unknown = excluded). Client-only, the client's own capture decides: a SYN-ACK = answered; no
+// reply ("no_answer"), an RST ("rst") or an ICMP error ("icmp_error") = failed. The string is the
+// fate name counted for the failure.
+std::pair<Outcome, std::string> classify(const correlate::ProbeRecord& p, bool server_present);
+
+struct BisectResult {
+  enum class Kind { trigger, clean, all_fail, undetermined };
+  Kind kind = Kind::undetermined;
+  Mask trigger = 0;                      // the MAP feature set (also when undetermined)
+  double posterior = 0.0;                // of that set
+  std::optional<std::uint16_t> mss_above; // threshold stage: fails iff MSS > this
+  double threshold_posterior = 0.0;
+  std::string failure_fate;              // most common fate of the failing variants' failures
+  std::map<std::string, std::uint64_t> failing_fates;
+  Counts failing, passing;               // pooled by the final hypothesis
+  std::uint32_t rounds = 0;
+  std::uint64_t probes_used = 0;
+  bool budget_exhausted = false;
+};
+std::string_view kind_name(BisectResult::Kind k);
+
+class Experiment {
+ public:
+  // `full_options`: the failing probe's option list as the user gave it; `features` from
+  // option_features() plus any dscp/sport features (at most kMaxFeatures).
+  Experiment(std::vector<packet::TcpOption> full_options, std::vector<Feature> features, Config config,
+             std::uint8_t base_tos = 0, std::string base_sport = "random");
+
+  struct Round {
+    std::vector<std::size_t> variants;  // indices into variants(); empty = the experiment is over
+    std::uint32_t count = 0;            // probes in the round, spread evenly over them
+  };
+  Round plan_round();
+  void record(std::size_t variant, Outcome outcome, std::string_view fate);
+  // Updates the posterior and decides whether to stop or to enter the threshold stage.
+  void end_round();
+
+  bool done() const { return done_; }
+  const std::vector<VariantStats>& variants() const { return variants_; }
+  const std::vector<Feature>& features() const { return features_; }
+  const Config& config() const { return config_; }
+  std::uint64_t used() const { return used_; }
+  std::uint32_t rounds() const { return rounds_; }
+  // Posterior over feature sets, indexed by mask (size 2^n).
+  const std::vector<double>& posterior() const { return posterior_; }
+  BisectResult result() const;
+  // "wscale", "sack_perm+timestamp", "mss>1400", "(none)".
+  std::string trigger_text(const BisectResult& r) const;
+
+ private:
+  std::size_t variant_for(Mask mask, std::optional<std::uint16_t> mss = std::nullopt);
+  bool predicted_fail(const VariantStats& v, Mask t, int mss_t) const;
+  std::pair<Counts, Counts> split(Mask t, int mss_t) const;
+  void update_posterior();
+  // Threshold stage: intervals of t and their posterior; returns the MAP index.
+  struct TInterval { int lo, hi; double logp; };
+  std::vector<TInterval> threshold_intervals() const;
+  Round plan_main();
+  Round plan_threshold();
+  Round sized(std::vector<std::size_t> idx);
+  Mask full_mask() const { return (Mask{1} << features_.size()) - 1; }
+  int mss_feature() const;
+
+  std::vector<packet::TcpOption> full_options_;
+  std::vector<Feature> features_;
+  Config config_;
+  std::uint8_t base_tos_;
+  std::string base_sport_;
+  std::vector<VariantStats> variants_;
+  std::vector<double> posterior_;
+  std::uint64_t used_ = 0;
+  std::uint32_t rounds_ = 0;
+  bool done_ = false;
+  bool budget_exhausted_ = false;
+  bool threshold_stage_ = false;
+  Mask decided_ = 0;
+  double decided_posterior_ = 0.0;
+  std::optional<int> mss_t_;           // the threshold, once decided
+  double threshold_posterior_ = 0.0;
+};
+
+// The report.json "bisect" block (DESIGN.md §5, docs/bisect.md).
+nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r);
+// One plain sentence for the verdict, and the multi-line human report.
+std::string verdict_sentence(const Experiment& e, const BisectResult& r);
+std::string human_report(const Experiment& e, const BisectResult& r);
+// The live table (one line per variant sent so far).
+std::string variant_table(const Experiment& e);
+// Whose network a failure fate points at.
+std::string_view fate_advice(std::string_view fate);
+
+}  // namespace tandem::bisect

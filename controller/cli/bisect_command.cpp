@@ -1,0 +1,220 @@
+// `tandem bisect` (DESIGN.md §3, §6; docs/bisect.md): finds the minimal probe feature that makes
+// probes fail. Each round is one two-ended run (orchestrate::run_trace via run_and_analyze) whose
+// plan carries the round's variants interleaved in random order, random source port per probe;
+// every probe's outcome goes into bisect::Experiment, which picks the next round's variants and
+// stops at --confidence or --budget. The bundle is the final round's evidence (its captures and
+// probes) with the whole experiment in report.json's "bisect" block and the bisect verdict.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "common/probe/spec.hpp"
+#include "controller/bisect/experiment.hpp"
+#include "controller/cli/command.hpp"
+#include "controller/cli/probe_flags.hpp"
+#include "controller/cli/trace_common.hpp"
+#include "controller/report/analyze_input.hpp"
+#include "controller/report/bundle.hpp"
+#include "controller/report/report.hpp"
+
+namespace tandem::cli {
+
+namespace {
+
+struct BisectArgs {
+  TraceArgs trace;
+  std::uint64_t budget = 600;
+  double confidence = 0.95;
+  double min_effect = 0.10;
+  std::uint32_t max_rounds = 30;
+  bool client_only = false;
+  bool no_refine_mss = false;
+  std::string bisect_dscp, bisect_sport;
+};
+
+Status check_out(const std::string& dir, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (force || !fs::exists(dir, ec)) return ok_status();
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename();
+    bool ok = false;
+    for (const char* f : report::kBundleFiles) ok = ok || name == f;
+    if (!ok) {
+      return make_error(Errc::usage, "bisect", "--out " + dir + " is not empty and not a tandem bundle (" + name +
+                                                   "); choose another directory or pass --force");
+    }
+  }
+  return ok_status();
+}
+
+int run_bisect(BisectArgs& a) {
+  if (a.client_only) a.trace.server.clear();
+  if (a.trace.probe.tcp_options.empty()) a.trace.probe.tcp_options = "linux";
+  auto req = trace_request(a.trace);
+  if (!req) return report_error(req.error());
+  if (req->plan.l4 != proto::L4::tcp) {
+    return report_error(make_error(Errc::usage, "bisect", "bisect varies TCP SYN features: use a TCP probe"));
+  }
+  if (auto st = check_out(a.trace.out, a.trace.force); !st) return report_error(st.error());
+  auto opts = probe::parse_tcp_options(a.trace.probe.tcp_options);
+  if (!opts) return report_error(opts.error());
+  auto features = bisect::option_features(*opts);
+  if (!a.bisect_dscp.empty()) {
+    auto d = probe::parse_dscp(a.bisect_dscp);
+    if (!d) return report_error(d.error());
+    bisect::Feature f;
+    f.kind = bisect::Feature::Kind::dscp;
+    f.name = "dscp";
+    f.tos = static_cast<std::uint8_t>(*d << 2);
+    features.push_back(f);
+  }
+  if (!a.bisect_sport.empty()) {
+    auto s = probe::parse_sport(a.bisect_sport);
+    if (!s) return report_error(s.error());
+    bisect::Feature f;
+    f.kind = bisect::Feature::Kind::sport;
+    f.name = "sport";
+    f.sport = probe::format_sport(*s);
+    features.push_back(f);
+  }
+  if (features.empty()) {
+    return report_error(make_error(Errc::usage, "bisect", "nothing to bisect: --tcp-options has no option "
+                                                          "(and no --bisect-dscp / --bisect-sport)"));
+  }
+  if (features.size() > bisect::kMaxFeatures) {
+    return report_error(make_error(Errc::usage, "bisect", fmt::format("at most {} features", bisect::kMaxFeatures)));
+  }
+  bisect::Config cfg;
+  cfg.confidence = a.confidence;
+  cfg.budget = a.budget;
+  cfg.per_round = a.trace.count;
+  cfg.max_rounds = a.max_rounds;
+  cfg.min_effect = a.min_effect;
+  cfg.refine_mss = !a.no_refine_mss;
+  bisect::Experiment exp(*opts, std::move(features), cfg, req->plan.tos, req->plan.sport);
+
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::optional<Analysis> last;
+  for (;;) {
+    auto round = exp.plan_round();
+    if (round.variants.empty()) break;
+    orchestrate::TraceRequest r = *req;
+    r.plan.count = round.count;
+    r.plan.seed = 0;  // a fresh seed (run key, schedule, ports) per round
+    r.plan.variants.clear();
+    r.variant_names.clear();
+    for (std::size_t i : round.variants) {
+      const auto& d = exp.variants()[i].def;
+      r.plan.variants.push_back(proto::ProbeVariant{d.tcp_options, d.tos, d.sport});
+      r.variant_names.push_back(correlate::Variant{d.name, d.tcp_options, d.tos, d.sport});
+    }
+    if (!a.trace.quiet) {
+      std::fprintf(stderr, "[bisect] round %u: %u probes over %zu variants\n", exp.rounds() + 1, round.count,
+                   round.variants.size());
+    }
+    auto an = run_and_analyze(r, "bisect", /*write=*/false, a.trace.force, nullptr, /*quiet=*/true);
+    if (!an) return report_error(an.error());
+    const bool server = an->correlation.server_present;
+    for (const auto& p : an->correlation.probes) {
+      if (p.variant >= round.variants.size()) continue;
+      auto [outcome, fate] = bisect::classify(p, server);
+      exp.record(round.variants[p.variant], outcome, fate);
+    }
+    exp.end_round();
+    last = std::move(an).value();
+    if (!a.trace.quiet) {
+      std::string table = bisect::variant_table(exp);
+      std::fputs(table.c_str(), stderr);
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < exp.posterior().size(); ++i) if (exp.posterior()[i] > exp.posterior()[best]) best = i;
+      bisect::BisectResult tmp;
+      tmp.trigger = static_cast<bisect::Mask>(best);
+      std::fprintf(stderr, "[bisect] leading: %s (%.1f %%), %llu/%llu probes used\n%s",
+                   exp.trigger_text(tmp).c_str(), 100 * exp.posterior()[best],
+                   static_cast<unsigned long long>(exp.used()), static_cast<unsigned long long>(cfg.budget),
+                   tty ? "" : "");
+    }
+  }
+  if (!last) return report_error(make_error(Errc::usage, "bisect", "--budget too small for one round"));
+
+  auto res = exp.result();
+  auto block = bisect::bisect_block(exp, res);
+
+  // The bundle: the final round's captures (left in --out by run_trace) and probes, with the
+  // experiment's verdict and block.
+  auto client = report::read_capture_file(a.trace.out + "/client.pcapng");
+  if (!client) return report_error(client.error());
+  correlate::CaptureSide client_side = std::move(client).value();
+  client_side.stats = last->correlation.client_stats;
+  client_side.local = req->client_source;
+  correlate::CaptureSide server_side;
+  if (last->correlation.server_present) {
+    auto server = report::read_capture_file(a.trace.out + "/server.pcapng");
+    if (!server) return report_error(server.error());
+    server_side = std::move(server).value();
+    server_side.stats = last->correlation.server_stats;
+  }
+  diagnose::Verdict v;
+  v.code = "bisect_" + std::string(bisect::kind_name(res.kind));
+  v.text = bisect::verdict_sentence(exp, res);
+  v.problem = res.kind != bisect::BisectResult::Kind::clean;
+  v.severity = v.problem ? diagnose::Severity::problem : diagnose::Severity::ok;
+  report::ReportContext ctx;
+  ctx.mode = "bisect";
+  ctx.target = req->target;
+  ctx.dport = req->plan.dport;
+  ctx.l4 = "tcp";
+  ctx.client = req->client_source;
+  ctx.client_agent = req->client.endpoint;
+  ctx.server_agent = req->server ? req->server->endpoint : "";
+  ctx.count = static_cast<std::uint32_t>(last->correlation.probes.size());
+  if (req->plan.rate_pps) ctx.rate_pps = req->plan.rate_pps;
+  ctx.probe = fmt::format("tcp dport {} options {} (bisect)", req->plan.dport, a.trace.probe.tcp_options);
+  ctx.bisect = block;
+  ctx.client_capture = &client_side;
+  ctx.server_capture = &server_side;
+  report::BundleOptions bo;
+  bo.force = true;  // checked before the first round; the rounds' captures are in there now
+  if (auto st = report::write_bundle(a.trace.out, last->correlation, v, ctx, client_side, server_side, bo); !st) {
+    return report_error(st.error());
+  }
+  std::fputs(bisect::variant_table(exp).c_str(), stdout);
+  std::fputs(bisect::human_report(exp, res).c_str(), stdout);
+  std::printf("  bundle:   %s (final round's captures; report.json \"bisect\" holds every round)\n",
+              a.trace.out.c_str());
+  return v.problem ? kExitProblemFound : 0;
+}
+
+}  // namespace
+
+void register_bisect(CLI::App& app, CommandContext& ctx) {
+  auto args = std::make_shared<BisectArgs>();
+  args->trace.count = 60;
+  auto* sub = app.add_subcommand("bisect", "Find the minimal probe feature (TCP option, value, DSCP, sport) that makes probes fail");
+  sub->footer(
+      "Rounds of two-ended runs with variants (baseline, full, single options, leave-one-outs, ...) interleaved\n"
+      "in random order; stops when one trigger reaches --confidence or --budget is spent (docs/bisect.md).\n"
+      "--tcp-options defaults to 'linux' (mss=1460,sack,ts,nop,ws=7). Without --server (or with --client-only)\n"
+      "fates are coarser: answered / no_answer / rst / icmp_error.\n"
+      "Exit: 0 no trigger (clean path), 1 usage, 2 environment, 3 agent/protocol, 4 trigger or loss found.");
+  add_trace_flags(sub, args->trace, /*bisect=*/true);
+  sub->add_option("--budget", args->budget, "Most probes to spend, all rounds")->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{1'000'000}));
+  sub->add_option("--confidence", args->confidence, "Posterior the named trigger must reach")->capture_default_str()
+      ->check(CLI::Range(0.5, 0.9999));
+  sub->add_option("--min-effect", args->min_effect, "Smallest failure-rate increase that counts as a trigger")
+      ->capture_default_str()->check(CLI::Range(0.01, 0.9));
+  sub->add_option("--max-rounds", args->max_rounds, "Most rounds")->capture_default_str()->check(CLI::Range(1u, 1000u));
+  sub->add_flag("--client-only", args->client_only, "Ignore --server: client capture only (coarser fates)");
+  sub->add_flag("--no-mss-threshold", args->no_refine_mss, "Do not search the MSS threshold when the MSS is the trigger");
+  sub->add_option("--bisect-dscp", args->bisect_dscp, "Also test this DSCP (name or 0-63) as a feature");
+  sub->add_option("--bisect-sport", args->bisect_sport, "Also test this source-port range A-B as a feature");
+  sub->callback([args, &ctx] { ctx.exit_code = run_bisect(*args); });
+}
+
+}  // namespace tandem::cli

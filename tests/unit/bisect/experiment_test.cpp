@@ -1,0 +1,166 @@
+// The deduction and stopping rules on simulated per-variant outcomes: single option, combination,
+// MSS threshold, clean path, all-or-nothing, 30 % intermittent loss, client-only classification.
+#include <gtest/gtest.h>
+
+#include "common/probe/spec.hpp"
+#include "controller/bisect/experiment.hpp"
+#include "controller/bisect/simulate.hpp"
+
+namespace tandem::bisect {
+namespace {
+
+Experiment linux_experiment(Config c = {}) {
+  auto opts = probe::linux_syn_options();
+  return Experiment(opts, option_features(opts), c);
+}
+
+bool has(const VariantDef& d, std::string_view item) {
+  return d.tcp_options.find(item) != std::string::npos;
+}
+
+TEST(Features, NopsGoWithTheNextOption) {
+  auto f = option_features(probe::linux_syn_options());
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_EQ(f[0].name, "mss");
+  EXPECT_EQ(f[0].mss, 1460);
+  EXPECT_EQ(f[1].name, "sack_perm");
+  EXPECT_EQ(f[2].name, "timestamp");
+  EXPECT_EQ(f[3].name, "wscale");
+  EXPECT_EQ(f[3].options.size(), 2u);  // nop, ws=7
+}
+
+TEST(Experiment, FirstRoundHasBaselineFullSinglesAndLeaveOneOuts) {
+  auto e = linux_experiment();
+  auto r = e.plan_round();
+  EXPECT_EQ(r.variants.size(), 10u);
+  EXPECT_EQ(e.variants()[0].def.name, "baseline");
+  EXPECT_EQ(e.variants()[0].def.tcp_options, "");
+  EXPECT_EQ(e.variants()[1].def.tcp_options, "mss=1460,sack,ts,nop,ws=7");
+  EXPECT_GE(r.count, 40u);
+}
+
+struct Case {
+  const char* name;
+  std::function<double(const VariantDef&)> rate;
+  BisectResult::Kind kind;
+  std::string trigger;
+};
+
+void expect_case(const Case& c, int seeds, int max_wrong, Config cfg = {}) {
+  int wrong = 0;
+  for (int s = 1; s <= seeds; ++s) {
+    auto e = linux_experiment(cfg);
+    auto r = simulate(e, c.rate, static_cast<std::uint64_t>(s) * 7919);
+    bool ok = r.kind == c.kind && (c.kind != BisectResult::Kind::trigger || e.trigger_text(r) == c.trigger);
+    if (!ok) {
+      ++wrong;
+      ADD_FAILURE_AT(__FILE__, __LINE__) << c.name << " seed " << s << ": " << kind_name(r.kind) << " "
+                                         << e.trigger_text(r) << " " << r.posterior << " after " << r.probes_used;
+    }
+    if (ok && c.kind == BisectResult::Kind::trigger) {
+      EXPECT_EQ(r.failure_fate, "lost_forward");
+      EXPECT_GE(r.posterior, 0.95);
+    }
+  }
+  EXPECT_LE(wrong, max_wrong) << c.name;
+}
+
+TEST(Experiment, SingleOptionThirtyPercent) {
+  expect_case({"wscale 30 %", [](const VariantDef& d) { return has(d, "ws=") ? 0.3 : 0.0; },
+               BisectResult::Kind::trigger, "wscale"},
+              30, 0);
+}
+
+TEST(Experiment, SingleOptionAllOrNothing) {
+  expect_case({"sack 100 %", [](const VariantDef& d) { return has(d, "sack") ? 1.0 : 0.0; },
+               BisectResult::Kind::trigger, "sack_perm"},
+              20, 0);
+}
+
+TEST(Experiment, CombinationBothNeeded) {
+  expect_case({"sack+ts", [](const VariantDef& d) { return has(d, "sack") && has(d, "ts") ? 1.0 : 0.0; },
+               BisectResult::Kind::trigger, "sack_perm+timestamp"},
+              20, 0);
+}
+
+TEST(Experiment, CombinationThirtyPercentWithBackgroundLoss) {
+  expect_case({"sack+ts 30 % over 5 % noise",
+               [](const VariantDef& d) { return has(d, "sack") && has(d, "ts") ? 0.35 : 0.05; },
+               BisectResult::Kind::trigger, "sack_perm+timestamp"},
+              20, 1, Config{.budget = 1500});
+}
+
+TEST(Experiment, MssThreshold) {
+  auto rate = [](const VariantDef& d) {
+    auto p = d.tcp_options.find("mss=");
+    if (p == std::string::npos) return 0.0;
+    return std::stoi(d.tcp_options.substr(p + 4)) > 1400 ? 1.0 : 0.0;
+  };
+  for (int s = 1; s <= 10; ++s) {
+    auto e = linux_experiment(Config{.budget = 1500});
+    auto r = simulate(e, rate, s);
+    EXPECT_EQ(r.kind, BisectResult::Kind::trigger);
+    EXPECT_EQ(e.trigger_text(r), "mss>1400") << "seed " << s << " after " << r.probes_used;
+    ASSERT_TRUE(r.mss_above.has_value());
+    EXPECT_EQ(*r.mss_above, 1400);
+  }
+}
+
+TEST(Experiment, CleanPathNoFalseBlame) {
+  expect_case({"clean", [](const VariantDef&) { return 0.0; }, BisectResult::Kind::clean, ""}, 20, 0);
+}
+
+TEST(Experiment, UniformLossIsNotBlamedOnAnOption) {
+  expect_case({"30 % everywhere", [](const VariantDef&) { return 0.3; }, BisectResult::Kind::all_fail, ""}, 10, 1,
+              Config{.budget = 3000});
+}
+
+TEST(Experiment, BudgetStopsUndetermined) {
+  auto e = linux_experiment(Config{.budget = 30});
+  auto r = simulate(e, [](const VariantDef& d) { return has(d, "ws=") ? 0.3 : 0.0; }, 1);
+  EXPECT_EQ(r.kind, BisectResult::Kind::undetermined);
+  EXPECT_LE(r.probes_used, 30u);
+  EXPECT_TRUE(r.budget_exhausted);
+}
+
+TEST(Experiment, StopsAsSoonAsConfident) {
+  // 100 % drop of one option is settled in very few rounds.
+  auto e = linux_experiment();
+  auto r = simulate(e, [](const VariantDef& d) { return has(d, "ws=") ? 1.0 : 0.0; }, 3);
+  EXPECT_EQ(e.trigger_text(r), "wscale");
+  EXPECT_LE(r.rounds, 2u);
+}
+
+TEST(Classify, ServerAndClientOnly) {
+  correlate::ProbeRecord p;
+  p.fate = correlate::Fate::reply_lost;
+  EXPECT_EQ(classify(p, true).first, Outcome::failed);
+  EXPECT_EQ(classify(p, true).second, "reply_lost");
+  p.fate = correlate::Fate::unknown;
+  EXPECT_EQ(classify(p, true).first, Outcome::excluded);
+  p.reply = "";
+  EXPECT_EQ(classify(p, false).second, "no_answer");
+  p.reply = "syn_ack";
+  EXPECT_EQ(classify(p, false).first, Outcome::answered);
+  p.reply = "rst";
+  EXPECT_EQ(classify(p, false).second, "rst");
+  p.reply = "icmp:3/13";
+  EXPECT_EQ(classify(p, false).second, "icmp_error");
+  p.fate = correlate::Fate::not_sent;
+  EXPECT_EQ(classify(p, false).first, Outcome::excluded);
+}
+
+TEST(BisectBlock, ShapeOfDesignSection5) {
+  auto e = linux_experiment();
+  auto r = simulate(e, [](const VariantDef& d) { return has(d, "ws=") ? 1.0 : 0.0; }, 5);
+  auto b = bisect_block(e, r);
+  EXPECT_EQ(b["trigger"], nlohmann::ordered_json::parse(R"([{"option":"wscale"}])"));
+  EXPECT_EQ(b["failure_fate"], "lost_forward");
+  ASSERT_TRUE(b["variants"].is_array());
+  const auto& v0 = b["variants"][0];
+  for (const char* k : {"tcp_options", "sent", "failed", "rate", "ci95"}) EXPECT_TRUE(v0.contains(k)) << k;
+  EXPECT_EQ(b["result"], "trigger");
+}
+
+}  // namespace
+}  // namespace tandem::bisect
