@@ -521,14 +521,15 @@ TEST(LabCli, DownAllOnlyTouchesRecordedLabsAndStateIsNotTrustedBlindly) {
   fs::remove(file);
 }
 
-TEST(LabCli, RunRejectsUnsupportedModesBeforeCreatingAnything) {
+TEST(LabCli, RunRejectsABadRunSectionBeforeCreatingAnything) {
   TANDEM_REQUIRE_LAB();
   const std::string name = unique_name("tdmr");
-  const auto file = write_temp_scenario("name = \"t\"\n[server]\nlisten = [21]\n[run]\nmode = \"bisect\"\ntarget = \"10.77.2.2:21\"\n");
+  // A two-ended mode needs HOST:PORT; the check happens before any namespace exists.
+  const auto file = write_temp_scenario("name = \"t\"\n[server]\nlisten = [21]\n[run]\nmode = \"trace\"\ntarget = \"10.77.2.2\"\n");
   const auto out = fs::temp_directory_path() / ("tandem-run-" + std::to_string(::getpid()));
   auto r = run_here({LabFixture::tandem_binary(), "lab", "run", file, "--out", out.string(), "--name", name});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("not supported yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("target needs a port"), std::string::npos) << r.err;
   EXPECT_FALSE(netns_exists(name + "-cli"));
   fs::remove(file);
 }
