@@ -1,5 +1,6 @@
 // `tandem demo [NAME]`: runs a built-in scenario in a fresh lab (DESIGN.md §4). With no name it runs
 // the story of DESIGN.md §1: SYNs carrying window scale dropped ~30 % in flight to an FTP port.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -11,19 +12,37 @@
 namespace tandem::cli {
 namespace {
 
+// The default demo: the story of DESIGN.md §1 in two acts — where the SYNs die (trace), then
+// which option makes them die (bisect).
+constexpr const char* kStory[] = {"ftp-options", "bisect-wscale"};
+
 struct DemoArgs {
-  std::string name = "ftp-options";
+  std::string name;  // empty: the story
   std::string out;
   bool list = false;
 };
 
-int run_demo(const DemoArgs& a) {
+int run_demo(const DemoArgs& a) {  // NOLINT(misc-no-recursion): the story runs its acts
   if (a.list) {
     for (const auto& s : builtin_scenarios()) {
       auto parsed = lab::parse_scenario(std::string(s.toml), std::string(s.name));
       std::printf("%-18s %s\n", std::string(s.name).c_str(), parsed ? parsed->description.c_str() : "(invalid)");
     }
     return 0;
+  }
+  if (a.name.empty()) {
+    std::string base = a.out.empty() ? "tandem-demo" : a.out;
+    int worst = 0;
+    for (const char* act : kStory) {
+      DemoArgs one;
+      one.name = act;
+      one.out = base + "/" + act;
+      int rc = run_demo(one);
+      if (rc != 0 && rc != kExitProblemFound) return rc;  // could not run: stop here
+      worst = std::max(worst, rc);
+      std::printf("\n");
+    }
+    return worst;
   }
   for (const auto& s : builtin_scenarios()) {
     if (s.name != a.name) continue;
@@ -44,8 +63,8 @@ int run_demo(const DemoArgs& a) {
 void register_demo(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<DemoArgs>();
   auto* sub = app.add_subcommand("demo", "Run a built-in lab scenario end to end (needs root); default: the FTP options story");
-  sub->add_option("name", args->name, "Scenario name (tandem demo --list)")->capture_default_str();
-  sub->add_option("--out", args->out, "Bundle directory (default ./tandem-demo-NAME)");
+  sub->add_option("name", args->name, "Scenario name (tandem demo --list); default: the FTP story, traced then bisected");
+  sub->add_option("--out", args->out, "Bundle directory (default ./tandem-demo-NAME, or ./tandem-demo/ACT for the story)");
   sub->add_flag("--list", args->list, "List the built-in scenarios");
   sub->footer("The scenarios are the files of deploy/scenarios, built into the binary.");
   sub->callback([args, &ctx] { ctx.exit_code = run_demo(*args); });
