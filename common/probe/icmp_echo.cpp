@@ -16,12 +16,8 @@ class IcmpEchoModule final : public ProbeModule {
   std::string_view name() const override { return "icmp-echo"; }
 
   void build(std::uint32_t index, std::vector<std::uint8_t>& out) override {
-    std::vector<std::uint8_t> payload(std::max<std::size_t>(spec_.payload_len, kPayloadTagSize), 0);
-    auto tag = key_.payload_tag(index);
-    std::copy(tag.begin(), tag.end(), payload.begin());
-    packet::IpSpec ip = ip_;
-    ip.ip_id = key_.ip_id(index);
-    ip.flow_label = key_.flow_label(index);
+    std::vector<std::uint8_t> payload = tagged_payload(key_, index, spec_.payload_len);
+    packet::IpSpec ip = identified_ip(ip_, key_, index);
     std::uint32_t rest = std::uint32_t{key_.icmp_ident()} << 16 | (index & 0xffffu);
     auto built = packet::build_icmp(ip, type(), spec_.icmp_code, rest, payload);
     out = built ? std::move(built).value() : std::vector<std::uint8_t>{};

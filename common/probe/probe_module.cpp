@@ -2,6 +2,8 @@
 
 #include "common/probe/modules.hpp"
 
+#include <algorithm>
+
 namespace tandem::probe {
 
 std::string_view reply_kind_name(ReplyKind k) {
@@ -39,6 +41,20 @@ packet::IpSpec ip_spec_for(const ProbeSpec& spec, const ProbeEndpoints& ends) {
   ip.tos = spec.tos;
   ip.ttl = spec.ttl.value_or(64);
   ip.df = spec.df;
+  return ip;
+}
+
+std::vector<std::uint8_t> tagged_payload(const RunKey& key, std::uint32_t index, std::size_t payload_len) {
+  std::vector<std::uint8_t> payload(std::max(payload_len, kPayloadTagSize), 0);
+  auto tag = key.payload_tag(index);
+  std::copy(tag.begin(), tag.end(), payload.begin());
+  return payload;
+}
+
+packet::IpSpec identified_ip(const packet::IpSpec& base, const RunKey& key, std::uint32_t index) {
+  packet::IpSpec ip = base;
+  ip.ip_id = key.ip_id(index);
+  ip.flow_label = key.flow_label(index);
   return ip;
 }
 

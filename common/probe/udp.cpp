@@ -31,12 +31,8 @@ class UdpModule final : public ProbeModule {
   std::string_view name() const override { return "udp"; }
 
   void build(std::uint32_t index, std::vector<std::uint8_t>& out) override {
-    std::vector<std::uint8_t> payload(std::max<std::size_t>(spec_.payload_len, kPayloadTagSize), 0);
-    auto tag = key_.payload_tag(index);
-    std::copy(tag.begin(), tag.end(), payload.begin());
-    packet::IpSpec ip = ip_;
-    ip.ip_id = key_.ip_id(index);
-    ip.flow_label = key_.flow_label(index);
+    std::vector<std::uint8_t> payload = tagged_payload(key_, index, spec_.payload_len);
+    packet::IpSpec ip = identified_ip(ip_, key_, index);
     std::uint16_t sp = sport(index);
     latest_by_sport_[sp].store(index, std::memory_order_release);
     // The spec was validated by make_udp(), so building cannot fail here.
