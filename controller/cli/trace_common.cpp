@@ -170,6 +170,11 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
   ctx.dport = req.plan.dport;
   ctx.l4 = ev->manifest.l4;
   ctx.client = req.client_source;
+  // Who is who as the captures show it (the server's own address differs from the target under NAT).
+  if (auto ends = report::infer_endpoints(client_side, server_side, req.client_source, std::nullopt)) {
+    if (!ctx.client) ctx.client = ends->client;
+    ctx.server = ends->server;
+  }
   ctx.client_agent = req.client.endpoint;
   ctx.server_agent = req.server ? req.server->endpoint : "";
   ctx.count = req.plan.count;
