@@ -20,6 +20,7 @@
 #include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
 #include "common/probe/identity.hpp"
+#include "controller/correlate/index.hpp"
 
 namespace tandem::correlate {
 namespace {
@@ -143,11 +144,6 @@ class ChainIndex {
     // order (earliest reply) compare timestamps instead of relying on chain order.
     next_[rec] = h;
     h = rec;
-  }
-  // Lookups are random accesses into tables larger than the caches; the hot loops prefetch the
-  // bucket a few probes ahead so the misses overlap.
-  void prefetch(std::uint32_t key) const {
-    if (!heads_.empty()) __builtin_prefetch(&heads_[mix32(key) & mask_]);
   }
   void release() {
     std::vector<std::uint32_t>().swap(heads_);
@@ -388,7 +384,13 @@ std::uint32_t kind_code(const Rec& r) {
   }
 }
 
-std::string kind_text(const Rec& r) {
+// A reply's shape, kept per probe once the per-packet records are gone.
+struct ReplyShape {
+  std::uint8_t role = kRoleNone, flags = 0, code = 0;
+  static ReplyShape of(const Rec& r) { return {r.role, r.flags, r.code}; }
+};
+
+std::string kind_text(ReplyShape r) {
   switch (r.role) {
     case kRoleTcpReply: return reply_kind_text(packet::kProtoTcp, r.flags, 0, 0);
     case kRoleDatagram: return reply_kind_text(packet::kProtoUdp, 0, 0, 0);
@@ -415,13 +417,32 @@ struct VaryTracker {
 
 enum class Match : std::uint8_t { none, matched, ambiguous };
 
+// The diff fast path: equal fingerprints, identities, ports and addresses mean nothing to report.
+bool same_fields(const Rec& a, const AddrTable& ta, const Rec& b, const AddrTable& tb) {
+  return a.fp == b.fp && a.ipid == b.ipid && a.primary == b.primary && a.sport == b.sport &&
+         a.dport == b.dport && ta.get(a.src) && tb.get(b.src) && *ta.get(a.src) == *tb.get(b.src) &&
+         ta.get(a.dst) && tb.get(b.dst) && *ta.get(a.dst) == *tb.get(b.dst);
+}
+
+enum SameBits : std::uint8_t { kForwardSame = 1, kReverseSame = 2 };
+
+// Everything decide() and diff() need of a probe, so that the per-packet records can be freed
+// before the output (the larger part of the peak) is allocated.
 struct ProbeWork {
+  std::uint32_t id = 0;
   std::uint32_t c_probe = kNone, s_probe = kNone, s_reply = kNone, c_reply = kNone;
-  Match match = Match::none;
   std::uint32_t candidates = 0;  // for the ambiguity note
   std::uint32_t conflict_with = kNone;  // probe id that claimed the same server packet
   std::uint32_t weak = 0;  // server candidates agreeing on exactly one invariant (pass A)
+  std::uint32_t unidentified = 0;  // pass B: unclaimed server packets in its window, none agreeing
+  std::uint16_t sport = 0;
+  std::uint16_t c_reply_src = 0;
+  std::int16_t forward_hops = 0, reverse_hops = 0;
+  ReplyShape c_reply_shape, s_reply_shape;
+  Match match = Match::none;
   std::uint8_t score = 0;  // invariants agreeing with the claimed server packet
+  bool real = false;       // c_reply is the server's reply
+  std::uint8_t same = 0;   // SameBits: pairs whose diff has nothing to report
 };
 
 class Correlator {
@@ -448,20 +469,32 @@ class Correlator {
   std::uint32_t pick_client_reply(std::size_t i, bool use_time, bool* real) const;
   bool reverse_agrees(std::uint32_t s_reply, std::uint32_t c_reply, bool use_time) const;
   void estimate_clock();
+  void settle_client_replies();
+  void release_records();
   void decide();
   void diff(std::size_t i);
   void annotate_packets();
 
   bool time_known() const { return corr_.clock.source != "none"; }
+  // Join keys: with a run key a TCP sequence number (or ack - 1) maps to its probe index, a
+  // bijection that keeps equality and makes keys follow send order, so the sorts in
+  // SortedMultimap find their input already in order.
+  std::uint32_t join_key(std::uint32_t k) const { return seq_key_ ? seq_key_->index_from_seq(k) : k; }
 
   const RunManifest& m_;
   L4Kind l4_ = L4Kind::tcp;
   Side c_, s_;
   std::optional<std::uint16_t> client_id_, target_id_, server_id_;
   std::optional<std::uint16_t> dport_;
-  std::vector<ProbeWork> work_;  // parallel to corr_.probes
+  std::vector<ProbeWork> work_;  // by probe position (corr_.probes once decide() made them)
   Discriminating disc_;
-  ChainIndex s_primary_, s_ipid_, s_sport_, s_tsval_, s_reply_idx_, c_reply_idx_;
+  std::optional<probe::RunKey> seq_key_;
+  // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only
+  // when the primary one was rewritten, are hashed on first use.
+  detail::SortedMultimap s_primary_, s_reply_idx_, c_reply_idx_;
+  bool c_reply_built_ = false;
+  std::vector<detail::SortedMultimap::Range> c_reply_of_;  // per probe: its client replies
+  ChainIndex s_ipid_, s_sport_, s_tsval_;
   std::vector<std::uint32_t> s_cands_;   // server probe candidates, capture order
   std::vector<std::uint32_t> s_claimed_; // per server rec: probe position that claimed it
   Nanos min_ow_ = 0, max_ow_ = 0;        // one-way delays (offset-corrected) seen in pass A
@@ -580,32 +613,26 @@ void Correlator::find_client_probes() {
   found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
               found.end());
 
-  auto& probes = corr_.probes;
   if (m_.count) {
-    probes.resize(*m_.count);
     work_.resize(*m_.count);
-    for (std::uint32_t id = 0; id < *m_.count; ++id) probes[id].id = id;
+    for (std::uint32_t id = 0; id < *m_.count; ++id) work_[id].id = id;
     for (auto [id, rec] : found) work_[id].c_probe = rec;
   } else {
-    probes.resize(found.size());
     work_.resize(found.size());
     for (std::size_t k = 0; k < found.size(); ++k) {
-      probes[k].id = found[k].first;
+      work_[k].id = found[k].first;
       work_[k].c_probe = found[k].second;
     }
   }
+  std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(found);
   VaryTracker<std::uint32_t> v_ipid, v_ts;
   VaryTracker<std::uint16_t> v_sport;
   std::size_t n = 0;
-  for (std::size_t k = 0; k < probes.size(); ++k) {
-    auto& p = probes[k];
-    if (p.id < m_.probe_variant.size()) p.variant = m_.probe_variant[p.id];
-    auto ci = work_[k].c_probe;
+  for (auto& w : work_) {
+    auto ci = w.c_probe;
     if (ci == kNone) continue;
     const Rec& r = c_.recs[ci];
-    p.sport = l4_ == L4Kind::icmp ? 0 : r.sport;
-    p.client_probe = ci;
-    p.client_tx_ns = c_.ts(ci);
+    w.sport = l4_ == L4Kind::icmp ? 0 : r.sport;
     ++n;
     v_ipid.add(r.ipid);
     v_sport.add(r.sport);
@@ -641,20 +668,22 @@ void Correlator::build_server_indexes() {
   if (!std::is_sorted(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); })) {
     std::stable_sort(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); });
   }
-  s_primary_.reset(s_.recs.size(), s_cands_.size());
+  s_primary_.reserve(s_cands_.size());
   for (auto i : s_cands_) {
-    if (s_.recs[i].bits & kHasPrimary) s_primary_.add(s_.recs[i].primary, i);
+    if (s_.recs[i].bits & kHasPrimary) s_primary_.add(join_key(s_.recs[i].primary), i);
   }
+  s_primary_.seal();
   s_claimed_.assign(s_.recs.size(), kNone);
   // Replies the server sent: what answers() checks per probe.
   std::size_t n = 0;
   for (const auto& r : s_.recs) n += r.src == sid;
-  s_reply_idx_.reset(s_.recs.size(), n);
+  s_reply_idx_.reserve(n);
   for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
     const Rec& r = s_.recs[i];
     if (r.src != sid) continue;
-    if (auto k = reply_key(r, l4_)) s_reply_idx_.add(*k, i);
+    if (auto k = reply_key(r, l4_)) s_reply_idx_.add(join_key(*k), i);
   }
+  s_reply_idx_.seal();
 }
 
 void Correlator::index_client_replies() {
@@ -662,12 +691,20 @@ void Correlator::index_client_replies() {
   auto cid = *client_id_;
   std::size_t n = 0;
   for (const auto& r : c_.recs) n += r.dst == cid;
-  c_reply_idx_.reset(c_.recs.size(), n);
+  c_reply_idx_.reserve(n);
   for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
     const Rec& r = c_.recs[i];
     if (r.dst != cid || (r.bits & kOutgoing)) continue;
-    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(*k, i);
+    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(join_key(*k), i);
   }
+  c_reply_idx_.seal();
+  c_reply_built_ = true;
+  std::vector<std::uint64_t> q;
+  q.reserve(work_.size());
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    if (work_[k].c_probe != kNone) q.push_back(std::uint64_t{join_key(probe_reply_key(c_.recs[work_[k].c_probe], l4_))} << 32 | k);
+  }
+  c_reply_of_ = c_reply_idx_.lookup(q, work_.size());
 }
 
 void Correlator::pass_a() {
@@ -688,9 +725,9 @@ void Correlator::pass_a() {
       } else {
         // Equally good: neither is certain; report it rather than pick.
         w.match = Match::ambiguous;
-        w.conflict_with = corr_.probes[other].id;
+        w.conflict_with = o.id;
         o.match = Match::ambiguous;
-        o.conflict_with = corr_.probes[k].id;
+        o.conflict_with = w.id;
         return;
       }
     }
@@ -699,11 +736,17 @@ void Correlator::pass_a() {
     w.match = Match::matched;
   };
   std::vector<std::uint32_t> cands;
-  constexpr std::size_t kAhead = 8;
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    if (k + kAhead < work_.size() && work_[k + kAhead].c_probe != kNone) {
-      s_primary_.prefetch(c_.recs[work_[k + kAhead].c_probe].primary);
+  std::vector<detail::SortedMultimap::Range> by_primary;
+  {
+    std::vector<std::uint64_t> q;
+    q.reserve(work_.size());
+    for (std::uint32_t k = 0; k < work_.size(); ++k) {
+      auto ci = work_[k].c_probe;
+      if (ci != kNone && (c_.recs[ci].bits & kHasPrimary)) q.push_back(std::uint64_t{join_key(c_.recs[ci].primary)} << 32 | k);
     }
+    by_primary = s_primary_.lookup(q, work_.size());
+  }
+  for (std::size_t k = 0; k < work_.size(); ++k) {
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
@@ -716,7 +759,12 @@ void Correlator::pass_a() {
       });
     };
     if (c.bits & kHasPrimary) {
-      collect(s_primary_, c.primary, [&](const Rec& s) { return (s.bits & kHasPrimary) && s.primary == c.primary; });
+      // Newest first and at most kMaxChainWalk of them, as the hash chains of the other carriers.
+      auto range = by_primary[k];
+      for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
+        auto s = s_primary_.value(range.pos + t);
+        if (std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
+      }
     }
     auto best_of = [&](int& best, std::uint32_t& best_s, std::uint32_t& ties) {
       best = 0;
@@ -768,21 +816,28 @@ void Correlator::pass_a() {
 }
 
 void Correlator::find_server_replies() {
-  constexpr std::size_t kAhead = 8;
+  std::vector<std::uint64_t> q;
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    const auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply != kNone) continue;
+    q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
+  }
+  if (q.empty()) return;
+  auto replies = s_reply_idx_.lookup(q, work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
-    if (k + kAhead < work_.size() && work_[k + kAhead].s_probe != kNone) {
-      s_reply_idx_.prefetch(probe_reply_key(s_.recs[work_[k + kAhead].s_probe], l4_));
-    }
     auto& w = work_[k];
     if (w.match != Match::matched || w.s_reply != kNone) continue;
     const Rec& p = s_.recs[w.s_probe];
     Nanos t0 = s_.ts(w.s_probe), t1 = t0 + m_.reply_timeout_ns;
     std::uint32_t best = kNone;
-    s_reply_idx_.walk(probe_reply_key(p, l4_), [&](std::uint32_t r) {
-      Nanos t = s_.ts(r);
-      if (r == w.s_probe || t < t0 || t > t1 || !answers(p, s_.recs[r], l4_)) return;
-      if (best == kNone || t < s_.ts(best)) best = r;
-    });
+    // Newest first: among equally early replies the last captured wins, as it always has.
+    auto range = replies[k];
+    for (std::uint32_t t = range.n; t-- > 0;) {
+      auto r = s_reply_idx_.value(range.pos + t);
+      Nanos tr = s_.ts(r);
+      if (r == w.s_probe || tr < t0 || tr > t1 || !answers(p, s_.recs[r], l4_)) continue;
+      if (best == kNone || tr < s_.ts(best)) best = r;
+    }
     w.s_reply = best;
   }
 }
@@ -808,23 +863,25 @@ bool Correlator::reverse_agrees(std::uint32_t sr, std::uint32_t cr, bool use_tim
 std::uint32_t Correlator::pick_client_reply(std::size_t k, bool use_time, bool* real) const {
   *real = false;
   const auto& w = work_[k];
-  if (w.c_probe == kNone || !c_reply_idx_.built()) return kNone;
+  if (w.c_probe == kNone || !c_reply_built_) return kNone;
   const Rec& p = c_.recs[w.c_probe];
   Nanos t0 = c_.ts(w.c_probe), t1 = t0 + m_.reply_timeout_ns;
   std::uint32_t first = kNone, match = kNone, same_kind = kNone;
   std::uint32_t same_kind_count = 0;
   std::uint32_t want_kind = w.s_reply != kNone ? kind_code(s_.recs[w.s_reply]) : 0;
-  c_reply_idx_.walk(probe_reply_key(p, l4_), [&](std::uint32_t r) {
+  auto range = c_reply_of_[k];
+  for (std::uint32_t i = range.n; i-- > 0;) {  // newest first, as ties have always been broken
+    auto r = c_reply_idx_.value(range.pos + i);
     Nanos t = c_.ts(r);
-    if (t < t0 || t > t1 || !answers(p, c_.recs[r], l4_)) return;
+    if (t < t0 || t > t1 || !answers(p, c_.recs[r], l4_)) continue;
     if (first == kNone || t < c_.ts(first)) first = r;
-    if (w.s_reply == kNone) return;
+    if (w.s_reply == kNone) continue;
     if (kind_code(c_.recs[r]) == want_kind) {
       ++same_kind_count;
       if (same_kind == kNone || t < c_.ts(same_kind)) same_kind = r;
     }
     if (reverse_agrees(w.s_reply, r, use_time) && (match == kNone || t < c_.ts(match))) match = r;
-  });
+  }
   if (match != kNone) { *real = true; return match; }
   // Same kind, nothing else to compare (sequence rewritten, IP ID 0, no timestamps): accept it
   // only if it is the one reply of that kind.
@@ -900,8 +957,7 @@ void Correlator::pass_b() {
       // this probe with every carrier rewritten, so "lost" would be a guess.
       w.match = Match::ambiguous;
       w.candidates = 0;
-      corr_.probes[k].note = "unidentified: " + std::to_string(unclaimed) +
-                             " server packet(s) in its time window match no invariant";
+      w.unidentified = unclaimed;
     }
   }
 }
@@ -910,15 +966,57 @@ std::string drop_note(const char* side, std::uint64_t drops) {
   return std::string(side) + " capture dropped " + std::to_string(drops) + " packet(s)";
 }
 
+// The client's reply to each probe and what decide()/diff() need of the packets involved.
+void Correlator::settle_client_replies() {
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.c_probe == kNone) continue;
+    const Rec& c = c_.recs[w.c_probe];
+    bool real = false;
+    auto cr = c_.cap->present ? pick_client_reply(k, true, &real) : kNone;
+    w.c_reply = cr;
+    w.real = real;
+    if (cr != kNone) {
+      const Rec& r = c_.recs[cr];
+      w.c_reply_shape = ReplyShape::of(r);
+      w.c_reply_src = r.src;
+    }
+    if (w.match == Match::matched) {
+      const Rec& s = s_.recs[w.s_probe];
+      w.forward_hops = static_cast<std::int16_t>(int{c.ttl} - int{s.ttl});
+      if (same_fields(c, c_.addrs, s, s_.addrs)) w.same |= kForwardSame;
+    }
+    if (w.s_reply != kNone) {
+      const Rec& sr = s_.recs[w.s_reply];
+      w.s_reply_shape = ReplyShape::of(sr);
+      if (cr != kNone) {
+        const Rec& r = c_.recs[cr];
+        w.reverse_hops = static_cast<std::int16_t>(int{sr.ttl} - int{r.ttl});
+        if (same_fields(sr, s_.addrs, r, c_.addrs)) w.same |= kReverseSame;
+      }
+    }
+  }
+}
+
+void Correlator::release_records() {
+  std::vector<Rec>().swap(c_.recs);
+  std::vector<Rec>().swap(s_.recs);
+  std::vector<std::uint32_t>().swap(s_cands_);
+  std::vector<std::uint32_t>().swap(s_claimed_);
+}
+
 void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
-  constexpr std::size_t kAhead = 8;
+  corr_.probes.resize(work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
-    if (k + kAhead < work_.size() && work_[k + kAhead].c_probe != kNone) {
-      c_reply_idx_.prefetch(probe_reply_key(c_.recs[work_[k + kAhead].c_probe], l4_));
-    }
     auto& w = work_[k];
     auto& p = corr_.probes[k];
+    p.id = w.id;
+    if (p.id < m_.probe_variant.size()) p.variant = m_.probe_variant[p.id];
+    if (w.unidentified > 0) {
+      p.note = "unidentified: " + std::to_string(w.unidentified) +
+               " server packet(s) in its time window match no invariant";
+    }
     p.client_probe = w.c_probe;
     if (!cp) { p.fate = Fate::unknown; p.note = "client capture absent"; continue; }
     if (w.c_probe == kNone) {
@@ -926,31 +1024,34 @@ void Correlator::decide() {
       else p.fate = Fate::not_sent;
       continue;
     }
-    bool real = false;
-    auto cr = pick_client_reply(k, true, &real);
-    const Rec* crec = cr != kNone ? &c_.recs[cr] : nullptr;
-    if (crec) {
+    p.sport = w.sport;
+    p.client_tx_ns = c_.ts(w.c_probe);
+    const bool real = w.real;
+    const auto cr = w.c_reply;
+    const bool have_cr = cr != kNone;
+    const bool cr_icmp = have_cr && w.c_reply_shape.role == kRoleIcmpError;
+    if (have_cr) {
       p.client_reply = cr;
       p.client_rx_ns = c_.ts(cr);
       p.rtt_us = (p.client_rx_ns - p.client_tx_ns) / 1000;
-      p.reply = kind_text(*crec);
+      p.reply = kind_text(w.c_reply_shape);
     }
     if (w.match == Match::matched) {
       p.server_probe = w.s_probe;
       p.server_rx_ns = s_.ts(w.s_probe);
-      p.forward_hops = int{c_.recs[w.c_probe].ttl} - int{s_.recs[w.s_probe].ttl};
+      p.forward_hops = w.forward_hops;
       if (w.s_reply != kNone) {
         p.server_reply = w.s_reply;
         p.server_tx_ns = s_.ts(w.s_reply);
       }
     }
-    bool icmp_from_router = crec && crec->role == kRoleIcmpError && !real;
+    bool icmp_from_router = cr_icmp && !real;
     if (!sp) {
       // The client's view alone says where an ICMP error came from; a direct reply could be the
       // server's or a middlebox's, which only the server capture tells.
-      if (icmp_from_router && target_id_ && crec->src != *target_id_) {
+      if (icmp_from_router && target_id_ && w.c_reply_src != *target_id_) {
         p.fate = Fate::icmp_error;
-        p.hop = *c_.addrs.get(crec->src);
+        p.hop = *c_.addrs.get(w.c_reply_src);
       } else {
         p.fate = Fate::unknown;
         p.note = "server capture absent";
@@ -973,8 +1074,8 @@ void Correlator::decide() {
         p.fate = Fate::unknown;
         p.note = "unidentified: " + std::to_string(w.weak) +
                  " server packet(s) agree on one invariant only and the clock offset is unknown";
-      } else if (crec && crec->role == kRoleIcmpError) { p.fate = Fate::icmp_error; p.hop = *c_.addrs.get(crec->src); }
-      else if (crec) { p.fate = Fate::injected; p.hop = *c_.addrs.get(crec->src); }
+      } else if (cr_icmp) { p.fate = Fate::icmp_error; p.hop = *c_.addrs.get(w.c_reply_src); }
+      else if (have_cr) { p.fate = Fate::injected; p.hop = *c_.addrs.get(w.c_reply_src); }
       else if (s_.drops) { p.fate = Fate::unknown; p.note = drop_note("server", s_.drops); }
       else p.fate = Fate::lost_forward;
       continue;
@@ -982,14 +1083,13 @@ void Correlator::decide() {
     // Seen at the server.
     if (real) {
       p.fate = Fate::answered;
-      const Rec& sr = s_.recs[w.s_reply];
-      p.reverse_hops = int{sr.ttl} - int{crec->ttl};
+      p.reverse_hops = w.reverse_hops;
       continue;
     }
-    if (crec) {
-      if (crec->role == kRoleIcmpError) p.fate = Fate::icmp_error;
+    if (have_cr) {
+      if (cr_icmp) p.fate = Fate::icmp_error;
       else p.fate = Fate::injected;
-      p.hop = *c_.addrs.get(crec->src);
+      p.hop = *c_.addrs.get(w.c_reply_src);
       continue;
     }
     if (w.s_reply == kNone) {
@@ -997,7 +1097,7 @@ void Correlator::decide() {
       else p.fate = Fate::unanswered;
       continue;
     }
-    p.reply = kind_text(s_.recs[w.s_reply]);
+    p.reply = kind_text(w.s_reply_shape);
     if (c_.drops) { p.fate = Fate::unknown; p.note = drop_note("client", c_.drops); }
     else p.fate = Fate::reply_lost;
   }
@@ -1106,13 +1206,7 @@ void diff_packets(Direction dir, const Decoded& a, const Decoded& b, std::vector
 
 void Correlator::diff(std::size_t k) {
   auto& p = corr_.probes[k];
-  const AddrTable &ca = c_.addrs, &sa = s_.addrs;
-  // The fast path: equal fingerprints, identities, ports and addresses mean nothing to report.
-  auto same = [&](const Rec& a, const AddrTable& ta, const Rec& b, const AddrTable& tb) {
-    return a.fp == b.fp && a.ipid == b.ipid && a.primary == b.primary && a.sport == b.sport &&
-           a.dport == b.dport && ta.get(a.src) && tb.get(b.src) && *ta.get(a.src) == *tb.get(b.src) &&
-           ta.get(a.dst) && tb.get(b.dst) && *ta.get(a.dst) == *tb.get(b.dst);
-  };
+  const auto same = work_[k].same;
   auto full = [&](Direction dir, const Side& from, std::uint32_t i, const Side& to, std::uint32_t j) {
     auto pa = from.cap->packets[i];
     auto pb = to.cap->packets[j];
@@ -1120,19 +1214,18 @@ void Correlator::diff(std::size_t k) {
     auto db = packet::decode(static_cast<std::uint32_t>(to.cap->linktype), pb.data, pb.origlen);
     diff_packets(dir, da, db, p.changes);
   };
-  if (p.client_probe != kNoPacket && p.server_probe != kNoPacket &&
-      !same(c_.recs[p.client_probe], ca, s_.recs[p.server_probe], sa)) {
+  if (p.client_probe != kNoPacket && p.server_probe != kNoPacket && !(same & kForwardSame)) {
     full(Direction::forward, c_, p.client_probe, s_, p.server_probe);
   }
   if (p.fate == Fate::answered && p.server_reply != kNoPacket && p.client_reply != kNoPacket &&
-      !same(s_.recs[p.server_reply], sa, c_.recs[p.client_reply], ca)) {
+      !(same & kReverseSame)) {
     full(Direction::reverse, s_, p.server_reply, c_, p.client_reply);
   }
 }
 
 void Correlator::annotate_packets() {
-  corr_.client_packet_probe.assign(c_.cap->present ? c_.recs.size() : 0, -1);
-  corr_.server_packet_probe.assign(s_.cap->present ? s_.recs.size() : 0, -1);
+  corr_.client_packet_probe.assign(c_.cap->present ? c_.cap->packets.size() : 0, -1);
+  corr_.server_packet_probe.assign(s_.cap->present ? s_.cap->packets.size() : 0, -1);
   for (const auto& p : corr_.probes) {
     auto id = static_cast<std::int32_t>(p.id);
     if (p.client_probe != kNoPacket) corr_.client_packet_probe[p.client_probe] = id;
@@ -1152,6 +1245,7 @@ Result<Correlation> Correlator::run() {
   if (c_.cap->present) decode_side(c_, key);
   if (s_.cap->present) decode_side(s_, key);
   find_endpoints();
+  if (l4_ == L4Kind::tcp && m_.run_key) seq_key_ = probe::RunKey{*m_.run_key};
   find_client_probes();
   build_server_indexes();
   index_client_replies();
@@ -1162,23 +1256,29 @@ Result<Correlation> Correlator::run() {
   estimate_clock();
   pass_b();
   // The sighting indexes are done with: give their memory back before the output grows.
-  for (auto* idx : {&s_primary_, &s_ipid_, &s_sport_, &s_tsval_}) idx->release();
+  s_primary_.clear();
+  for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->release();
   find_server_replies();
-  s_reply_idx_.release();
+  s_reply_idx_.clear();
+  settle_client_replies();
+  c_reply_idx_.clear();
+  std::vector<detail::SortedMultimap::Range>().swap(c_reply_of_);
+  // From here on the probes' work state says all: the output replaces the per-packet records.
+  release_records();
   decide();
-  c_reply_idx_.release();
   for (std::size_t k = 0; k < corr_.probes.size(); ++k) {
     if (work_[k].match == Match::ambiguous) ++corr_.ambiguous;
     diff(k);
   }
+  std::vector<ProbeWork>().swap(work_);
   corr_.findings = aggregate_findings(corr_.probes);
   annotate_packets();
   corr_.client_stats = c_.cap->stats;
   corr_.server_stats = s_.cap->stats;
   corr_.client_present = c_.cap->present;
   corr_.server_present = s_.cap->present;
-  corr_.client_packets = c_.cap->present ? c_.recs.size() : 0;
-  corr_.server_packets = s_.cap->present ? s_.recs.size() : 0;
+  corr_.client_packets = c_.cap->present ? c_.cap->packets.size() : 0;
+  corr_.server_packets = s_.cap->present ? s_.cap->packets.size() : 0;
   corr_.variants = m_.variants;
   if (corr_.variants.empty()) corr_.variants.push_back(Variant{"default", "", 0, ""});
   return std::move(corr_);

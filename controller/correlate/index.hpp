@@ -1,0 +1,88 @@
+// Private to correlate.cpp: a multimap from u32 keys to u32 values that is looked up in batches.
+// Both the entries and a batch of queries are sorted by key (a stable LSD radix sort, skipped when
+// already in order) and merged, so a million lookups stream through memory instead of missing the
+// cache once each as a hash table of millions of entries does. Callers that make the key follow
+// time order (probe::RunKey::index_from_seq of a sequence number is the probe index) find both
+// sides already sorted and pay one linear merge.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace tandem::correlate::detail {
+
+// Sorts key << 32 | value words by key only, keeping the order of equal keys.
+inline void sort_by_key(std::vector<std::uint64_t>& v) {
+  auto key_less = [](std::uint64_t a, std::uint64_t b) { return (a >> 32) < (b >> 32); };
+  if (std::is_sorted(v.begin(), v.end(), key_less)) return;
+  if (v.size() < 256) {
+    std::stable_sort(v.begin(), v.end(), key_less);
+    return;
+  }
+  std::vector<std::uint64_t> tmp(v.size());
+  constexpr std::array<unsigned, 3> kShift{32, 43, 54};
+  constexpr std::array<unsigned, 3> kBits{11, 11, 10};
+  for (std::size_t pass = 0; pass < kShift.size(); ++pass) {
+    const unsigned shift = kShift[pass];
+    const std::uint64_t mask = (std::uint64_t{1} << kBits[pass]) - 1;
+    std::array<std::uint32_t, 2048> count{};
+    for (auto x : v) ++count[(x >> shift) & mask];
+    std::uint32_t sum = 0;
+    for (auto& c : count) {
+      auto n = c;
+      c = sum;
+      sum += n;
+    }
+    for (auto x : v) tmp[count[(x >> shift) & mask]++] = x;
+    v.swap(tmp);
+  }
+}
+
+class SortedMultimap {
+ public:
+  // The values with one key, in the order they were added.
+  struct Range {
+    std::uint32_t pos = 0, n = 0;
+  };
+
+  void clear() { std::vector<std::uint64_t>().swap(kv_); }
+  void reserve(std::size_t n) { kv_.reserve(n); }
+  // Equal keys keep the order of add() calls.
+  void add(std::uint32_t key, std::uint32_t value) { kv_.push_back(std::uint64_t{key} << 32 | value); }
+  void seal() { sort_by_key(kv_); }
+  bool empty() const { return kv_.empty(); }
+  std::uint32_t value(std::uint32_t pos) const { return static_cast<std::uint32_t>(kv_[pos]); }
+
+  // queries: key << 32 | query id, ids below n (consumed: sorted in place). Returns, per id, the
+  // range of values with that key (n = 0 for none, and for ids that asked nothing).
+  std::vector<Range> lookup(std::vector<std::uint64_t>& queries, std::size_t n) const {
+    std::vector<Range> out(n);
+    sort_by_key(queries);
+    std::size_t i = 0;
+    std::uint32_t group_key = 0, group_pos = 0, group_n = 0;
+    bool have_group = false;
+    for (auto q : queries) {
+      auto key = static_cast<std::uint32_t>(q >> 32);
+      if (!have_group || key != group_key) {
+        while (i < kv_.size() && static_cast<std::uint32_t>(kv_[i] >> 32) < key) ++i;
+        std::size_t j = i;
+        while (j < kv_.size() && static_cast<std::uint32_t>(kv_[j] >> 32) == key) ++j;
+        group_key = key;
+        group_pos = static_cast<std::uint32_t>(i);
+        group_n = static_cast<std::uint32_t>(j - i);
+        have_group = true;
+        i = j;
+      }
+      out[static_cast<std::uint32_t>(q)] = Range{group_pos, group_n};
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::uint64_t> kv_;
+};
+
+}  // namespace tandem::correlate::detail
