@@ -31,7 +31,8 @@ using packet::IpAddr;
 constexpr std::uint32_t kNone = 0xffffffffu;
 // The slack added to time windows: capture timestamping jitter on either end.
 constexpr Nanos kTimeSlackNs = 1'000'000;
-// Chains longer than this are not walked for secondary invariants: such a value identifies nothing.
+// At most this many server packets sharing one carrier value are looked at: such a value identifies
+// nothing.
 constexpr std::size_t kMaxChainWalk = 256;
 
 // Packet shapes, independent of direction.
@@ -110,61 +111,11 @@ class AddrTable {
   std::uint16_t last_ = 0;
 };
 
-std::uint32_t mix32(std::uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
-
 std::uint32_t fnv1a(std::uint32_t h, std::span<const std::uint8_t> bytes) {
   for (auto b : bytes) h = (h ^ b) * 16777619u;
   return h;
 }
 std::uint32_t fnv1a_byte(std::uint32_t h, std::uint32_t v) { return (h ^ (v & 0xffu)) * 16777619u; }
-
-// A multimap u32 key -> record index as hash chains through a per-record `next` array: two flat
-// vectors, no node allocation. Lookups walk the chain and the caller re-checks the key.
-class ChainIndex {
- public:
-  void reset(std::size_t records, std::size_t expected) {
-    std::size_t n = 16;
-    while (n < expected * 2) n <<= 1;
-    heads_.assign(n, kNone);
-    mask_ = static_cast<std::uint32_t>(n - 1);
-    next_.assign(records, kNone);
-  }
-  bool built() const { return !heads_.empty(); }
-  // Records must be added in increasing index order for chains to come out in capture order.
-  void add(std::uint32_t key, std::uint32_t rec) {
-    auto& h = heads_[mix32(key) & mask_];
-    // Prepend; walk() reverses nothing, so chains run newest first. Callers that need capture
-    // order (earliest reply) compare timestamps instead of relying on chain order.
-    next_[rec] = h;
-    h = rec;
-  }
-  void release() {
-    std::vector<std::uint32_t>().swap(heads_);
-    std::vector<std::uint32_t>().swap(next_);
-  }
-  template <class F>
-  std::size_t walk(std::uint32_t key, F&& f) const {
-    if (heads_.empty()) return 0;
-    std::size_t n = 0;
-    for (auto r = heads_[mix32(key) & mask_]; r != kNone; r = next_[r]) {
-      f(r);
-      ++n;
-    }
-    return n;
-  }
-
- private:
-  std::vector<std::uint32_t> heads_;
-  std::vector<std::uint32_t> next_;
-  std::uint32_t mask_ = 0;
-};
 
 struct Side {
   const CaptureSide* cap = nullptr;
@@ -490,11 +441,12 @@ class Correlator {
   Discriminating disc_;
   std::optional<probe::RunKey> seq_key_;
   // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only
-  // when the primary one was rewritten, are hashed on first use.
+  // when the primary one was rewritten, are sorted on first use and looked up one by one.
   detail::SortedMultimap s_primary_, s_reply_idx_, c_reply_idx_;
   bool c_reply_built_ = false;
   std::vector<detail::SortedMultimap::Range> c_reply_of_;  // per probe: its client replies
-  ChainIndex s_ipid_, s_sport_, s_tsval_;
+  detail::SortedMultimap s_ipid_, s_sport_, s_tsval_;
+  bool ipid_built_ = false, sport_built_ = false, tsval_built_ = false;
   std::vector<std::uint32_t> s_cands_;   // server probe candidates, capture order
   std::vector<std::uint32_t> s_claimed_; // per server rec: probe position that claimed it
   Nanos min_ow_ = 0, max_ow_ = 0;        // one-way delays (offset-corrected) seen in pass A
@@ -751,15 +703,16 @@ void Correlator::pass_a() {
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
     cands.clear();
-    auto collect = [&](const ChainIndex& idx, std::uint32_t key, auto same) {
-      std::size_t walked = 0;
-      idx.walk(key, [&](std::uint32_t s) {
-        if (++walked > kMaxChainWalk) return;
-        if (same(s_.recs[s]) && std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
-      });
+    // Newest first and at most kMaxChainWalk of them: such a common value identifies nothing.
+    auto collect = [&](const detail::SortedMultimap& idx, std::uint32_t key) {
+      auto range = idx.find(key);
+      for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
+        auto s = idx.value(range.pos + t);
+        if (std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
+      }
     };
     if (c.bits & kHasPrimary) {
-      // Newest first and at most kMaxChainWalk of them, as the hash chains of the other carriers.
+      // Newest first and at most kMaxChainWalk of them, as for the other carriers below.
       auto range = by_primary[k];
       for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
         auto s = s_primary_.value(range.pos + t);
@@ -781,27 +734,30 @@ void Correlator::pass_a() {
     if (best < 2 || ties > 1) {
       // The primary carrier was rewritten (or collides): look the probe up by the others.
       if (disc_.ipid && c.ipid != 0) {
-        if (!s_ipid_.built()) {
-          s_ipid_.reset(s_.recs.size(), s_cands_.size());
+        if (!ipid_built_) {
+          ipid_built_ = true;
           for (auto i : s_cands_) s_ipid_.add(s_.recs[i].ipid, i);
+          s_ipid_.seal();
         }
-        collect(s_ipid_, c.ipid, [&](const Rec& s) { return s.ipid == c.ipid; });
+        collect(s_ipid_, c.ipid);
       }
       if (disc_.sport) {
-        if (!s_sport_.built()) {
-          s_sport_.reset(s_.recs.size(), s_cands_.size());
+        if (!sport_built_) {
+          sport_built_ = true;
           for (auto i : s_cands_) s_sport_.add(s_.recs[i].sport, i);
+          s_sport_.seal();
         }
-        collect(s_sport_, c.sport, [&](const Rec& s) { return s.sport == c.sport; });
+        collect(s_sport_, c.sport);
       }
       if (disc_.tsval && (c.bits & kHasTs)) {
-        if (!s_tsval_.built()) {
-          s_tsval_.reset(s_.recs.size(), s_cands_.size());
+        if (!tsval_built_) {
+          tsval_built_ = true;
           for (auto i : s_cands_) {
             if (s_.recs[i].bits & kHasTs) s_tsval_.add(s_.recs[i].tsval, i);
           }
+          s_tsval_.seal();
         }
-        collect(s_tsval_, c.tsval, [&](const Rec& s) { return (s.bits & kHasTs) && s.tsval == c.tsval; });
+        collect(s_tsval_, c.tsval);
       }
       best_of(best, best_s, ties);
     }
@@ -1257,7 +1213,7 @@ Result<Correlation> Correlator::run() {
   pass_b();
   // The sighting indexes are done with: give their memory back before the output grows.
   s_primary_.clear();
-  for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->release();
+  for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->clear();
   find_server_replies();
   s_reply_idx_.clear();
   settle_client_replies();

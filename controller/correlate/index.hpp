@@ -56,6 +56,15 @@ class SortedMultimap {
   bool empty() const { return kv_.empty(); }
   std::uint32_t value(std::uint32_t pos) const { return static_cast<std::uint32_t>(kv_[pos]); }
 
+  // One key by binary search, for the occasional lookup that is not worth a batch.
+  Range find(std::uint32_t key) const {
+    auto lo = std::lower_bound(kv_.begin(), kv_.end(), key,
+                               [](std::uint64_t e, std::uint32_t k) { return static_cast<std::uint32_t>(e >> 32) < k; });
+    auto hi = lo;
+    while (hi != kv_.end() && static_cast<std::uint32_t>(*hi >> 32) == key) ++hi;
+    return Range{static_cast<std::uint32_t>(lo - kv_.begin()), static_cast<std::uint32_t>(hi - lo)};
+  }
+
   // queries: key << 32 | query id, ids below n (consumed: sorted in place). Returns, per id, the
   // range of values with that key (n = 0 for none, and for ids that asked nothing).
   std::vector<Range> lookup(std::vector<std::uint64_t>& queries, std::size_t n) const {
