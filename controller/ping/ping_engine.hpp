@@ -49,6 +49,7 @@ struct ProbeOutcome {
   std::uint32_t index = 0;
   std::uint16_t sport = 0;
   bool sent = false;             // the kernel accepted it
+  bool send_failed = false;      // the kernel refused it (after retries): it never left
   bool seen_leaving = false;     // our capture saw it leave (sent_ns is then the wire time)
   Nanos sent_ns = 0;             // realtime ns
   bool answered = false;         // a reply or an ICMP error arrived

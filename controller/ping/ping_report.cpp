@@ -135,6 +135,9 @@ std::string format_summary(const PingOptions& opts, const PingResult& r) {
     out += fmt::format("rate {:.1f} pps requested, {:.1f} pps achieved\n", r.send.requested_pps, r.send.achieved_pps);
   }
   if (r.send.failed) out += fmt::format("{} probes not sent: {}\n", r.send.failed, r.send.first_error ? r.send.first_error->text() : "send error");
+  if (opts.count && r.send.stopped && !r.interrupted && !r.until_reached && r.send.attempted < opts.count) {
+    out += fmt::format("sending stopped after {} of {} probes\n", r.send.attempted, opts.count);
+  }
   if (r.capture.available) {
     std::uint64_t dropped = r.capture.dropped + r.capture.if_dropped;
     out += fmt::format("capture: {} packets, {} dropped by the kernel{}\n", r.capture_seen, dropped,
