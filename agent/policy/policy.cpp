@@ -295,7 +295,7 @@ bool Cidr::contains(const packet::IpAddr& a) const {
   for (unsigned i = 0; i < 16; ++i) {
     unsigned bit0 = i * 8;
     if (bit0 >= prefix_len) break;
-    std::uint8_t mask = bit0 + 8 <= prefix_len ? 0xff : static_cast<std::uint8_t>(0xff << (8 - (prefix_len - bit0)));
+    auto mask = static_cast<std::uint8_t>(bit0 + 8 <= prefix_len ? 0xffu : (0xffu << (8 - (prefix_len - bit0))) & 0xffu);
     if ((a.bytes[i] & mask) != network.bytes[i]) return false;
   }
   return true;
