@@ -22,6 +22,7 @@ void register_trace(CLI::App& app, CommandContext& ctx) {
       "AGENT is the one line the agent's operator sends you: tcp://HOST:PORT#<public key>\n"
       "(quote it in the shell), or tcp://HOST:PORT with --client-key/--server-key FILE.pub.\n"
       "The controller key (--key) is made with `tandem keygen`; its .pub must be allowed by both agents.\n"
+      "Pace: --rate or -i; 100 probes/s when neither is given.\n"
       "Fates: answered, lost_forward, unanswered, reply_lost, injected, icmp_error, not_sent, unknown.\n"
       "Writes report.json, report.md, client/server/merged pcapng to --out DIR.\n"
       "Exit: 0 clean path, 1 usage, 2 environment, 3 agent/protocol, 4 problem found.");

@@ -62,6 +62,12 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   if (!key) return key.error();
   r.controller_key = *key;
 
+  // The probe plan on the wire carries no TCP flags, ICMP type/code or payload length yet: refuse
+  // them rather than run something other than what was asked.
+  if (a.probe.flags || a.probe.icmp_type || a.probe.icmp_code || a.probe.data_len != 0) {
+    return make_error(Errc::usage, "trace",
+                      "--flags, --icmp-type, --icmp-code and --data-len work with `tandem ping` only so far");
+  }
   auto hp = split_host_port(a.target);
   if (!hp) return hp.error();
   auto target = resolve_target(hp->first, a.probe.want_v6, a.probe.want_v4);

@@ -1,0 +1,80 @@
+// The tandem CLI on bad input: one line on stderr, the documented exit code, nothing run. These run
+// the real binary without privileges or network (every case fails before anything is sent).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct Out {
+  int code = -1;
+  std::string err;
+};
+
+Out run(const std::string& args) {
+  std::string cmd = std::string(TANDEM_BINARY_DIR) + "/bin/tandem " + args + " 2>&1 >/dev/null";
+  Out o;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return o;
+  std::array<char, 512> buf{};
+  while (std::fgets(buf.data(), buf.size(), p)) o.err += buf.data();
+  int status = ::pclose(p);
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+class CliErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("tandem-cli-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    ASSERT_EQ(run("keygen --out " + (dir_ / "ctl").string() + " --force").code, 0);
+    ASSERT_EQ(run("keygen --out " + (dir_ / "agent").string() + " --force").code, 0);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string trace_prefix() const {
+    return "trace --client tcp://127.0.0.1:7070 --client-key " + (dir_ / "agent.pub").string() +
+           " --server tcp://127.0.0.1:7071 --server-key " + (dir_ / "agent.pub").string() + " --key " +
+           (dir_ / "ctl.key").string() + " --out " + (dir_ / "out").string() + " ";
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(CliErrors, TraceRefusesFlagsItsPlanCannotCarry) {
+  for (const char* extra : {"--flags SA", "--data-len 20", "--icmp --icmp-type 13"}) {
+    auto o = run(trace_prefix() + "--target 10.77.2.2:21 " + extra);
+    EXPECT_EQ(o.code, 1) << extra << ": " << o.err;
+    EXPECT_NE(o.err.find("`tandem ping` only"), std::string::npos) << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+}
+
+TEST_F(CliErrors, TraceTargetNeedsHostAndPort) {
+  auto o = run(trace_prefix() + "--target 10.77.2.2");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("HOST:PORT"), std::string::npos) << o.err;
+  auto p = run(trace_prefix() + "--target 10.77.2.2:70000");
+  EXPECT_EQ(p.code, 1);
+  EXPECT_NE(p.err.find("out of range"), std::string::npos) << p.err;
+}
+
+TEST_F(CliErrors, TraceBadOptionListNamesTheItem) {
+  auto o = run(trace_prefix() + "--target 10.77.2.2:21 --tcp-options mss=1460,wat");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("wat"), std::string::npos) << o.err;
+}
+
+TEST_F(CliErrors, UnknownSubcommandAndMissingArgumentsAreUsageErrors) {
+  EXPECT_EQ(run("frobnicate").code, 1);
+  EXPECT_EQ(run("ping").code, 1);
+  EXPECT_EQ(run("trace --target 10.77.2.2:21").code, 1);
+}
+
+}  // namespace
