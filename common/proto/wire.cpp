@@ -501,7 +501,7 @@ SessionState next_state(SessionState from, MsgType request) {
   switch (from) {
     case S::ready:
       if (request == T::run_setup) return S::armed;
-      if (request == T::fetch_capture) return S::ready;  // captures of the previous run are kept
+      if (request == T::fetch_capture) return S::ready;  // valid; the agent answers not_found (captures end with their run)
       break;
     case S::armed:
       if (request == T::capture_start) return S::capturing;
