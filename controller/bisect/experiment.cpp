@@ -60,6 +60,7 @@ std::vector<Feature> option_features(const std::vector<packet::TcpOption>& optio
     pending.clear();
     f.options.push_back(o);
     if (o.kind == packet::kTcpOptMss) f.mss = mss_of(o);
+    if (o.kind == packet::kTcpOptWscale && o.data.size() == 1) f.wscale = o.data[0];
     out.push_back(std::move(f));
   }
   if (!pending.empty() && !out.empty()) {
@@ -105,13 +106,23 @@ int Experiment::mss_feature() const {
   return -1;
 }
 
-std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss) {
+int Experiment::wscale_feature() const {
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    if (features_[i].wscale) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss, std::optional<std::uint8_t> wscale) {
+  // An override equal to the feature's own value is the plain variant.
+  if (const int wf = wscale_feature(); wscale && wf >= 0 && *features_[wf].wscale == *wscale) wscale.reset();
   for (std::size_t i = 0; i < variants_.size(); ++i) {
-    if (variants_[i].def.mask == mask && variants_[i].def.mss == mss) return i;
+    if (variants_[i].def.mask == mask && variants_[i].def.mss == mss && variants_[i].def.wscale == wscale) return i;
   }
   VariantDef d;
   d.mask = mask;
   d.mss = mss;
+  d.wscale = wscale;
   d.tos = base_tos_;
   d.sport = base_sport_;
   std::vector<packet::TcpOption> opts;
@@ -124,8 +135,14 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss)
     if (!(mask >> i & 1)) continue;
     if (f.kind == Feature::Kind::dscp) d.tos = f.tos;
     if (f.kind == Feature::Kind::sport) d.sport = f.sport;
-    for (const auto& o : f.options) opts.push_back(mss && f.mss && !is_pad(o) ? packet::TcpOption::mss(*mss) : o);
-    names.push_back(mss && f.mss ? fmt::format("mss={}", *mss) : f.name);
+    for (const auto& o : f.options) {
+      if (mss && f.mss && !is_pad(o)) opts.push_back(packet::TcpOption::mss(*mss));
+      else if (wscale && f.wscale && !is_pad(o)) opts.push_back(packet::TcpOption::wscale(*wscale));
+      else opts.push_back(o);
+    }
+    if (mss && f.mss) names.push_back(fmt::format("mss={}", *mss));
+    else if (wscale && f.wscale) names.push_back(fmt::format("wscale={}", *wscale));
+    else names.push_back(f.name);
   }
   if (any_dscp && !(mask & [&] { Mask m = 0; for (std::size_t i = 0; i < features_.size(); ++i) if (features_[i].kind == Feature::Kind::dscp) m |= Mask{1} << i; return m; }())) {
     d.tos = 0;
@@ -140,11 +157,12 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss)
   for (std::size_t i = 0; i < features_.size(); ++i) {
     if (features_[i].kind == Feature::Kind::option && !(mask >> i & 1)) options_full = false;
   }
-  if (options_full && !mss) opts = full_options_;
+  const bool value_override = mss.has_value() || wscale.has_value();
+  if (options_full && !value_override) opts = full_options_;
   d.tcp_options = opts.empty() ? "" : probe::format_tcp_options(opts);
   if (mask == 0) d.name = "baseline";
-  else if (mask == full_mask() && !mss) d.name = "full";
-  else if (std::popcount(mask) + 1 == static_cast<int>(features_.size()) && !mss && features_.size() > 2) {
+  else if (mask == full_mask() && !value_override) d.name = "full";
+  else if (std::popcount(mask) + 1 == static_cast<int>(features_.size()) && !value_override && features_.size() > 2) {
     d.name = "-" + features_[std::countr_zero(~mask & full_mask())].name;
   } else {
     for (std::size_t i = 0; i < names.size(); ++i) d.name += (i ? "+" : "") + names[i];
@@ -153,21 +171,26 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss)
   return variants_.size() - 1;
 }
 
-bool Experiment::predicted_fail(const VariantStats& v, Mask t, int mss_t) const {
+bool Experiment::predicted_fail(const VariantStats& v, Mask t, int mss_t, const WscaleRange* ws) const {
   if (t == 0) return false;
   if ((v.def.mask & t) != t) return false;
   int mf = mss_feature();
   if (mss_t != kNoThreshold && mf >= 0 && (t >> mf & 1)) {
     int value = v.def.mss ? *v.def.mss : *features_[mf].mss;
-    return value > mss_t;
+    if (value <= mss_t) return false;
+  }
+  int wf = wscale_feature();
+  if (ws != nullptr && wf >= 0 && (t >> wf & 1)) {
+    int value = v.def.wscale ? *v.def.wscale : *features_[wf].wscale;
+    if (value < ws->lo || value > ws->hi) return false;
   }
   return true;
 }
 
-std::pair<Counts, Counts> Experiment::split(Mask t, int mss_t) const {
+std::pair<Counts, Counts> Experiment::split(Mask t, int mss_t, const WscaleRange* ws) const {
   Counts f, p;
   for (const auto& v : variants_) {
-    Counts& c = predicted_fail(v, t, mss_t) ? f : p;
+    Counts& c = predicted_fail(v, t, mss_t, ws) ? f : p;
     c.failed += v.counts.failed;
     c.sent += v.counts.sent;
   }
@@ -257,7 +280,7 @@ Experiment::Round Experiment::plan_main() {
     }
     if (map_fail) s += posterior_[0];
     std::uint64_t sent = 0;
-    for (const auto& vs : variants_) if (vs.def.mask == v && !vs.def.mss) sent = vs.counts.sent;
+    for (const auto& vs : variants_) if (vs.def.mask == v && !vs.def.mss && !vs.def.wscale) sent = vs.counts.sent;
     cands.push_back({v, s, sent});
   }
   std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
@@ -306,8 +329,76 @@ Experiment::Round Experiment::plan_threshold() {
   return sized(std::move(idx));
 }
 
+bool Experiment::enter_wscale_stage() {
+  const int wf = wscale_feature();
+  if (!config_.refine_wscale || decided_ == 0 || wf < 0 || !(decided_ >> wf & 1)) return false;
+  const int v = *features_[wf].wscale;
+  ws_hyps_.clear();
+  for (int lo = 0; lo <= v; ++lo) {
+    ws_hyps_.push_back({lo, kWscaleMax});
+    if (v < kWscaleMax) ws_hyps_.push_back({lo, v});
+  }
+  threshold_stage_ = false;
+  wscale_stage_ = true;
+  update_wscale_posterior();
+  return true;
+}
+
+void Experiment::update_wscale_posterior() {
+  const int mss_t = mss_t_ ? *mss_t_ : kNoThreshold;
+  std::vector<double> lp(ws_hyps_.size());
+  double norm = kNegInf;
+  for (std::size_t i = 0; i < ws_hyps_.size(); ++i) {
+    auto [f, p] = split(decided_, mss_t, &ws_hyps_[i]);
+    lp[i] = log_evidence_two_rates(f, p, config_.min_effect);
+    norm = log_add(norm, lp[i]);
+  }
+  ws_post_.resize(lp.size());
+  for (std::size_t i = 0; i < lp.size(); ++i) ws_post_[i] = std::exp(lp[i] - norm);
+}
+
+Experiment::Round Experiment::plan_wscale() {
+  const int v = *features_[wscale_feature()].wscale;
+  const int top = std::min(v + 1, kWscaleMax);
+  std::vector<std::size_t> idx = {variant_for(0), variant_for(decided_)};
+  const std::size_t map = static_cast<std::size_t>(std::max_element(ws_post_.begin(), ws_post_.end()) - ws_post_.begin());
+  auto in = [](const WscaleRange& h, int x) { return x >= h.lo && x <= h.hi; };
+  struct Cand { int x; double score; std::uint64_t sent; };
+  std::vector<Cand> cands;
+  bool first = true;  // no value other than v tried yet: try them all (when few)
+  for (int x = 0; x <= top; ++x) {
+    if (x == v) continue;
+    double s = 0;
+    for (std::size_t i = 0; i < ws_hyps_.size(); ++i) {
+      if (in(ws_hyps_[i], x) != in(ws_hyps_[map], x)) s += ws_post_[i];
+    }
+    std::uint64_t sent = 0;
+    for (const auto& vs : variants_) {
+      if (vs.def.mask == decided_ && !vs.def.mss && vs.def.wscale && *vs.def.wscale == x) sent = vs.counts.sent;
+    }
+    first = first && sent == 0;
+    cands.push_back({x, s, sent});
+  }
+  if (first && cands.size() <= 2 * config_.max_variants_per_round + 4) {
+    for (const auto& c : cands) idx.push_back(variant_for(decided_, std::nullopt, static_cast<std::uint8_t>(c.x)));
+    return sized(std::move(idx));
+  }
+  std::sort(cands.begin(), cands.end(), [v](const Cand& a, const Cand& b) {
+    if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
+    if (a.sent != b.sent) return a.sent < b.sent;
+    return std::abs(a.x - v) < std::abs(b.x - v);
+  });
+  for (const auto& c : cands) {
+    if (idx.size() >= config_.max_variants_per_round + 2) break;
+    if (c.score < (1 - config_.confidence) / 20) break;
+    idx.push_back(variant_for(decided_, std::nullopt, static_cast<std::uint8_t>(c.x)));
+  }
+  return sized(std::move(idx));
+}
+
 Experiment::Round Experiment::plan_round() {
   if (done_) return {};
+  if (wscale_stage_) return plan_wscale();
   return threshold_stage_ ? plan_threshold() : plan_main();
 }
 
@@ -325,7 +416,15 @@ void Experiment::record(std::size_t variant, Outcome outcome, std::string_view f
 
 void Experiment::end_round() {
   ++rounds_;
-  if (!threshold_stage_) {
+  if (wscale_stage_) {
+    update_wscale_posterior();
+    auto it = std::max_element(ws_post_.begin(), ws_post_.end());
+    if (*it >= config_.confidence) {
+      ws_decided_ = ws_hyps_[static_cast<std::size_t>(it - ws_post_.begin())];
+      ws_posterior_ = *it;
+      done_ = true;
+    }
+  } else if (!threshold_stage_) {
     update_posterior();
     auto it = std::max_element(posterior_.begin(), posterior_.end());
     if (*it >= config_.confidence) {
@@ -334,7 +433,7 @@ void Experiment::end_round() {
       const int mf = mss_feature();
       if (config_.refine_mss && decided_ != 0 && mf >= 0 && (decided_ >> mf & 1) && *features_[mf].mss > kMssFloor) {
         threshold_stage_ = true;
-      } else {
+      } else if (!enter_wscale_stage()) {
         done_ = true;
       }
     }
@@ -344,9 +443,9 @@ void Experiment::end_round() {
       if (std::exp(i.logp) >= config_.confidence && i.hi - i.lo + 1 <= config_.mss_resolution) {
         mss_t_ = i.lo;
         threshold_posterior_ = std::exp(i.logp);
-        done_ = true;
       }
     }
+    if (mss_t_ && !enter_wscale_stage()) done_ = true;
   }
   if (!done_ && (used_ >= config_.budget || rounds_ >= config_.max_rounds)) {
     done_ = true;
@@ -374,14 +473,17 @@ BisectResult Experiment::result() const {
     mss_t = *mss_t_;
   }
   r.threshold_posterior = threshold_posterior_;
-  auto [f, p] = t == 0 ? std::pair<Counts, Counts>{} : split(t, mss_t);
+  r.wscale_range = ws_decided_;
+  r.wscale_posterior = ws_posterior_;
+  const WscaleRange* ws = ws_decided_ ? &*ws_decided_ : nullptr;
+  auto [f, p] = t == 0 ? std::pair<Counts, Counts>{} : split(t, mss_t, ws);
   if (t == 0) {
     for (const auto& v : variants_) { p.failed += v.counts.failed; p.sent += v.counts.sent; }
   }
   r.failing = f;
   r.passing = p;
   for (const auto& v : variants_) {
-    if (t == 0 || predicted_fail(v, t, mss_t)) {
+    if (t == 0 || predicted_fail(v, t, mss_t, ws)) {
       for (const auto& [k, n] : v.fates) r.failing_fates[k] += n;
     }
   }
@@ -406,6 +508,12 @@ std::string Experiment::trigger_text(const BisectResult& r) const {
     if (!s.empty()) s += "+";
     const auto& f = features_[i];
     if (f.mss && r.mss_above) s += fmt::format("mss>{}", *r.mss_above);
+    else if (f.wscale && r.wscale_range && !(*r.wscale_range == WscaleRange{})) {
+      const auto& w = *r.wscale_range;
+      if (w.lo == w.hi) s += fmt::format("wscale={}", w.lo);
+      else if (w.hi == kWscaleMax) s += fmt::format("wscale>={}", w.lo);
+      else s += fmt::format("wscale={}..{}", w.lo, w.hi);
+    }
     else if (f.kind == Feature::Kind::dscp) s += fmt::format("dscp={}", f.tos >> 2);
     else if (f.kind == Feature::Kind::sport) s += "sport=" + f.sport;
     else s += f.name;
@@ -437,6 +545,17 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     if (f.kind == Feature::Kind::option) {
       item["option"] = f.name;
       if (f.mss && r.mss_above) item["above"] = *r.mss_above;
+      if (f.wscale && r.wscale_range && !(*r.wscale_range == WscaleRange{})) {
+        const auto& w = *r.wscale_range;
+        if (w.lo == w.hi) {
+          item["value"] = w.lo;
+        } else if (w.hi == kWscaleMax) {
+          item["at_least"] = w.lo;
+        } else {
+          item["from"] = w.lo;
+          item["to"] = w.hi;
+        }
+      }
     } else if (f.kind == Feature::Kind::dscp) {
       item["feature"] = "dscp";
       item["value"] = f.tos >> 2;
@@ -458,6 +577,7 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
   b["confidence"] = e.config().confidence;
   b["posterior"] = std::round(r.posterior * 1e6) / 1e6;
   if (r.mss_above) b["threshold_posterior"] = std::round(r.threshold_posterior * 1e6) / 1e6;
+  if (r.wscale_range) b["wscale_posterior"] = std::round(r.wscale_posterior * 1e6) / 1e6;
   b["min_effect"] = e.config().min_effect;
   b["rounds"] = r.rounds;
   b["probes_used"] = r.probes_used;

@@ -11,7 +11,9 @@
 // path, or a path that drops everything alike). Each T gets a posterior (uniform prior over all
 // 2^n sets, evidence from stats.hpp); the experiment stops when one T reaches --confidence.
 // When T holds the MSS, a second stage finds the threshold t (variants fail iff MSS > t) by
-// probabilistic bisection over t with the same evidence.
+// probabilistic bisection over t with the same evidence. When T holds the window scale and
+// Config::refine_wscale is set, a value stage then tries other shift counts: hypotheses "fails iff
+// lo <= ws <= hi" (lo <= v, hi = v or 255, v the probe's value), same evidence and stopping rule.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +36,14 @@ namespace tandem::bisect {
 using Mask = std::uint32_t;
 inline constexpr std::size_t kMaxFeatures = 8;
 inline constexpr std::uint16_t kMssFloor = 64;  // lowest MSS the threshold search tries
+inline constexpr int kWscaleMax = 255;          // the shift count field's range is 0-255
+
+// Window-scale values that fail: lo <= ws <= hi. {0, 255} = any value (the trigger is just wscale).
+struct WscaleRange {
+  int lo = 0;
+  int hi = kWscaleMax;
+  bool operator==(const WscaleRange&) const = default;
+};
 
 struct Feature {
   enum class Kind { option, dscp, sport };
@@ -43,6 +53,7 @@ struct Feature {
   std::uint8_t tos = 0;                      // dscp: TOS byte when the feature is present
   std::string sport;                         // sport: the range when present
   std::optional<std::uint16_t> mss;          // the MSS feature's value
+  std::optional<std::uint8_t> wscale;        // the window-scale feature's shift count
 };
 
 // One feature per option of `options` other than NOP/EOL; a NOP/EOL goes with the option after it
@@ -56,6 +67,7 @@ struct Config {
   std::uint32_t max_rounds = 30;
   double min_effect = 0.10;         // smallest failure-rate increase worth naming
   bool refine_mss = true;
+  bool refine_wscale = false;       // value stage for the window scale (--wscale-values)
   std::size_t max_variants_per_round = 6;
   std::uint16_t mss_resolution = 1; // the threshold stage stops when t is known to this width
 };
@@ -63,6 +75,7 @@ struct Config {
 struct VariantDef {
   Mask mask = 0;
   std::optional<std::uint16_t> mss;  // MSS override (threshold stage)
+  std::optional<std::uint8_t> wscale; // window-scale override (value stage)
   std::string name;                  // "baseline", "full", "wscale", "sack_perm+timestamp", "mss=1400", "-wscale"
   std::string tcp_options;           // canonical text, "" = no options
   std::uint8_t tos = 0;
@@ -92,6 +105,8 @@ struct BisectResult {
   double posterior = 0.0;                // of that set
   std::optional<std::uint16_t> mss_above; // threshold stage: fails iff MSS > this
   double threshold_posterior = 0.0;
+  std::optional<WscaleRange> wscale_range; // value stage: fails iff lo <= ws <= hi
+  double wscale_posterior = 0.0;
   std::string failure_fate;              // most common fate of the failing variants' failures
   std::map<std::string, std::uint64_t> failing_fates;
   Counts failing, passing;               // pooled by the final hypothesis
@@ -126,19 +141,25 @@ class Experiment {
   // Posterior over feature sets, indexed by mask (size 2^n).
   const std::vector<double>& posterior() const { return posterior_; }
   BisectResult result() const;
-  // "wscale", "sack_perm+timestamp", "mss>1400", "(none)".
+  // "wscale", "sack_perm+timestamp", "mss>1400", "wscale=14", "wscale>=10", "(none)".
   std::string trigger_text(const BisectResult& r) const;
 
  private:
-  std::size_t variant_for(Mask mask, std::optional<std::uint16_t> mss = std::nullopt);
-  bool predicted_fail(const VariantStats& v, Mask t, int mss_t) const;
-  std::pair<Counts, Counts> split(Mask t, int mss_t) const;
+  std::size_t variant_for(Mask mask, std::optional<std::uint16_t> mss = std::nullopt,
+                          std::optional<std::uint8_t> wscale = std::nullopt);
+  bool predicted_fail(const VariantStats& v, Mask t, int mss_t, const WscaleRange* ws = nullptr) const;
+  std::pair<Counts, Counts> split(Mask t, int mss_t, const WscaleRange* ws = nullptr) const;
   void update_posterior();
   // Threshold stage: intervals of t and their posterior; returns the MAP index.
   struct TInterval { int lo, hi; double logp; };
   std::vector<TInterval> threshold_intervals() const;
   Round plan_main();
   Round plan_threshold();
+  // Window-scale value stage.
+  bool enter_wscale_stage();
+  void update_wscale_posterior();
+  Round plan_wscale();
+  int wscale_feature() const;
   Round sized(std::vector<std::size_t> idx);
   Mask full_mask() const { return (Mask{1} << features_.size()) - 1; }
   int mss_feature() const;
@@ -159,6 +180,11 @@ class Experiment {
   double decided_posterior_ = 0.0;
   std::optional<int> mss_t_;           // the threshold, once decided
   double threshold_posterior_ = 0.0;
+  bool wscale_stage_ = false;
+  std::vector<WscaleRange> ws_hyps_;   // value stage hypotheses and their posterior
+  std::vector<double> ws_post_;
+  std::optional<WscaleRange> ws_decided_;
+  double ws_posterior_ = 0.0;
 };
 
 // The report.json "bisect" block (DESIGN.md §5, docs/bisect.md).

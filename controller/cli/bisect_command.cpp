@@ -33,6 +33,7 @@ struct BisectArgs {
   std::uint32_t max_rounds = 30;
   bool client_only = false;
   bool no_refine_mss = false;
+  bool wscale_values = false;
   std::string bisect_dscp, bisect_sport;
 };
 
@@ -96,6 +97,7 @@ int run_bisect(BisectArgs& a) {
   cfg.max_rounds = a.max_rounds;
   cfg.min_effect = a.min_effect;
   cfg.refine_mss = !a.no_refine_mss;
+  cfg.refine_wscale = a.wscale_values;
   bisect::Experiment exp(*opts, std::move(features), cfg, req->plan.tos, req->plan.sport);
 
   const bool tty = ::isatty(STDERR_FILENO);
@@ -212,6 +214,8 @@ void register_bisect(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--max-rounds", args->max_rounds, "Most rounds")->capture_default_str()->check(CLI::Range(1u, 1000u));
   sub->add_flag("--client-only", args->client_only, "Ignore --server: client capture only (coarser fates)");
   sub->add_flag("--no-mss-threshold", args->no_refine_mss, "Do not search the MSS threshold when the MSS is the trigger");
+  sub->add_flag("--wscale-values", args->wscale_values,
+                "When the window scale is in the trigger, try other shift counts: which values fail (=N, >=N)");
   sub->add_option("--bisect-dscp", args->bisect_dscp, "Also test this DSCP (name or 0-63) as a feature");
   sub->add_option("--bisect-sport", args->bisect_sport, "Also test this source-port range A-B as a feature");
   sub->callback([args, &ctx] { ctx.exit_code = run_bisect(*args); });

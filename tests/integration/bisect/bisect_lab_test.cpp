@@ -75,6 +75,16 @@ TEST(BisectLab, MssAbove1400Dropped) {
   EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
 }
 
+TEST(BisectLab, WindowScaleValue14Dropped) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-wscale-value");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"option":"wscale","value":14}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+  EXPECT_GE(r.bisect["wscale_posterior"].get<double>(), 0.95);
+}
+
 TEST(BisectLab, CleanPathNoTriggerNoBlame) {
   TANDEM_REQUIRE_LAB();
   auto r = lab_run("bisect-clean");

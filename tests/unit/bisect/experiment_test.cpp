@@ -1,5 +1,6 @@
 // The deduction and stopping rules on simulated per-variant outcomes: single option, combination,
-// MSS threshold, clean path, all-or-nothing, 30 % intermittent loss, client-only classification.
+// MSS threshold, window-scale value, clean path, all-or-nothing, 30 % intermittent loss, client-only
+// classification.
 #include <gtest/gtest.h>
 
 #include "common/probe/spec.hpp"
@@ -129,6 +130,120 @@ TEST(Experiment, StopsAsSoonAsConfident) {
   auto r = simulate(e, [](const VariantDef& d) { return has(d, "ws=") ? 1.0 : 0.0; }, 3);
   EXPECT_EQ(e.trigger_text(r), "wscale");
   EXPECT_LE(r.rounds, 2u);
+}
+
+// The window-scale value stage (Config::refine_wscale): which shift counts fail.
+int ws_of(const VariantDef& d) {
+  auto p = d.tcp_options.find("ws=");
+  return p == std::string::npos ? -1 : std::stoi(d.tcp_options.substr(p + 3));
+}
+
+Experiment ws_experiment(std::string_view options, Config c) {
+  c.refine_wscale = true;
+  auto opts = probe::parse_tcp_options(options);
+  EXPECT_FALSE(!opts);
+  return Experiment(*opts, option_features(*opts), c);
+}
+
+TEST(Features, WscaleValueIsKept) {
+  auto f = option_features(probe::linux_syn_options());
+  EXPECT_EQ(f[3].wscale, 7);
+  EXPECT_FALSE(f[0].wscale.has_value());
+}
+
+TEST(WscaleValue, OnlyFourteenFails) {
+  int wrong = 0;
+  for (int s = 1; s <= 10; ++s) {
+    auto e = ws_experiment("mss=1460,sack,ts,nop,ws=14", Config{.budget = 1500});
+    auto r = simulate(e, [](const VariantDef& d) { return ws_of(d) == 14 ? 1.0 : 0.0; }, static_cast<std::uint64_t>(s));
+    EXPECT_EQ(r.kind, BisectResult::Kind::trigger);
+    if (e.trigger_text(r) != "wscale=14") {
+      ++wrong;
+      ADD_FAILURE() << "seed " << s << ": " << e.trigger_text(r) << " after " << r.probes_used;
+      continue;
+    }
+    ASSERT_TRUE(r.wscale_range.has_value());
+    EXPECT_EQ(*r.wscale_range, (WscaleRange{14, 14}));
+    EXPECT_GE(r.wscale_posterior, 0.95);
+    // Only ws=14 variants fail; ws=15 was tried (it tells "= 14" from ">= 14").
+    bool tried15 = false;
+    for (const auto& v : e.variants()) tried15 = tried15 || (ws_of(v.def) == 15 && v.counts.sent > 0);
+    EXPECT_TRUE(tried15);
+    auto b = bisect_block(e, r);
+    EXPECT_EQ(b["trigger"], nlohmann::ordered_json::parse(R"([{"option":"wscale","value":14}])"));
+    EXPECT_TRUE(b.contains("wscale_posterior"));
+  }
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST(WscaleValue, AtLeastTenFails) {
+  for (int s = 1; s <= 10; ++s) {
+    auto e = ws_experiment("mss=1460,sack,ts,nop,ws=14", Config{.budget = 1500});
+    auto r = simulate(e, [](const VariantDef& d) { return ws_of(d) >= 10 ? 1.0 : 0.0; }, static_cast<std::uint64_t>(s));
+    EXPECT_EQ(e.trigger_text(r), "wscale>=10") << "seed " << s << " after " << r.probes_used;
+    if (r.wscale_range) {
+      auto b = bisect_block(e, r);
+      EXPECT_EQ(b["trigger"], nlohmann::ordered_json::parse(R"([{"option":"wscale","at_least":10}])"));
+    }
+  }
+}
+
+TEST(WscaleValue, AnyValueFailsIsPlainWscale) {
+  for (int s = 1; s <= 10; ++s) {
+    auto e = ws_experiment("mss=1460,sack,ts,nop,ws=7", Config{.budget = 1500});
+    auto r = simulate(e, [](const VariantDef& d) { return ws_of(d) >= 0 ? 1.0 : 0.0; }, static_cast<std::uint64_t>(s));
+    EXPECT_EQ(e.trigger_text(r), "wscale") << "seed " << s;
+    ASSERT_TRUE(r.wscale_range.has_value());
+    EXPECT_EQ(*r.wscale_range, WscaleRange{});
+    EXPECT_EQ(bisect_block(e, r)["trigger"], nlohmann::ordered_json::parse(R"([{"option":"wscale"}])"));
+  }
+}
+
+TEST(WscaleValue, FourteenOnlyThirtyPercent) {
+  int wrong = 0;
+  for (int s = 1; s <= 10; ++s) {
+    auto e = ws_experiment("mss=1460,sack,ts,nop,ws=14", Config{.budget = 4000});
+    auto r = simulate(e, [](const VariantDef& d) { return ws_of(d) == 14 ? 0.3 : 0.0; },
+                      static_cast<std::uint64_t>(s) * 7919);
+    if (e.trigger_text(r) != "wscale=14" || !r.wscale_range) {
+      ++wrong;
+      ADD_FAILURE() << "seed " << s << ": " << e.trigger_text(r) << " after " << r.probes_used;
+    }
+  }
+  EXPECT_LE(wrong, 1);
+}
+
+TEST(WscaleValue, VariantsCarryTheOverride) {
+  auto e = ws_experiment("mss=1460,sack,ts,nop,ws=14", Config{.budget = 1500});
+  simulate(e, [](const VariantDef& d) { return ws_of(d) == 14 ? 1.0 : 0.0; }, 1);
+  bool found = false;
+  for (const auto& v : e.variants()) {
+    if (v.def.wscale && *v.def.wscale == 3) {
+      found = true;
+      EXPECT_EQ(v.def.name, "wscale=3");
+      EXPECT_EQ(v.def.tcp_options, "nop,ws=3");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(WscaleValue, OffByDefault) {
+  auto e = linux_experiment();
+  auto r = simulate(e, [](const VariantDef& d) { return has(d, "ws=") ? 1.0 : 0.0; }, 3);
+  EXPECT_EQ(e.trigger_text(r), "wscale");
+  EXPECT_FALSE(r.wscale_range.has_value());
+  for (const auto& v : e.variants()) EXPECT_FALSE(v.def.wscale.has_value());
+}
+
+TEST(WscaleValue, AfterTheMssThreshold) {
+  // Both needed: MSS above 1400 and ws = 14 exactly.
+  auto e = ws_experiment("mss=1460,sack,ts,nop,ws=14", Config{.budget = 3000});
+  auto r = simulate(e, [](const VariantDef& d) {
+    auto p = d.tcp_options.find("mss=");
+    bool mss = p != std::string::npos && std::stoi(d.tcp_options.substr(p + 4)) > 1400;
+    return mss && ws_of(d) == 14 ? 1.0 : 0.0;
+  }, 11);
+  EXPECT_EQ(e.trigger_text(r), "mss>1400+wscale=14") << r.probes_used;
 }
 
 TEST(Classify, ServerAndClientOnly) {
