@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -96,7 +97,11 @@ Experiment::Experiment(std::vector<packet::TcpOption> full_options, std::vector<
       base_tos_(base_tos),
       base_sport_(std::move(base_sport)) {
   if (features_.size() > kMaxFeatures) features_.resize(kMaxFeatures);
-  posterior_.assign(std::size_t{1} << features_.size(), 1.0 / double(std::size_t{1} << features_.size()));
+  for (std::size_t i = 0; i < features_.size(); ++i) {
+    if (features_[i].kind == Feature::Kind::option) option_idx_.push_back(i);
+  }
+  const std::size_t h = (std::size_t{1} << features_.size()) + order_hypotheses();
+  posterior_.assign(h, 1.0 / double(h));
 }
 
 int Experiment::mss_feature() const {
@@ -113,13 +118,40 @@ int Experiment::wscale_feature() const {
   return -1;
 }
 
-std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss, std::optional<std::uint8_t> wscale) {
+int Experiment::first_option(const VariantDef& d) const {
+  if (option_idx_.empty()) return -1;
+  if (d.rotation > 0) return static_cast<int>(option_idx_[static_cast<std::size_t>(d.rotation) % option_idx_.size()]);
+  for (std::size_t i : option_idx_) {
+    if (d.mask >> i & 1) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool Experiment::order_fail(const VariantDef& d, std::size_t j) const {
+  const int f = first_option(d);
+  return f >= 0 && static_cast<std::size_t>(f) != option_idx_[j];
+}
+
+std::pair<Counts, Counts> Experiment::split_order(std::size_t j) const {
+  Counts f, p;
+  for (const auto& v : variants_) {
+    Counts& c = order_fail(v.def, j) ? f : p;
+    c.failed += v.counts.failed;
+    c.sent += v.counts.sent;
+  }
+  return {f, p};
+}
+
+std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss, std::optional<std::uint8_t> wscale,
+                                    int rotation) {
   // An override equal to the feature's own value is the plain variant.
   if (const int wf = wscale_feature(); wscale && wf >= 0 && *features_[wf].wscale == *wscale) wscale.reset();
   for (std::size_t i = 0; i < variants_.size(); ++i) {
-    if (variants_[i].def.mask == mask && variants_[i].def.mss == mss && variants_[i].def.wscale == wscale) return i;
+    const auto& e = variants_[i].def;
+    if (e.mask == mask && e.mss == mss && e.wscale == wscale && e.rotation == rotation) return i;
   }
   VariantDef d;
+  d.rotation = rotation;
   d.mask = mask;
   d.mss = mss;
   d.wscale = wscale;
@@ -159,8 +191,18 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss,
   }
   const bool value_override = mss.has_value() || wscale.has_value();
   if (options_full && !value_override) opts = full_options_;
+  if (rotation > 0 && !option_idx_.empty()) {
+    // The same options, the option features rotated: padding stays with its option.
+    opts.clear();
+    for (std::size_t j = 0; j < option_idx_.size(); ++j) {
+      const auto& f = features_[option_idx_[(static_cast<std::size_t>(rotation) + j) % option_idx_.size()]];
+      opts.insert(opts.end(), f.options.begin(), f.options.end());
+    }
+  }
   d.tcp_options = opts.empty() ? "" : probe::format_tcp_options(opts);
-  if (mask == 0) d.name = "baseline";
+  if (rotation > 0) {
+    d.name = fmt::format("rot{}:{}-first", rotation, features_[static_cast<std::size_t>(first_option(d))].name);
+  } else if (mask == 0) d.name = "baseline";
   else if (mask == full_mask() && !value_override) d.name = "full";
   else if (std::popcount(mask) + 1 == static_cast<int>(features_.size()) && !value_override && features_.size() > 2) {
     d.name = "-" + features_[std::countr_zero(~mask & full_mask())].name;
@@ -199,7 +241,7 @@ std::pair<Counts, Counts> Experiment::split(Mask t, int mss_t, const WscaleRange
 
 void Experiment::update_posterior() {
   std::vector<double> lp(posterior_.size());
-  for (Mask t = 0; t < lp.size(); ++t) {
+  for (Mask t = 0; t < (std::size_t{1} << features_.size()); ++t) {
     if (t == 0) {
       auto [f, p] = split(0, kNoThreshold);
       lp[t] = log_evidence_one_rate(p);
@@ -207,6 +249,11 @@ void Experiment::update_posterior() {
       auto [f, p] = split(t, kNoThreshold);
       lp[t] = log_evidence_two_rates(f, p, config_.min_effect);
     }
+  }
+  const std::size_t nmask = std::size_t{1} << features_.size();
+  for (std::size_t j = 0; j < order_hypotheses(); ++j) {
+    auto [f, p] = split_order(j);
+    lp[nmask + j] = log_evidence_two_rates(f, p, config_.min_effect);
   }
   double norm = kNegInf;
   for (double x : lp) norm = log_add(norm, x);
@@ -265,23 +312,41 @@ Experiment::Round Experiment::plan_main() {
       idx.push_back(variant_for(Mask{1} << i));
       idx.push_back(variant_for(full & ~(Mask{1} << i)));
     }
+    // Order: the full set's rotations (each option feature first once).
+    if (order_hypotheses()) {
+      for (std::size_t r = 1; r < option_idx_.size(); ++r) idx.push_back(variant_for(full, std::nullopt, std::nullopt, static_cast<int>(r)));
+    }
     return sized(std::move(idx));
   }
   // The variants whose predicted status most of the posterior mass disputes with the leading set.
-  Mask map = static_cast<Mask>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
-  struct Cand { Mask m; double score; std::uint64_t sent; };
+  const std::size_t nmask = std::size_t{1} << n;
+  const std::size_t map_idx = static_cast<std::size_t>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
+  const bool map_order = map_idx >= nmask;
+  Mask map = map_order ? 0 : static_cast<Mask>(map_idx);
+  struct Cand { Mask m; double score; std::uint64_t sent; int rot = 0; };
   std::vector<Cand> cands;
-  for (Mask v = 0; v <= full; ++v) {
-    double s = 0;
-    bool map_fail = map != 0 && (v & map) == map;
-    for (Mask t = 1; t <= full; ++t) {
-      bool f = (v & t) == t;
-      if (f != map_fail) s += posterior_[t];
+  const int rots = order_hypotheses() ? static_cast<int>(option_idx_.size()) : 1;
+  for (int rot = 0; rot < rots; ++rot) {
+    for (Mask v = rot ? full : 0; v <= full; ++v) {
+      VariantDef def;
+      def.mask = v;
+      def.rotation = rot;
+      double s = 0;
+      bool map_fail = map_order ? order_fail(def, map_idx - nmask) : map != 0 && (v & map) == map;
+      for (Mask t = 1; t <= full; ++t) {
+        bool f = (v & t) == t;
+        if (f != map_fail) s += posterior_[t];
+      }
+      if (map_fail) s += posterior_[0];
+      for (std::size_t j = 0; j < order_hypotheses(); ++j) {
+        if (order_fail(def, j) != map_fail) s += posterior_[nmask + j];
+      }
+      std::uint64_t sent = 0;
+      for (const auto& vs : variants_) {
+        if (vs.def.mask == v && !vs.def.mss && !vs.def.wscale && vs.def.rotation == rot) sent = vs.counts.sent;
+      }
+      cands.push_back({v, s, sent, rot});
     }
-    if (map_fail) s += posterior_[0];
-    std::uint64_t sent = 0;
-    for (const auto& vs : variants_) if (vs.def.mask == v && !vs.def.mss && !vs.def.wscale) sent = vs.counts.sent;
-    cands.push_back({v, s, sent});
   }
   std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
     if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
@@ -291,10 +356,10 @@ Experiment::Round Experiment::plan_main() {
   for (const auto& c : cands) {
     if (idx.size() >= config_.max_variants_per_round) break;
     if (c.score < (1 - config_.confidence) / 20) break;
-    idx.push_back(variant_for(c.m));
+    idx.push_back(variant_for(c.m, std::nullopt, std::nullopt, c.rot));
   }
   // The leading set's own proof: T alone (sufficient) and each T minus one member (necessary).
-  if (map != 0 && idx.size() < config_.max_variants_per_round + 2) {
+  if (!map_order && map != 0 && idx.size() < config_.max_variants_per_round + 2) {
     idx.push_back(variant_for(map));
   }
   return sized(std::move(idx));
@@ -427,7 +492,12 @@ void Experiment::end_round() {
   } else if (!threshold_stage_) {
     update_posterior();
     auto it = std::max_element(posterior_.begin(), posterior_.end());
-    if (*it >= config_.confidence) {
+    const std::size_t nmask = std::size_t{1} << features_.size();
+    if (*it >= config_.confidence && static_cast<std::size_t>(it - posterior_.begin()) >= nmask) {
+      order_decided_ = static_cast<std::size_t>(it - posterior_.begin()) - nmask;
+      decided_posterior_ = *it;
+      done_ = true;
+    } else if (*it >= config_.confidence) {
       decided_ = static_cast<Mask>(it - posterior_.begin());
       decided_posterior_ = *it;
       const int mf = mss_feature();
@@ -460,12 +530,33 @@ BisectResult Experiment::result() const {
   r.budget_exhausted = budget_exhausted_;
   Mask t = decided_;
   double post = decided_posterior_;
+  std::optional<std::size_t> order = order_decided_;
   if (decided_posterior_ == 0.0) {
     auto it = std::max_element(posterior_.begin(), posterior_.end());
-    t = static_cast<Mask>(it - posterior_.begin());
+    const std::size_t idx = static_cast<std::size_t>(it - posterior_.begin());
+    const std::size_t nmask = std::size_t{1} << features_.size();
+    if (idx >= nmask) {
+      order = idx - nmask;
+      t = 0;
+    } else {
+      t = static_cast<Mask>(idx);
+    }
     post = *it;
   }
   r.trigger = t;
+  if (order) {
+    r.order_first = option_idx_[*order];
+    r.posterior = post;
+    std::tie(r.failing, r.passing) = split_order(*order);
+    for (const auto& v : variants_) {
+      if (order_fail(v.def, *order)) {
+        for (const auto& [k, n] : v.fates) r.failing_fates[k] += n;
+      }
+    }
+    r.failure_fate = top_fate(r.failing_fates);
+    r.kind = decided_posterior_ == 0.0 ? BisectResult::Kind::undetermined : BisectResult::Kind::trigger;
+    return r;
+  }
   r.posterior = post;
   int mss_t = kNoThreshold;
   if (mss_t_ && *mss_t_ >= kMssFloor) {
@@ -500,7 +591,17 @@ BisectResult Experiment::result() const {
   return r;
 }
 
+std::string Experiment::leading_text() const {
+  BisectResult tmp;
+  const std::size_t idx = static_cast<std::size_t>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
+  const std::size_t nmask = std::size_t{1} << features_.size();
+  if (idx >= nmask) tmp.order_first = option_idx_[idx - nmask];
+  else tmp.trigger = static_cast<Mask>(idx);
+  return trigger_text(tmp);
+}
+
 std::string Experiment::trigger_text(const BisectResult& r) const {
+  if (r.order_first) return fmt::format("order:{}-first", features_[*r.order_first].name);
   if (r.trigger == 0) return "(none)";
   std::string s;
   for (std::size_t i = 0; i < features_.size(); ++i) {
@@ -565,6 +666,9 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     }
     trig.push_back(item);
   }
+  if (r.order_first && (r.kind == BisectResult::Kind::trigger || r.kind == BisectResult::Kind::undetermined)) {
+    trig.push_back(ordered_json{{"order", e.features()[*r.order_first].name + " first"}});
+  }
   if (r.kind == BisectResult::Kind::undetermined) {
     b["trigger"] = ordered_json::array();
     b["leading"] = trig;
@@ -619,6 +723,13 @@ std::string verdict_sentence(const Experiment& e, const BisectResult& r) {
   auto pct = [](Counts c) { return fmt::format("{:.0f} %", 100 * rate(c)); };
   switch (r.kind) {
     case BisectResult::Kind::trigger:
+      if (r.order_first) {
+        return fmt::format("Probes whose first option is not {} fail ({} of {}, {}; {}) while those that start with it "
+                           "pass ({} of {}, {}): the option order matters; {:.1f} % posterior after {} probes.",
+                           e.features()[*r.order_first].name, r.failing.failed, r.failing.sent, pct(r.failing),
+                           r.failure_fate, r.passing.failed, r.passing.sent, pct(r.passing), 100 * r.posterior,
+                           r.probes_used);
+      }
       return fmt::format("Probes carrying {} fail ({} of {}, {}; {}) while the others pass ({} of {}, {}); {:.1f} % "
                          "posterior after {} probes.",
                          e.trigger_text(r), r.failing.failed, r.failing.sent, pct(r.failing), r.failure_fate,

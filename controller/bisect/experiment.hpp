@@ -68,6 +68,7 @@ struct Config {
   double min_effect = 0.10;         // smallest failure-rate increase worth naming
   bool refine_mss = true;
   bool refine_wscale = false;       // value stage for the window scale (--wscale-values)
+  bool refine_order = false;        // option-order hypotheses and rotations of the full set (--option-order)
   std::size_t max_variants_per_round = 6;
   std::uint16_t mss_resolution = 1; // the threshold stage stops when t is known to this width
 };
@@ -76,6 +77,7 @@ struct VariantDef {
   Mask mask = 0;
   std::optional<std::uint16_t> mss;  // MSS override (threshold stage)
   std::optional<std::uint8_t> wscale; // window-scale override (value stage)
+  int rotation = 0;                  // full set with its option features rotated left by this many (order)
   std::string name;                  // "baseline", "full", "wscale", "sack_perm+timestamp", "mss=1400", "-wscale"
   std::string tcp_options;           // canonical text, "" = no options
   std::uint8_t tos = 0;
@@ -107,6 +109,7 @@ struct BisectResult {
   double threshold_posterior = 0.0;
   std::optional<WscaleRange> wscale_range; // value stage: fails iff lo <= ws <= hi
   double wscale_posterior = 0.0;
+  std::optional<std::size_t> order_first;  // order trigger: fails unless this feature's option comes first
   std::string failure_fate;              // most common fate of the failing variants' failures
   std::map<std::string, std::uint64_t> failing_fates;
   Counts failing, passing;               // pooled by the final hypothesis
@@ -138,15 +141,24 @@ class Experiment {
   const Config& config() const { return config_; }
   std::uint64_t used() const { return used_; }
   std::uint32_t rounds() const { return rounds_; }
-  // Posterior over feature sets, indexed by mask (size 2^n).
+  // Posterior over feature sets, indexed by mask (size 2^n); with Config::refine_order followed by one
+  // "fails unless option k comes first" hypothesis per option feature k (in option order).
   const std::vector<double>& posterior() const { return posterior_; }
+  // The leading hypothesis as trigger_text() writes it.
+  std::string leading_text() const;
   BisectResult result() const;
   // "wscale", "sack_perm+timestamp", "mss>1400", "wscale=14", "wscale>=10", "(none)".
   std::string trigger_text(const BisectResult& r) const;
 
  private:
   std::size_t variant_for(Mask mask, std::optional<std::uint16_t> mss = std::nullopt,
-                          std::optional<std::uint8_t> wscale = std::nullopt);
+                          std::optional<std::uint8_t> wscale = std::nullopt, int rotation = 0);
+  // Order hypotheses: the feature whose option a variant sends first (-1: none), and whether the
+  // hypothesis "option_idx_[j] must come first" predicts the variant fails.
+  int first_option(const VariantDef& d) const;
+  bool order_fail(const VariantDef& d, std::size_t j) const;
+  std::pair<Counts, Counts> split_order(std::size_t j) const;
+  std::size_t order_hypotheses() const { return config_.refine_order && option_idx_.size() >= 2 ? option_idx_.size() : 0; }
   bool predicted_fail(const VariantStats& v, Mask t, int mss_t, const WscaleRange* ws = nullptr) const;
   std::pair<Counts, Counts> split(Mask t, int mss_t, const WscaleRange* ws = nullptr) const;
   void update_posterior();
@@ -166,6 +178,7 @@ class Experiment {
 
   std::vector<packet::TcpOption> full_options_;
   std::vector<Feature> features_;
+  std::vector<std::size_t> option_idx_;  // indices of the option features, in option order
   Config config_;
   std::uint8_t base_tos_;
   std::string base_sport_;
@@ -185,6 +198,7 @@ class Experiment {
   std::vector<double> ws_post_;
   std::optional<WscaleRange> ws_decided_;
   double ws_posterior_ = 0.0;
+  std::optional<std::size_t> order_decided_;  // position in option_idx_ of the decided order hypothesis
 };
 
 // The report.json "bisect" block (DESIGN.md §5, docs/bisect.md).

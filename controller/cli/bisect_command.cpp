@@ -34,6 +34,7 @@ struct BisectArgs {
   bool client_only = false;
   bool no_refine_mss = false;
   bool wscale_values = false;
+  bool option_order = false;
   std::string bisect_dscp, bisect_sport;
 };
 
@@ -98,6 +99,7 @@ int run_bisect(BisectArgs& a) {
   cfg.min_effect = a.min_effect;
   cfg.refine_mss = !a.no_refine_mss;
   cfg.refine_wscale = a.wscale_values;
+  cfg.refine_order = a.option_order;
   bisect::Experiment exp(*opts, std::move(features), cfg, req->plan.tos, req->plan.sport);
 
   const bool tty = ::isatty(STDERR_FILENO);
@@ -134,10 +136,8 @@ int run_bisect(BisectArgs& a) {
       std::fputs(table.c_str(), stderr);
       std::size_t best = 0;
       for (std::size_t i = 1; i < exp.posterior().size(); ++i) if (exp.posterior()[i] > exp.posterior()[best]) best = i;
-      bisect::BisectResult tmp;
-      tmp.trigger = static_cast<bisect::Mask>(best);
       std::fprintf(stderr, "[bisect] leading: %s (%.1f %%), %llu/%llu probes used\n%s",
-                   exp.trigger_text(tmp).c_str(), 100 * exp.posterior()[best],
+                   exp.leading_text().c_str(), 100 * exp.posterior()[best],
                    static_cast<unsigned long long>(exp.used()), static_cast<unsigned long long>(cfg.budget),
                    tty ? "" : "");
     }
@@ -216,6 +216,8 @@ void register_bisect(CLI::App& app, CommandContext& ctx) {
   sub->add_flag("--no-mss-threshold", args->no_refine_mss, "Do not search the MSS threshold when the MSS is the trigger");
   sub->add_flag("--wscale-values", args->wscale_values,
                 "When the window scale is in the trigger, try other shift counts: which values fail (=N, >=N)");
+  sub->add_flag("--option-order", args->option_order,
+                "Also test the option order: rotations of the full set, trigger \"option K must come first\"");
   sub->add_option("--bisect-dscp", args->bisect_dscp, "Also test this DSCP (name or 0-63) as a feature");
   sub->add_option("--bisect-sport", args->bisect_sport, "Also test this source-port range A-B as a feature");
   sub->callback([args, &ctx] { ctx.exit_code = run_bisect(*args); });

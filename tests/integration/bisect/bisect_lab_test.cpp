@@ -85,6 +85,15 @@ TEST(BisectLab, WindowScaleValue14Dropped) {
   EXPECT_GE(r.bisect["wscale_posterior"].get<double>(), 0.95);
 }
 
+TEST(BisectLab, FirstOptionNotMssDropped) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-option-order");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"order":"mss first"}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+}
+
 TEST(BisectLab, CleanPathNoTriggerNoBlame) {
   TANDEM_REQUIRE_LAB();
   auto r = lab_run("bisect-clean");

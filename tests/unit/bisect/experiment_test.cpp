@@ -1,6 +1,6 @@
 // The deduction and stopping rules on simulated per-variant outcomes: single option, combination,
-// MSS threshold, window-scale value, clean path, all-or-nothing, 30 % intermittent loss, client-only
-// classification.
+// MSS threshold, window-scale value, option order, clean path, all-or-nothing, 30 % intermittent
+// loss, client-only classification.
 #include <gtest/gtest.h>
 
 #include "common/probe/spec.hpp"
@@ -244,6 +244,77 @@ TEST(WscaleValue, AfterTheMssThreshold) {
     return mss && ws_of(d) == 14 ? 1.0 : 0.0;
   }, 11);
   EXPECT_EQ(e.trigger_text(r), "mss>1400+wscale=14") << r.probes_used;
+}
+
+// Option order (Config::refine_order): a middlebox that drops SYNs whose first option is not the MSS.
+double first_not_mss(const VariantDef& d, double rate) {
+  if (d.tcp_options.empty()) return 0.0;
+  return d.tcp_options.rfind("mss=", 0) == 0 ? 0.0 : rate;
+}
+
+Experiment order_experiment(std::string_view options, Config c) {
+  c.refine_order = true;
+  auto opts = probe::parse_tcp_options(options);
+  EXPECT_FALSE(!opts);
+  return Experiment(*opts, option_features(*opts), c);
+}
+
+TEST(OptionOrder, RotationsOfTheFullSet) {
+  auto e = order_experiment("sack,ts,mss=1460,nop,ws=7", Config{});
+  auto r = e.plan_round();
+  EXPECT_EQ(r.variants.size(), 2u + 2 * 4 + 3);  // baseline, full, singles, leave-one-outs, 3 rotations
+  bool found = false;
+  for (const auto& v : e.variants()) {
+    if (v.def.rotation == 2) {
+      found = true;
+      EXPECT_EQ(v.def.tcp_options, "mss=1460,nop,ws=7,sack,ts");
+      EXPECT_EQ(v.def.name, "rot2:mss-first");
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(e.posterior().size(), 16u + 4u);
+  EXPECT_EQ(linux_experiment().posterior().size(), 16u);  // off by default
+}
+
+TEST(OptionOrder, FirstOptionMustBeMss) {
+  for (int s = 1; s <= 10; ++s) {
+    auto e = order_experiment("sack,ts,mss=1460,nop,ws=7", Config{});
+    auto r = simulate(e, [](const VariantDef& d) { return first_not_mss(d, 1.0); }, static_cast<std::uint64_t>(s));
+    EXPECT_EQ(r.kind, BisectResult::Kind::trigger) << "seed " << s;
+    EXPECT_EQ(e.trigger_text(r), "order:mss-first") << "seed " << s << " after " << r.probes_used;
+    if (r.order_first) {
+      EXPECT_EQ(bisect_block(e, r)["trigger"], nlohmann::ordered_json::parse(R"([{"order":"mss first"}])"));
+      EXPECT_EQ(r.failure_fate, "lost_forward");
+      EXPECT_EQ(r.passing.failed, 0u);
+    }
+  }
+}
+
+TEST(OptionOrder, FirstOptionMustBeMssThirtyPercent) {
+  int wrong = 0;
+  for (int s = 1; s <= 10; ++s) {
+    auto e = order_experiment("sack,ts,mss=1460,nop,ws=7", Config{.budget = 1500});
+    auto r = simulate(e, [](const VariantDef& d) { return first_not_mss(d, 0.3); }, static_cast<std::uint64_t>(s) * 7919);
+    if (r.kind != BisectResult::Kind::trigger || e.trigger_text(r) != "order:mss-first") {
+      ++wrong;
+      ADD_FAILURE() << "seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r) << " after " << r.probes_used;
+    }
+  }
+  EXPECT_LE(wrong, 1);
+}
+
+TEST(OptionOrder, OptionTriggersAreNotBlamedOnTheOrder) {
+  Config c{.budget = 1500, .refine_order = true};
+  auto check = [&](const char* name, std::function<double(const VariantDef&)> rate, std::string want) {
+    for (int s = 1; s <= 10; ++s) {
+      auto e = linux_experiment(c);
+      auto r = simulate(e, rate, static_cast<std::uint64_t>(s) * 7919);
+      EXPECT_EQ(e.trigger_text(r), want) << name << " seed " << s << " " << kind_name(r.kind);
+    }
+  };
+  check("wscale", [](const VariantDef& d) { return has(d, "ws=") ? 1.0 : 0.0; }, "wscale");
+  check("sack+ts", [](const VariantDef& d) { return has(d, "sack") && has(d, "ts") ? 1.0 : 0.0; }, "sack_perm+timestamp");
+  check("clean", [](const VariantDef&) { return 0.0; }, "(none)");
 }
 
 TEST(Classify, ServerAndClientOnly) {
