@@ -6,7 +6,7 @@
 //   5. estimate the clock from answered pairs (unless the manifest has it);
 //   6. pass B: probes still without a sighting get one if exactly one candidate agreeing on one
 //      invariant falls in the probe's offset-corrected time window;
-//   7. decide fates, diff fields of matched pairs, aggregate findings.
+//   7. decide fates, diff fields of matched pairs, aggregate findings (field_diff.cpp).
 #include "controller/correlate/correlate.hpp"
 
 #include <algorithm>
@@ -20,11 +20,14 @@
 #include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
 #include "common/probe/identity.hpp"
+#include "controller/correlate/field_diff.hpp"
 #include "controller/correlate/index.hpp"
+#include "controller/correlate/records.hpp"
 
 namespace tandem::correlate {
 namespace {
 
+using namespace detail;  // NOLINT(google-build-using-namespace): this file's own records
 using packet::Decoded;
 using packet::IpAddr;
 
@@ -34,236 +37,6 @@ constexpr Nanos kTimeSlackNs = 1'000'000;
 // At most this many server packets sharing one carrier value are looked at: such a value identifies
 // nothing.
 constexpr std::size_t kMaxChainWalk = 256;
-
-// Packet shapes, independent of direction.
-enum Role : std::uint8_t {
-  kRoleNone = 0,
-  kRoleSyn,        // TCP SYN without ACK/RST: a TCP probe
-  kRoleTcpReply,   // TCP with ACK or RST: a SYN-ACK, RST or anything else answering
-  kRoleDatagram,   // UDP either way
-  kRoleEchoReq,    // ICMP/ICMPv6 echo request: an ICMP probe
-  kRoleEchoReply,  // ICMP/ICMPv6 echo reply
-  kRoleIcmpError,  // ICMP error quoting a packet
-};
-
-enum Bits : std::uint8_t {
-  kHasTs = 1,        // TCP timestamp option present (tsval valid)
-  kHasPrimary = 2,   // `primary` is valid: TCP seq, payload tag index, or ICMP echo id/seq
-  kHasTag = 4,       // `primary` came from the run's payload tag
-  kOutgoing = 8,     // SLL/SLL2 said this host sent it
-  kQuotedTcp = 16,   // ICMP error quoting TCP
-  kQuotedUdp = 32,   // ICMP error quoting UDP
-  kQuotedIcmp = 64,  // ICMP error quoting ICMP
-};
-
-// What correlation needs of one packet. For ICMP errors the L4 fields describe the quoted packet
-// (primary = quoted seq/tag/echo id+seq, sport/dport = quoted ports, ipid = quoted IP ID / flow
-// label) and type/code live in flags/code. Fields needed only to diff a matched pair (TOS, DF,
-// window, option bytes) are folded into `fp`; a pair whose fingerprints differ is decoded again.
-struct Rec {
-  std::uint32_t primary = 0;
-  std::uint32_t ack = 0;
-  std::uint32_t ipid = 0;  // IPv4 ID or IPv6 flow label
-  std::uint32_t tsval = 0;
-  std::uint32_t fp = 0;
-  std::uint16_t sport = 0, dport = 0;
-  std::uint16_t src = 0, dst = 0;  // AddrTable ids
-  std::uint8_t role = kRoleNone;
-  std::uint8_t flags = 0;  // TCP flags, or ICMP type
-  std::uint8_t code = 0;   // ICMP code
-  std::uint8_t ttl = 0;
-  std::uint8_t bits = 0;
-};
-static_assert(sizeof(Rec) <= 36);
-
-// Interns addresses: captures of one run hold a handful of them, so a short linear scan in front of
-// a hash map keeps the per-packet cost at a few compares.
-class AddrTable {
- public:
-  static constexpr std::uint16_t kOverflow = 0xffff;
-
-  std::uint16_t intern(const IpAddr& a) {
-    if (last_ < addrs_.size() && addrs_[last_] == a) return last_;
-    for (std::uint16_t i = 0; i < std::min<std::size_t>(addrs_.size(), 8); ++i) {
-      if (addrs_[i] == a) return last_ = i;
-    }
-    std::string key(reinterpret_cast<const char*>(a.bytes.data()), a.size());
-    auto it = map_.find(key);
-    if (it != map_.end()) return last_ = it->second;
-    if (addrs_.size() >= kOverflow) return kOverflow;
-    auto id = static_cast<std::uint16_t>(addrs_.size());
-    addrs_.push_back(a);
-    map_.emplace(std::move(key), id);
-    return last_ = id;
-  }
-  std::optional<std::uint16_t> find(const IpAddr& a) const {
-    for (std::size_t i = 0; i < addrs_.size(); ++i) {
-      if (addrs_[i] == a) return static_cast<std::uint16_t>(i);
-    }
-    return std::nullopt;
-  }
-  const IpAddr* get(std::uint16_t id) const { return id < addrs_.size() ? &addrs_[id] : nullptr; }
-  std::size_t size() const { return addrs_.size(); }
-
- private:
-  std::vector<IpAddr> addrs_;
-  std::unordered_map<std::string, std::uint16_t> map_;
-  std::uint16_t last_ = 0;
-};
-
-std::uint32_t fnv1a(std::uint32_t h, std::span<const std::uint8_t> bytes) {
-  for (auto b : bytes) h = (h ^ b) * 16777619u;
-  return h;
-}
-std::uint32_t fnv1a_byte(std::uint32_t h, std::uint32_t v) { return (h ^ (v & 0xffu)) * 16777619u; }
-
-struct Side {
-  const CaptureSide* cap = nullptr;
-  std::vector<Rec> recs;
-  AddrTable addrs;
-  std::uint64_t drops = 0;  // kernel + interface drops when the capture reported them
-
-  Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
-};
-
-bool linktype_supported(int lt) {
-  std::array<std::uint8_t, 1> none{};
-  auto d = packet::decode(static_cast<std::uint32_t>(lt), std::span<const std::uint8_t>(none.data(), 0));
-  return !d.anomalies.has(packet::Anomaly::link_unsupported);
-}
-
-std::optional<std::uint32_t> tag_index(std::span<const std::uint8_t> payload,
-                                       const std::optional<std::uint32_t>& key) {
-  if (payload.size() < probe::kPayloadTagSize || std::memcmp(payload.data(), "TNDM", 4) != 0) {
-    return std::nullopt;
-  }
-  if (key) return probe::RunKey{*key}.index_from_payload(payload);
-  return std::uint32_t{payload[8]} << 24 | std::uint32_t{payload[9]} << 16 |
-         std::uint32_t{payload[10]} << 8 | std::uint32_t{payload[11]};
-}
-
-bool is_echo_request(bool v6, std::uint8_t type) { return v6 ? type == 128 : type == 8; }
-bool is_echo_reply(bool v6, std::uint8_t type) { return v6 ? type == 129 : type == 0; }
-
-std::uint32_t ip_ident(const packet::IpView& ip) { return ip.is_v4() ? ip.ip_id : ip.flow_label; }
-
-void fill_rec(const Decoded& d, const std::optional<std::uint32_t>& key, AddrTable& addrs, Rec& r) {
-  r = Rec{};
-  if (d.l3 != packet::L3::ip) return;
-  r.src = addrs.intern(d.ip.src);
-  r.dst = addrs.intern(d.ip.dst);
-  r.ttl = d.ip.ttl;
-  r.ipid = ip_ident(d.ip);
-  if (d.link.outgoing()) r.bits |= kOutgoing;
-  std::uint32_t fp = 2166136261u;
-  fp = fnv1a_byte(fp, d.ip.tos);
-  fp = fnv1a_byte(fp, d.ip.df ? 1 : 0);
-  switch (d.l4) {
-    case packet::L4::tcp: {
-      const auto& t = d.tcp;
-      r.sport = t.sport;
-      r.dport = t.dport;
-      r.primary = t.seq;
-      r.ack = t.ack;
-      r.flags = t.flags;
-      r.bits |= kHasPrimary;
-      bool syn = t.flags & packet::kTcpSyn, ackf = t.flags & packet::kTcpAck, rst = t.flags & packet::kTcpRst;
-      r.role = (syn && !ackf && !rst) ? kRoleSyn : (ackf || rst) ? kRoleTcpReply : kRoleNone;
-      fp = fnv1a_byte(fp, t.window >> 8);
-      fp = fnv1a_byte(fp, t.window);
-      fp = fnv1a(fp, t.options);
-      packet::for_each_tcp_option(t.options, [&](const packet::TcpOptionView& o) {
-        if (o.kind == packet::kTcpOptTimestamp && o.data.size() == 8) {
-          r.tsval = std::uint32_t{o.data[0]} << 24 | std::uint32_t{o.data[1]} << 16 |
-                    std::uint32_t{o.data[2]} << 8 | o.data[3];
-          r.bits |= kHasTs;
-        }
-      });
-      break;
-    }
-    case packet::L4::udp: {
-      r.sport = d.udp.sport;
-      r.dport = d.udp.dport;
-      r.role = kRoleDatagram;
-      if (auto i = tag_index(d.udp.payload, key)) {
-        r.primary = *i;
-        r.bits |= kHasPrimary | kHasTag;
-      }
-      break;
-    }
-    case packet::L4::icmp: {
-      const auto& ic = d.icmp;
-      r.flags = ic.type;
-      r.code = ic.code;
-      if (!ic.is_error) {
-        bool req = is_echo_request(ic.v6, ic.type), rep = is_echo_reply(ic.v6, ic.type);
-        if (!req && !rep) break;
-        r.role = req ? kRoleEchoReq : kRoleEchoReply;
-        r.sport = ic.id();
-        r.dport = ic.seq();
-        if (auto i = tag_index(ic.body, key)) {
-          r.primary = *i;
-          r.bits |= kHasPrimary | kHasTag;
-        } else {
-          r.primary = ic.rest;
-          r.bits |= kHasPrimary;
-        }
-        break;
-      }
-      if (!ic.has_quoted) break;
-      const auto& q = ic.quoted;
-      r.role = kRoleIcmpError;
-      r.ipid = ip_ident(q.ip);
-      if (q.ip.protocol == packet::kProtoTcp && q.has_ports) {
-        r.bits |= kQuotedTcp;
-        r.sport = q.sport;
-        r.dport = q.dport;
-        if (q.has_tcp_seq) {
-          r.primary = q.tcp_seq;
-          r.bits |= kHasPrimary;
-        }
-      } else if (q.ip.protocol == packet::kProtoUdp && q.has_ports) {
-        r.bits |= kQuotedUdp;
-        r.sport = q.sport;
-        r.dport = q.dport;
-        auto body = q.ip.payload.size() > 8 ? q.ip.payload.subspan(8) : std::span<const std::uint8_t>{};
-        if (auto i = tag_index(body, key)) {
-          r.primary = *i;
-          r.bits |= kHasPrimary | kHasTag;
-        }
-      } else if (q.has_icmp && is_echo_request(!q.ip.is_v4(), q.icmp_type)) {
-        r.bits |= kQuotedIcmp;
-        r.sport = q.icmp_id;
-        r.dport = q.icmp_seq;
-        auto body = q.ip.payload.size() > 8 ? q.ip.payload.subspan(8) : std::span<const std::uint8_t>{};
-        if (auto i = tag_index(body, key)) {
-          r.primary = *i;
-          r.bits |= kHasPrimary | kHasTag;
-        } else {
-          r.primary = std::uint32_t{q.icmp_id} << 16 | q.icmp_seq;
-          r.bits |= kHasPrimary;
-        }
-      }
-      break;
-    }
-    default: break;
-  }
-  r.fp = fp;
-}
-
-void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
-  const auto& buf = s.cap->packets;
-  s.recs.resize(buf.size());
-  Decoded d;
-  auto lt = static_cast<std::uint32_t>(s.cap->linktype);
-  for (std::size_t i = 0; i < buf.size(); ++i) {
-    auto p = buf[i];
-    packet::decode_into(lt, p.data, p.origlen, d);
-    fill_rec(d, key, s.addrs, s.recs[i]);
-  }
-  const auto& st = s.cap->stats;
-  if (st.available) s.drops = st.dropped + st.if_dropped;
-}
 
 enum class L4Kind { tcp, udp, icmp };
 
@@ -1059,107 +832,6 @@ void Correlator::decide() {
   }
 }
 
-// --- field diffs -------------------------------------------------------------------------------
-
-nlohmann::json option_value(const packet::TcpOptionView& o) {
-  auto be = [&](std::size_t at, std::size_t n) {
-    std::uint32_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v = v << 8 | o.data[at + i];
-    return v;
-  };
-  switch (o.kind) {
-    case packet::kTcpOptMss:
-      if (o.data.size() == 2) return be(0, 2);
-      break;
-    case packet::kTcpOptWscale:
-      if (o.data.size() == 1) return o.data[0];
-      break;
-    case packet::kTcpOptSackPerm:
-      if (o.data.empty()) return true;
-      break;
-    case packet::kTcpOptTimestamp:
-      if (o.data.size() == 8) return nlohmann::json{{"tsval", be(0, 4)}, {"tsecr", be(4, 4)}};
-      break;
-    default: break;
-  }
-  // Unknown kinds and odd lengths: the data bytes as hex, so any change shows.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (auto b : o.data) { s += kHex[b >> 4]; s += kHex[b & 15]; }
-  return s;
-}
-
-struct OptList {
-  std::vector<std::pair<std::uint8_t, nlohmann::json>> items;  // NOP/EOL left out: padding, not options
-  nlohmann::json order() const {
-    auto a = nlohmann::json::array();
-    for (const auto& [k, v] : items) a.push_back(packet::option_name(k));
-    return a;
-  }
-  const nlohmann::json* find(std::uint8_t kind) const {
-    for (const auto& [k, v] : items) {
-      if (k == kind) return &v;
-    }
-    return nullptr;
-  }
-};
-
-OptList options_of(std::span<const std::uint8_t> raw) {
-  OptList l;
-  packet::for_each_tcp_option(raw, [&](const packet::TcpOptionView& o) {
-    if (o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol) return;
-    if (l.find(o.kind)) return;
-    l.items.emplace_back(o.kind, option_value(o));
-  });
-  return l;
-}
-
-void diff_packets(Direction dir, const Decoded& a, const Decoded& b, std::vector<FieldChange>& out) {
-  auto add = [&](const char* field, nlohmann::json sent, nlohmann::json recv) {
-    out.push_back(FieldChange{dir, field, std::move(sent), std::move(recv)});
-  };
-  auto addf = [&](std::string field, nlohmann::json sent, nlohmann::json recv) {
-    out.push_back(FieldChange{dir, std::move(field), std::move(sent), std::move(recv)});
-  };
-  if (a.l3 != packet::L3::ip || b.l3 != packet::L3::ip) return;
-  if (a.ip.dscp() != b.ip.dscp()) add("ip.dscp", a.ip.dscp(), b.ip.dscp());
-  if (a.ip.ecn() != b.ip.ecn()) add("ip.ecn", a.ip.ecn(), b.ip.ecn());
-  if (a.ip.is_v4() && b.ip.is_v4()) {
-    if (a.ip.ip_id != b.ip.ip_id) add("ip.id", a.ip.ip_id, b.ip.ip_id);
-    if (a.ip.df != b.ip.df) add("ip.df", a.ip.df, b.ip.df);
-  } else if (a.ip.flow_label != b.ip.flow_label) {
-    add("ip.flow_label", a.ip.flow_label, b.ip.flow_label);
-  }
-  if (a.ip.src != b.ip.src) add("ip.src", a.ip.src.to_string(), b.ip.src.to_string());
-  if (a.ip.dst != b.ip.dst) add("ip.dst", a.ip.dst.to_string(), b.ip.dst.to_string());
-  if (a.l4 == packet::L4::tcp && b.l4 == packet::L4::tcp) {
-    const auto &x = a.tcp, &y = b.tcp;
-    if (x.sport != y.sport) add("tcp.sport", x.sport, y.sport);
-    if (x.dport != y.dport) add("tcp.dport", x.dport, y.dport);
-    if (x.seq != y.seq) add("tcp.seq", x.seq, y.seq);
-    if (x.window != y.window) add("tcp.window", x.window, y.window);
-    if (!std::equal(x.options.begin(), x.options.end(), y.options.begin(), y.options.end())) {
-      auto ox = options_of(x.options), oy = options_of(y.options);
-      for (const auto& [k, v] : ox.items) {
-        const auto* w = oy.find(k);
-        if (!w) addf("tcp.option." + packet::option_name(k), v, nullptr);
-        else if (*w != v) addf("tcp.option." + packet::option_name(k), v, *w);
-      }
-      for (const auto& [k, v] : oy.items) {
-        if (!ox.find(k)) addf("tcp.option." + packet::option_name(k), nullptr, v);
-      }
-      // Order is a finding only among options both sides carry: a removed option already is one.
-      std::vector<std::uint8_t> kx, ky;
-      for (const auto& [k, v] : ox.items) if (oy.find(k)) kx.push_back(k);
-      for (const auto& [k, v] : oy.items) if (ox.find(k)) ky.push_back(k);
-      if (kx != ky) add("tcp.options.order", ox.order(), oy.order());
-    }
-  } else if (a.l4 == packet::L4::udp && b.l4 == packet::L4::udp) {
-    if (a.udp.sport != b.udp.sport) add("udp.sport", a.udp.sport, b.udp.sport);
-    if (a.udp.dport != b.udp.dport) add("udp.dport", a.udp.dport, b.udp.dport);
-  }
-}
-
 void Correlator::diff(std::size_t k) {
   auto& p = corr_.probes[k];
   const auto same = work_[k].same;
@@ -1245,40 +917,6 @@ Result<Correlation> Correlator::run() {
 Result<Correlation> correlate(const CaptureSide& client, const CaptureSide& server, const RunManifest& m) {
   Correlator c(client, server, m);
   return c.run();
-}
-
-std::vector<Finding> aggregate_findings(const std::vector<ProbeRecord>& probes) {
-  std::map<std::tuple<int, std::string, std::string, std::string>, Finding> agg;
-  for (const auto& p : probes) {
-    for (const auto& ch : p.changes) {
-      auto key = std::make_tuple(static_cast<int>(ch.direction), ch.field, ch.sent.dump(), ch.received.dump());
-      auto [it, fresh] = agg.try_emplace(key);
-      if (fresh) it->second = Finding{"modified", ch.direction, ch.field, ch.sent, ch.received, 0};
-      ++it->second.probes;
-    }
-  }
-  // Merge a field's pairs when there are more than kMaxDistinct of them (see Finding::distinct).
-  constexpr std::size_t kMaxDistinct = 4;
-  std::map<std::pair<int, std::string>, std::vector<Finding*>> by_field;
-  for (auto& [k, f] : agg) by_field[{std::get<0>(k), std::get<1>(k)}].push_back(&f);
-  std::vector<Finding> out;
-  for (auto& [k, fs] : by_field) {
-    if (fs.size() <= kMaxDistinct) {
-      for (auto* f : fs) out.push_back(std::move(*f));
-      continue;
-    }
-    Finding merged = *fs.front();
-    merged.probes = 0;
-    merged.distinct = fs.size();
-    for (auto* f : fs) merged.probes += f->probes;
-    out.push_back(std::move(merged));
-  }
-  std::stable_sort(out.begin(), out.end(), [](const Finding& a, const Finding& b) {
-    if (a.direction != b.direction) return a.direction < b.direction;
-    if (a.field != b.field) return a.field < b.field;
-    return a.probes > b.probes;
-  });
-  return out;
 }
 
 std::string reply_kind_text(std::uint8_t l4_proto, std::uint8_t tcp_flags, std::uint8_t icmp_type,

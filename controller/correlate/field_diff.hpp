@@ -1,0 +1,20 @@
+// Field-level changes in transit (DESIGN.md §5 "findings"): the diff of one packet as sent by one
+// end against the same packet as received by the other, and the aggregation of per-probe changes
+// into findings. The TTL/hop-limit decrement and checksums are never changes.
+#pragma once
+
+#include <vector>
+
+#include "common/packet/decode.hpp"
+#include "controller/correlate/model.hpp"
+
+namespace tandem::correlate {
+
+// Appends to `out` every field of DESIGN.md §5 that differs between `sent` and `received`: ip.dscp,
+// ip.ecn, ip.id, ip.df (v4) or ip.flow_label (v6), ip.src, ip.dst, tcp.sport/dport/seq/window,
+// tcp.option.<name> (null on the side that lacks it), tcp.options.order (among options both carry),
+// udp.sport/dport.
+void diff_packets(Direction dir, const packet::Decoded& sent, const packet::Decoded& received,
+                  std::vector<FieldChange>& out);
+
+}  // namespace tandem::correlate

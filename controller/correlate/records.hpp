@@ -1,0 +1,112 @@
+// The compact per-packet record correlate() works on: every packet of both captures is decoded
+// once into a 36-byte Rec (no per-packet allocation), with addresses interned per capture. Internal
+// to controller/correlate (detail namespace); docs/correlation.md describes the fields' use.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/base/clock.hpp"
+#include "common/packet/addr.hpp"
+#include "controller/correlate/model.hpp"
+
+namespace tandem::correlate::detail {
+
+using packet::IpAddr;
+
+// Packet shapes, independent of direction.
+enum Role : std::uint8_t {
+  kRoleNone = 0,
+  kRoleSyn,        // TCP SYN without ACK/RST: a TCP probe
+  kRoleTcpReply,   // TCP with ACK or RST: a SYN-ACK, RST or anything else answering
+  kRoleDatagram,   // UDP either way
+  kRoleEchoReq,    // ICMP/ICMPv6 echo request: an ICMP probe
+  kRoleEchoReply,  // ICMP/ICMPv6 echo reply
+  kRoleIcmpError,  // ICMP error quoting a packet
+};
+
+enum Bits : std::uint8_t {
+  kHasTs = 1,        // TCP timestamp option present (tsval valid)
+  kHasPrimary = 2,   // `primary` is valid: TCP seq, payload tag index, or ICMP echo id/seq
+  kHasTag = 4,       // `primary` came from the run's payload tag
+  kOutgoing = 8,     // SLL/SLL2 said this host sent it
+  kQuotedTcp = 16,   // ICMP error quoting TCP
+  kQuotedUdp = 32,   // ICMP error quoting UDP
+  kQuotedIcmp = 64,  // ICMP error quoting ICMP
+};
+
+// What correlation needs of one packet. For ICMP errors the L4 fields describe the quoted packet
+// (primary = quoted seq/tag/echo id+seq, sport/dport = quoted ports, ipid = quoted IP ID / flow
+// label) and type/code live in flags/code. Fields needed only to diff a matched pair (TOS, DF,
+// window, option bytes) are folded into `fp`; a pair whose fingerprints differ is decoded again.
+struct Rec {
+  std::uint32_t primary = 0;
+  std::uint32_t ack = 0;
+  std::uint32_t ipid = 0;  // IPv4 ID or IPv6 flow label
+  std::uint32_t tsval = 0;
+  std::uint32_t fp = 0;
+  std::uint16_t sport = 0, dport = 0;
+  std::uint16_t src = 0, dst = 0;  // AddrTable ids
+  std::uint8_t role = kRoleNone;
+  std::uint8_t flags = 0;  // TCP flags, or ICMP type
+  std::uint8_t code = 0;   // ICMP code
+  std::uint8_t ttl = 0;
+  std::uint8_t bits = 0;
+};
+static_assert(sizeof(Rec) <= 36);
+
+// Interns addresses: captures of one run hold a handful of them, so a short linear scan in front of
+// a hash map keeps the per-packet cost at a few compares.
+class AddrTable {
+ public:
+  static constexpr std::uint16_t kOverflow = 0xffff;
+
+  std::uint16_t intern(const IpAddr& a) {
+    if (last_ < addrs_.size() && addrs_[last_] == a) return last_;
+    for (std::uint16_t i = 0; i < std::min<std::size_t>(addrs_.size(), 8); ++i) {
+      if (addrs_[i] == a) return last_ = i;
+    }
+    std::string key(reinterpret_cast<const char*>(a.bytes.data()), a.size());
+    auto it = map_.find(key);
+    if (it != map_.end()) return last_ = it->second;
+    if (addrs_.size() >= kOverflow) return kOverflow;
+    auto id = static_cast<std::uint16_t>(addrs_.size());
+    addrs_.push_back(a);
+    map_.emplace(std::move(key), id);
+    return last_ = id;
+  }
+  std::optional<std::uint16_t> find(const IpAddr& a) const {
+    for (std::size_t i = 0; i < addrs_.size(); ++i) {
+      if (addrs_[i] == a) return static_cast<std::uint16_t>(i);
+    }
+    return std::nullopt;
+  }
+  const IpAddr* get(std::uint16_t id) const { return id < addrs_.size() ? &addrs_[id] : nullptr; }
+  std::size_t size() const { return addrs_.size(); }
+
+ private:
+  std::vector<IpAddr> addrs_;
+  std::unordered_map<std::string, std::uint16_t> map_;
+  std::uint16_t last_ = 0;
+};
+
+struct Side {
+  const CaptureSide* cap = nullptr;
+  std::vector<Rec> recs;
+  AddrTable addrs;
+  std::uint64_t drops = 0;  // kernel + interface drops when the capture reported them
+
+  Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
+};
+
+// Whether packet::decode() knows this link type.
+bool linktype_supported(int lt);
+
+// Decodes every packet of s.cap into s.recs (one Rec per packet, same index) and takes the capture's
+// drop counters. `key` is the run key when known (probe ids from TCP seq / payload tags).
+void decode_side(Side& s, const std::optional<std::uint32_t>& key);
+
+}  // namespace tandem::correlate::detail
