@@ -53,6 +53,7 @@ Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan
       s.tcp_options = std::move(o).value();
     }
     s.tos = v.tos;
+    if (v.ttl != 0) s.ttl = v.ttl;
     if (!v.sport.empty()) {
       auto vs = probe::parse_sport(v.sport);
       if (!vs) return vs.error();

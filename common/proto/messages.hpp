@@ -86,6 +86,7 @@ struct ProbeVariant {
   std::string tcp_options;  // canonical text, e.g. "mss=1460,sack,ts,nop,ws=7"; "" = no options
   std::uint8_t tos = 0;
   std::string sport;        // "random", "N" or "A-B"
+  std::uint8_t ttl = 0;     // IPv4 TTL / IPv6 hop limit; 0 = the plan's ttl
   bool operator==(const ProbeVariant&) const = default;
 };
 

@@ -201,7 +201,7 @@ void serialize(A& ar, Flow& f) {
 template <class A>
 void serialize(A& ar, ProbeVariant& v) {
   ar(text(v.tcp_options, kMaxTcpOptionsLen, "variant.tcp_options"), v.tos,
-     text(v.sport, kMaxSportPolicyLen, "variant.sport"));
+     text(v.sport, kMaxSportPolicyLen, "variant.sport"), v.ttl);
 }
 template <class A>
 void serialize(A& ar, ProbePlan& p) {

@@ -90,12 +90,13 @@ std::pair<Outcome, std::string> classify(const correlate::ProbeRecord& p, bool s
 }
 
 Experiment::Experiment(std::vector<packet::TcpOption> full_options, std::vector<Feature> features, Config config,
-                       std::uint8_t base_tos, std::string base_sport)
+                       std::uint8_t base_tos, std::string base_sport, std::uint8_t base_ttl)
     : full_options_(std::move(full_options)),
       features_(std::move(features)),
       config_(config),
       base_tos_(base_tos),
-      base_sport_(std::move(base_sport)) {
+      base_sport_(std::move(base_sport)),
+      base_ttl_(base_ttl) {
   if (features_.size() > kMaxFeatures) features_.resize(kMaxFeatures);
   for (std::size_t i = 0; i < features_.size(); ++i) {
     if (features_[i].kind == Feature::Kind::option) option_idx_.push_back(i);
@@ -167,6 +168,7 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss,
     if (!(mask >> i & 1)) continue;
     if (f.kind == Feature::Kind::dscp) d.tos = f.tos;
     if (f.kind == Feature::Kind::sport) d.sport = f.sport;
+    if (f.kind == Feature::Kind::ttl) d.ttl = f.ttl;
     for (const auto& o : f.options) {
       if (mss && f.mss && !is_pad(o)) opts.push_back(packet::TcpOption::mss(*mss));
       else if (wscale && f.wscale && !is_pad(o)) opts.push_back(packet::TcpOption::wscale(*wscale));
@@ -617,6 +619,7 @@ std::string Experiment::trigger_text(const BisectResult& r) const {
     }
     else if (f.kind == Feature::Kind::dscp) s += fmt::format("dscp={}", f.tos >> 2);
     else if (f.kind == Feature::Kind::sport) s += "sport=" + f.sport;
+    else if (f.kind == Feature::Kind::ttl) s += fmt::format("ttl={}", f.ttl);
     else s += f.name;
   }
   return s;
@@ -660,6 +663,9 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     } else if (f.kind == Feature::Kind::dscp) {
       item["feature"] = "dscp";
       item["value"] = f.tos >> 2;
+    } else if (f.kind == Feature::Kind::ttl) {
+      item["feature"] = "ttl";
+      item["value"] = f.ttl;
     } else {
       item["feature"] = "sport";
       item["value"] = f.sport;
@@ -706,6 +712,7 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     j["tcp_options"] = v.def.tcp_options;
     j["tos"] = v.def.tos;
     j["sport"] = v.def.sport;
+    j["ttl"] = v.def.ttl == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v.def.ttl);
     j["sent"] = v.counts.sent;
     j["failed"] = v.counts.failed;
     j["rate"] = std::round(rate(v.counts) * 1e4) / 1e4;
@@ -748,14 +755,44 @@ std::string verdict_sentence(const Experiment& e, const BisectResult& r) {
 }
 
 std::string variant_table(const Experiment& e) {
-  std::string s = fmt::format("{:<26} {:<34} {:>5} {:>6} {:>6}  {}\n", "variant", "tcp_options", "sent", "failed",
-                              "rate", "95 % CI");
+  // With DSCP / source-port / TTL features, one more column says what each variant sends for them.
+  bool dscp = false, sport = false, ttl = false;
+  for (const auto& f : e.features()) {
+    dscp = dscp || f.kind == Feature::Kind::dscp;
+    sport = sport || f.kind == Feature::Kind::sport;
+    ttl = ttl || f.kind == Feature::Kind::ttl;
+  }
+  auto others = [&](const VariantDef& d) {
+    std::string o;
+    auto add = [&o](const std::string& x) { o += (o.empty() ? "" : " ") + x; };
+    if (dscp) add(fmt::format("dscp={}", d.tos >> 2));
+    if (sport) add("sport=" + d.sport);
+    if (ttl) {
+      const int t = d.ttl != 0 ? d.ttl : e.base_ttl();
+      add(t == 0 ? std::string("ttl=base") : fmt::format("ttl={}", t));
+    }
+    return o;
+  };
+  std::size_t opt_w = 11, name_w = 7, other_w = 0;
+  for (const auto& v : e.variants()) {
+    if (!v.counts.sent && !v.excluded) continue;
+    opt_w = std::max(opt_w, v.def.tcp_options.size());
+    name_w = std::max(name_w, v.def.name.size());
+    other_w = std::max(other_w, others(v.def).size());
+  }
+  auto row = [&](std::string_view name, std::string_view opts, std::string_view other, std::string_view rest) {
+    std::string r = fmt::format("{:<{}} {:<{}} ", name, name_w, opts, opt_w);
+    if (other_w > 0) r += fmt::format("{:<{}} ", other, other_w);
+    return r + std::string(rest) + "\n";
+  };
+  std::string s = row("variant", "tcp_options", other_w > 0 ? "also" : "",
+                      fmt::format("{:>5} {:>6} {:>6}  {}", "sent", "failed", "rate", "95 % CI"));
   for (const auto& v : e.variants()) {
     if (!v.counts.sent && !v.excluded) continue;
     auto ci = wilson(v.counts.failed, v.counts.sent, 0.95);
-    s += fmt::format("{:<26} {:<34} {:>5} {:>6} {:>5.1f}%  [{:.2f}, {:.2f}]\n", v.def.name,
-                     v.def.tcp_options.empty() ? "none" : v.def.tcp_options, v.counts.sent, v.counts.failed,
-                     100 * rate(v.counts), ci.lo, ci.hi);
+    s += row(v.def.name, v.def.tcp_options.empty() ? "none" : v.def.tcp_options, others(v.def),
+             fmt::format("{:>5} {:>6} {:>5.1f}%  [{:.2f}, {:.2f}]", v.counts.sent, v.counts.failed,
+                         100 * rate(v.counts), ci.lo, ci.hi));
   }
   return s;
 }

@@ -3,8 +3,8 @@
 // (one two-ended run with the round's variants interleaved) and feeds every probe's outcome back;
 // the bench and the unit tests feed simulated outcomes instead.
 //
-// Model. The probe's features (each TCP option with the NOPs that pad it, and on request DSCP and a
-// source-port range) are bits of a mask; a variant is a mask (plus, while refining, an MSS value).
+// Model. The probe's features (each TCP option with the NOPs that pad it, and on request DSCP, a
+// source-port range and a TTL) are bits of a mask; a variant is a mask (plus, while refining, an MSS value).
 // A trigger T is a set of features: a variant fails iff it carries all of T (one option: T = {k};
 // a combination: T = {a, b}). Variants that carry T fail at one rate pf, the others at p0, with
 // pf >= p0 + min_effect; T = {} means "no feature matters" (every variant shares one rate: a clean
@@ -46,12 +46,13 @@ struct WscaleRange {
 };
 
 struct Feature {
-  enum class Kind { option, dscp, sport };
+  enum class Kind { option, dscp, sport, ttl };
   Kind kind = Kind::option;
-  std::string name;                          // JSON name: mss, sack_perm, timestamp, wscale, kind<N>, dscp, sport
+  std::string name;                          // JSON name: mss, sack_perm, timestamp, wscale, kind<N>, dscp, sport, ttl
   std::vector<packet::TcpOption> options;    // option: the option and the NOPs/EOLs that pad it
   std::uint8_t tos = 0;                      // dscp: TOS byte when the feature is present
   std::string sport;                         // sport: the range when present
+  std::uint8_t ttl = 0;                      // ttl: IPv4 TTL / IPv6 hop limit when present
   std::optional<std::uint16_t> mss;          // the MSS feature's value
   std::optional<std::uint8_t> wscale;        // the window-scale feature's shift count
 };
@@ -82,6 +83,7 @@ struct VariantDef {
   std::string tcp_options;           // canonical text, "" = no options
   std::uint8_t tos = 0;
   std::string sport;
+  std::uint8_t ttl = 0;              // 0 = the run's TTL (--ttl, else the OS default)
 };
 
 struct VariantStats {
@@ -122,9 +124,9 @@ std::string_view kind_name(BisectResult::Kind k);
 class Experiment {
  public:
   // `full_options`: the failing probe's option list as the user gave it; `features` from
-  // option_features() plus any dscp/sport features (at most kMaxFeatures).
+  // option_features() plus any dscp/sport/ttl features (at most kMaxFeatures).
   Experiment(std::vector<packet::TcpOption> full_options, std::vector<Feature> features, Config config,
-             std::uint8_t base_tos = 0, std::string base_sport = "random");
+             std::uint8_t base_tos = 0, std::string base_sport = "random", std::uint8_t base_ttl = 0);
 
   struct Round {
     std::vector<std::size_t> variants;  // indices into variants(); empty = the experiment is over
@@ -139,6 +141,7 @@ class Experiment {
   const std::vector<VariantStats>& variants() const { return variants_; }
   const std::vector<Feature>& features() const { return features_; }
   const Config& config() const { return config_; }
+  std::uint8_t base_ttl() const { return base_ttl_; }  // the run's TTL (display only; 0 = unknown)
   std::uint64_t used() const { return used_; }
   std::uint32_t rounds() const { return rounds_; }
   // Posterior over feature sets, indexed by mask (size 2^n); with Config::refine_order followed by one
@@ -182,6 +185,7 @@ class Experiment {
   Config config_;
   std::uint8_t base_tos_;
   std::string base_sport_;
+  std::uint8_t base_ttl_;
   std::vector<VariantStats> variants_;
   std::vector<double> posterior_;
   std::uint64_t used_ = 0;

@@ -36,6 +36,8 @@ struct BisectArgs {
   bool wscale_values = false;
   bool option_order = false;
   std::string bisect_dscp, bisect_sport;
+  int bisect_ttl = 0;
+  std::uint64_t seed = 0;  // 0 = a fresh random seed per round
 };
 
 Status check_out(const std::string& dir, bool force) {
@@ -84,9 +86,21 @@ int run_bisect(BisectArgs& a) {
     f.sport = probe::format_sport(*s);
     features.push_back(f);
   }
+  if (a.bisect_ttl != 0) {
+    const int base_ttl = req->plan.ttl != 0 ? req->plan.ttl : 64;  // the probe builder's default
+    if (a.bisect_ttl == base_ttl) {
+      return report_error(make_error(Errc::usage, "bisect", fmt::format("--bisect-ttl {} equals --ttl: nothing to "
+                                                                         "compare; pick another TTL", a.bisect_ttl)));
+    }
+    bisect::Feature f;
+    f.kind = bisect::Feature::Kind::ttl;
+    f.name = "ttl";
+    f.ttl = static_cast<std::uint8_t>(a.bisect_ttl);
+    features.push_back(f);
+  }
   if (features.empty()) {
     return report_error(make_error(Errc::usage, "bisect", "nothing to bisect: --tcp-options has no option "
-                                                          "(and no --bisect-dscp / --bisect-sport)"));
+                                                          "(and no --bisect-dscp / --bisect-sport / --bisect-ttl)"));
   }
   if (features.size() > bisect::kMaxFeatures) {
     return report_error(make_error(Errc::usage, "bisect", fmt::format("at most {} features", bisect::kMaxFeatures)));
@@ -100,7 +114,8 @@ int run_bisect(BisectArgs& a) {
   cfg.refine_mss = !a.no_refine_mss;
   cfg.refine_wscale = a.wscale_values;
   cfg.refine_order = a.option_order;
-  bisect::Experiment exp(*opts, std::move(features), cfg, req->plan.tos, req->plan.sport);
+  bisect::Experiment exp(*opts, std::move(features), cfg, req->plan.tos, req->plan.sport,
+                         req->plan.ttl != 0 ? req->plan.ttl : std::uint8_t{64});
 
   const bool tty = ::isatty(STDERR_FILENO);
   std::optional<Analysis> last;
@@ -109,13 +124,16 @@ int run_bisect(BisectArgs& a) {
     if (round.variants.empty()) break;
     orchestrate::TraceRequest r = *req;
     r.plan.count = round.count;
-    r.plan.seed = 0;  // a fresh seed (run key, schedule, ports) per round
+    // A fresh seed (run key, schedule, ports) per round; with --seed S round k uses S + k, so a run
+    // against a deterministic path (the lab's `numgen inc`) repeats exactly.
+    r.plan.seed = a.seed == 0 ? 0 : a.seed + exp.rounds();
     r.plan.variants.clear();
     r.variant_names.clear();
     for (std::size_t i : round.variants) {
       const auto& d = exp.variants()[i].def;
-      r.plan.variants.push_back(proto::ProbeVariant{d.tcp_options, d.tos, d.sport});
-      r.variant_names.push_back(correlate::Variant{d.name, d.tcp_options, d.tos, d.sport});
+      r.plan.variants.push_back(proto::ProbeVariant{d.tcp_options, d.tos, d.sport, d.ttl});
+      r.variant_names.push_back(
+          correlate::Variant{d.name, d.tcp_options, d.tos, d.sport, d.ttl != 0 ? d.ttl : req->plan.ttl});
     }
     if (!a.trace.quiet) {
       std::fprintf(stderr, "[bisect] round %u: %u probes over %zu variants\n", exp.rounds() + 1, round.count,
@@ -197,7 +215,7 @@ int run_bisect(BisectArgs& a) {
 void register_bisect(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<BisectArgs>();
   args->trace.count = 60;
-  auto* sub = app.add_subcommand("bisect", "Find the minimal probe feature (TCP option, value, DSCP, sport) that makes probes fail");
+  auto* sub = app.add_subcommand("bisect", "Find the minimal probe feature (TCP option, value, order, DSCP, sport, TTL) that makes probes fail");
   sub->footer(
       "Rounds of two-ended runs with variants (baseline, full, single options, leave-one-outs, ...) interleaved\n"
       "in random order; stops when one trigger reaches --confidence or --budget is spent (docs/bisect.md).\n"
@@ -220,6 +238,13 @@ void register_bisect(CLI::App& app, CommandContext& ctx) {
                 "Also test the option order: rotations of the full set, trigger \"option K must come first\"");
   sub->add_option("--bisect-dscp", args->bisect_dscp, "Also test this DSCP (name or 0-63) as a feature");
   sub->add_option("--bisect-sport", args->bisect_sport, "Also test this source-port range A-B as a feature");
+  sub->add_option("--bisect-ttl", args->bisect_ttl,
+                  "Also test this IPv4 TTL / IPv6 hop limit (1-255) as a feature, against --ttl (default 64)")
+      ->check(CLI::Range(1, 255));
+  sub->add_option("--seed", args->seed,
+                  "Reproducible rounds: round k uses seed S+k for its run key, variant order and source ports "
+                  "(default: fresh random seeds)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 62));
   sub->callback([args, &ctx] { ctx.exit_code = run_bisect(*args); });
 }
 

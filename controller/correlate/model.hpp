@@ -48,6 +48,7 @@ struct Variant {
   std::string tcp_options;  // canonical text (probe::format_tcp_options)
   std::uint8_t tos = 0;
   std::string sport;        // probe::format_sport
+  std::uint8_t ttl = 0;     // IPv4 TTL / IPv6 hop limit the probes were sent with; 0 = OS default
 };
 
 // What the controller knows about the run beyond the captures. Every field is optional: `tandem

@@ -114,12 +114,13 @@ correlate::RunManifest manifest_for(const TraceRequest& req, const proto::ProbeP
   m.l4 = plan.l4 == proto::L4::udp ? "udp" : plan.l4 == proto::L4::icmp ? "icmp" : "tcp";
   m.reply_timeout_ns = static_cast<Nanos>(req.tail.count()) * 1'000'000;
   if (plan.variants.empty()) {
-    m.variants.push_back(correlate::Variant{"default", plan.tcp_options, plan.tos, plan.sport});
+    m.variants.push_back(correlate::Variant{"default", plan.tcp_options, plan.tos, plan.sport, plan.ttl});
   } else {
     for (std::size_t i = 0; i < plan.variants.size(); ++i) {
       const auto& v = plan.variants[i];
       std::string name = i < req.variant_names.size() ? req.variant_names[i].name : fmt::format("v{}", i);
-      m.variants.push_back(correlate::Variant{name, v.tcp_options, v.tos, v.sport.empty() ? plan.sport : v.sport});
+      m.variants.push_back(correlate::Variant{name, v.tcp_options, v.tos, v.sport.empty() ? plan.sport : v.sport,
+                                                v.ttl != 0 ? v.ttl : plan.ttl});
     }
     m.probe_variant = probe::variant_schedule(plan.seed, plan.count, plan.variants.size());
   }

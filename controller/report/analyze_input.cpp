@@ -77,6 +77,9 @@ std::optional<Error> get_variants(const json& arr, std::vector<correlate::Varian
     std::optional<std::uint8_t> tos;
     if (auto e = get_uint(v, "tos", tos, origin)) return e;
     var.tos = tos.value_or(0);
+    std::optional<std::uint8_t> ttl;
+    if (auto e = get_uint(v, "ttl", ttl, origin)) return e;
+    var.ttl = ttl.value_or(0);
     out.push_back(std::move(var));
   }
   return std::nullopt;

@@ -128,10 +128,12 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
       vj["tcp_options"] = text_or_null(c.variants[i].tcp_options);
       vj["tos"] = c.variants[i].tos;
       vj["sport"] = text_or_null(c.variants[i].sport);
+      vj["ttl"] = c.variants[i].ttl == 0 ? ojson(nullptr) : ojson(c.variants[i].ttl);
     } else {
       vj["tcp_options"] = nullptr;
       vj["tos"] = nullptr;
       vj["sport"] = nullptr;
+      vj["ttl"] = nullptr;
     }
     vj["probes"] = n;
     vj["fates"] = fates_json(vc);

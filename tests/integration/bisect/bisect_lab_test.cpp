@@ -22,6 +22,7 @@ using nlohmann::json;
 struct Run {
   int exit_code = -1;
   json bisect;
+  json variants;  // report.json's top-level variants (the final round's, as sent)
   std::string log;
 };
 
@@ -40,6 +41,7 @@ Run lab_run(const std::string& scenario) {
   json j = json::parse(f, nullptr, false);
   if (j.is_object() && j.contains("bisect")) {
     r.bisect = j["bisect"];
+    r.variants = j.value("variants", json());
     EXPECT_EQ(j["mode"], "bisect");
   }
   fs::remove_all(out);
@@ -111,6 +113,77 @@ TEST(BisectLab, AllOrNothingSackDropClientOnly) {
   EXPECT_EQ(r.exit_code, 4) << r.log;
   EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"option":"sack_perm"}])")) << r.log;
   EXPECT_EQ(r.bisect["failure_fate"], "no_answer") << r.log;
+}
+
+// Non-option features and an unknown option kind (DESIGN.md §6): each named as the trigger, not an
+// option that happens to travel with it.
+TEST(BisectLab, Ttl255DroppedByAFirewall) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-ttl");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"feature":"ttl","value":255}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+  // The variants went out with the TTL they claim: 255 where the feature is on, the base (null = 64)
+  // elsewhere, and only the 255 ones failed.
+  bool saw_ttl = false;
+  for (const auto& v : r.bisect["variants"]) {
+    const bool on = v["ttl"] == 255;
+    saw_ttl = saw_ttl || on;
+    if (!on) {
+      EXPECT_TRUE(v["ttl"].is_null()) << v.dump();
+    }
+    EXPECT_EQ(v["failed"].get<int>() > 0, on) << v.dump();
+  }
+  EXPECT_TRUE(saw_ttl);
+  ASSERT_TRUE(r.variants.is_array()) << r.log;
+  for (const auto& v : r.variants) {
+    EXPECT_TRUE(v["ttl"] == 255 || v["ttl"].is_null()) << v.dump();  // null: the default (64)
+  }
+}
+
+TEST(BisectLab, DscpEfPoliced30Percent) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-dscp");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"feature":"dscp","value":46}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+  EXPECT_GE(r.bisect["posterior"].get<double>(), 0.95);
+  // Intermittent: the failing variants fail some of the time, not always.
+  EXPECT_GT(r.bisect["failing"]["rate"].get<double>(), 0.1) << r.log;
+  EXPECT_LT(r.bisect["failing"]["rate"].get<double>(), 0.6) << r.log;
+}
+
+TEST(BisectLab, SourcePortBandDropped) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-sport");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"feature":"sport","value":"41000-41099"}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+}
+
+TEST(BisectLab, UnknownOptionKind253Dropped) {
+  TANDEM_REQUIRE_LAB();
+  auto r = lab_run("bisect-unknown-kind");
+  ASSERT_FALSE(r.bisect.is_null()) << r.log;
+  EXPECT_EQ(r.exit_code, 4) << r.log;
+  EXPECT_EQ(r.bisect["trigger"], json::parse(R"([{"option":"kind253"}])")) << r.log;
+  EXPECT_EQ(r.bisect["failure_fate"], "lost_forward") << r.log;
+}
+
+// --seed makes an experiment against a deterministic path (numgen inc) repeat exactly: the same
+// rounds, variants and counts — which is also why the intermittent scenarios above are not coin tosses.
+TEST(BisectLab, FixedSeedRepeatsTheExperiment) {
+  TANDEM_REQUIRE_LAB();
+  auto a = lab_run("bisect-dscp");
+  auto b = lab_run("bisect-dscp");
+  ASSERT_FALSE(a.bisect.is_null()) << a.log;
+  ASSERT_FALSE(b.bisect.is_null()) << b.log;
+  EXPECT_EQ(a.bisect["variants"], b.bisect["variants"]);
+  EXPECT_EQ(a.bisect["probes_used"], b.bisect["probes_used"]);
+  EXPECT_EQ(a.bisect["posterior"], b.bisect["posterior"]);
 }
 
 }  // namespace

@@ -71,6 +71,23 @@ TEST_F(CliErrors, TraceBadOptionListNamesTheItem) {
   EXPECT_NE(o.err.find("wat"), std::string::npos) << o.err;
 }
 
+TEST_F(CliErrors, BisectFeatureFlagsAreChecked) {
+  std::string prefix = trace_prefix();
+  prefix.replace(0, 5, "bisect");
+  struct C {
+    const char* extra;
+    const char* says;
+  };
+  for (const C& c : {C{"--bisect-ttl 64", "equals --ttl"}, C{"--ttl 100 --bisect-ttl 100", "equals --ttl"},
+                     C{"--bisect-ttl 300", "--bisect-ttl"}, C{"--bisect-ttl 0", "--bisect-ttl"},
+                     C{"--bisect-dscp nosuch", "nosuch"}, C{"--bisect-sport 41000-40000", "41000-40000"},
+                     C{"--seed 0", "--seed"}, C{"--tcp-options none", "nothing to bisect"}}) {
+    auto o = run(prefix + "--target 10.77.2.2:21 " + c.extra);
+    EXPECT_EQ(o.code, 1) << c.extra << ": " << o.err;
+    EXPECT_NE(o.err.find(c.says), std::string::npos) << c.extra << ": " << o.err;
+  }
+}
+
 TEST_F(CliErrors, UnknownSubcommandAndMissingArgumentsAreUsageErrors) {
   EXPECT_EQ(run("frobnicate").code, 1);
   EXPECT_EQ(run("ping").code, 1);

@@ -24,7 +24,7 @@ inline ProbePlan sample_plan() {
   p.df = true;
   p.window = 64240;
   p.sport = "40000-40100";
-  p.variants = {{"", 0, "random"}, {"mss=1460", 0, "random"}, {"mss=1460,sack,ts,nop,ws=7", 0xb8, "40000"}};
+  p.variants = {{"", 0, "random"}, {"mss=1460", 0, "random"}, {"mss=1460,sack,ts,nop,ws=7", 0xb8, "40000", 255}};
   return p;
 }
 

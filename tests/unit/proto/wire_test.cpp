@@ -104,7 +104,7 @@ TEST(WireLimits, MaximalMessagesFitTheirLimits) {
   plan.tcp_options = std::string(kMaxTcpOptionsLen, 'o');
   plan.sport = std::string(kMaxSportPolicyLen, 's');
   plan.variants.assign(kMaxVariants, ProbeVariant{std::string(kMaxTcpOptionsLen, 'o'), 1,
-                                                  std::string(kMaxSportPolicyLen, 's')});
+                                                  std::string(kMaxSportPolicyLen, 's'), 255});
   RunSetup setup;
   setup.run_id = name;
   setup.capture_filter = std::string(kMaxFilterLen, 'f');
@@ -224,10 +224,11 @@ TEST(WireMalformed, VariantListAboveItsMaximum) {
   SendPlan sp{testing::sample_plan()};
   sp.plan.variants.assign(kMaxVariants, ProbeVariant{"", 0, ""});
   Bytes b = enc(sp);
-  // variants count is the last size tag before kMaxVariants entries of (8 + 1 + 8) bytes each
-  const std::size_t at = b.size() - kMaxVariants * 17 - 8;
+  // variants count is the last size tag before kMaxVariants entries of (8 + 1 + 8 + 1) bytes each
+  // (tcp_options length, tos, sport length, ttl)
+  const std::size_t at = b.size() - kMaxVariants * 18 - 8;
   put_u64le(b, at, kMaxVariants + 1);
-  b.insert(b.end(), 17, 0);
+  b.insert(b.end(), 18, 0);
   set_body_len(b, static_cast<std::uint32_t>(b.size() - kHeaderSize));
   EXPECT_EQ(err_of(b), WireErrc::field_too_long);
 }
