@@ -5,7 +5,6 @@
 
 #include <unistd.h>
 
-#include "common/base/log.hpp"
 #include "common/pcapio/file_out.hpp"
 
 #ifndef TANDEM_VERSION
@@ -80,15 +79,12 @@ Result<PcapngWriter> PcapngWriter::create(const std::string& path, PcapngOptions
       return make_error(Errc::usage, kSubsystem, "create " + path + ": SHB option too long");
     }
   }
-  auto fd = detail::open_for_write(path);
-  if (!fd) return fd.error();
+  auto file = detail::BufferedFile::open(path, options.buffer_bytes);
+  if (!file) return file.error();
   PcapngWriter w;
-  w.fd_ = *fd;
-  w.path_ = path;
-  w.buffer_bytes_ = std::max<std::size_t>(options.buffer_bytes, 4096);
-  w.buf_.reserve(w.buffer_bytes_ + 4096);
+  w.file_ = std::move(file).value();
 
-  auto& b = w.buf_;
+  auto& b = w.file_.buffer();
   const std::size_t start = begin_block(b, kShbType);
   put_u32(b, kByteOrderMagic);
   put_u16(b, 1);  // major version
@@ -103,65 +99,13 @@ Result<PcapngWriter> PcapngWriter::create(const std::string& path, PcapngOptions
   return w;
 }
 
-PcapngWriter::PcapngWriter(PcapngWriter&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      path_(std::move(other.path_)),
-      buf_(std::move(other.buf_)),
-      buffer_bytes_(other.buffer_bytes_),
-      snaplens_(std::move(other.snaplens_)),
-      packets_(other.packets_),
-      failed_(other.failed_),
-      first_error_(std::move(other.first_error_)) {}
-
-PcapngWriter& PcapngWriter::operator=(PcapngWriter&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) {
-      if (auto s = close(); !s) log::get(kSubsystem)->error("{}", s.error().text());
-    }
-    fd_ = std::exchange(other.fd_, -1);
-    path_ = std::move(other.path_);
-    buf_ = std::move(other.buf_);
-    buffer_bytes_ = other.buffer_bytes_;
-    snaplens_ = std::move(other.snaplens_);
-    packets_ = other.packets_;
-    failed_ = other.failed_;
-    first_error_ = std::move(other.first_error_);
-  }
-  return *this;
-}
-
-PcapngWriter::~PcapngWriter() {
-  if (fd_ >= 0) {
-    if (auto s = close(); !s) log::get(kSubsystem)->error("{}", s.error().text());
-  }
-}
-
-Status PcapngWriter::check_usable() const {
-  if (failed_) return first_error_;
-  if (fd_ < 0) return make_error(Errc::usage, kSubsystem, "write " + path_ + ": writer is closed");
-  return ok_status();
-}
-
-Status PcapngWriter::fail(Error e) {
-  if (!failed_) {
-    failed_ = true;
-    first_error_ = e;
-  }
-  return e;
-}
-
-Status PcapngWriter::block_done() {
-  if (buf_.size() >= buffer_bytes_) return flush();
-  return ok_status();
-}
-
 Result<std::uint32_t> PcapngWriter::add_interface(const PcapngInterface& iface) {
-  if (auto s = check_usable(); !s) return s.error();
+  if (auto s = file_.usable(); !s) return s.error();
   if (iface.name.size() > kMaxOptionLength || iface.description.size() > kMaxOptionLength ||
       iface.linktype < 0 || iface.linktype > 0xFFFF) {
-    return make_error(Errc::usage, kSubsystem, "write " + path_ + ": invalid interface");
+    return make_error(Errc::usage, kSubsystem, "write " + file_.path() + ": invalid interface");
   }
-  auto& b = buf_;
+  auto& b = file_.buffer();
   const std::size_t start = begin_block(b, kIdbType);
   put_u16(b, static_cast<std::uint16_t>(iface.linktype));
   put_u16(b, 0);  // reserved
@@ -172,17 +116,17 @@ Result<std::uint32_t> PcapngWriter::add_interface(const PcapngInterface& iface) 
   put_option(b, kIfTsresol, std::string_view(tsresol, 1));
   end_block(b, start, true);
   snaplens_.push_back(iface.snaplen);
-  if (auto s = block_done(); !s) return s.error();
+  if (auto s = file_.record_done(); !s) return s.error();
   return static_cast<std::uint32_t>(snaplens_.size() - 1);
 }
 
 Status PcapngWriter::write(std::uint32_t interface_id, const PacketView& packet,
                            std::string_view comment) {
-  if (auto s = check_usable(); !s) return s;
+  if (auto s = file_.usable(); !s) return s;
   // Built only on failure: this is the per-packet hot path.
   const auto reject = [this](const std::string& why) -> Error {
     return make_error(Errc::usage, kSubsystem,
-                      "write " + path_ + " packet " + std::to_string(packets_ + 1) + ": " + why);
+                      "write " + file_.path() + " packet " + std::to_string(packets_ + 1) + ": " + why);
   };
   if (interface_id >= snaplens_.size()) {
     return reject("no interface " + std::to_string(interface_id));
@@ -202,7 +146,7 @@ Status PcapngWriter::write(std::uint32_t interface_id, const PacketView& packet,
   const std::uint32_t caplen = snaplen != 0 ? std::min(packet.caplen(), snaplen) : packet.caplen();
   const auto ts = static_cast<std::uint64_t>(packet.ts_ns);  // if_tsresol = 9: units are ns
 
-  auto& b = buf_;
+  auto& b = file_.buffer();
   const std::size_t start = begin_block(b, kEpbType);
   put_u32(b, interface_id);
   put_u32(b, static_cast<std::uint32_t>(ts >> 32));
@@ -214,26 +158,7 @@ Status PcapngWriter::write(std::uint32_t interface_id, const PacketView& packet,
   const bool opts = put_option(b, kOptComment, comment);
   end_block(b, start, opts);
   ++packets_;
-  return block_done();
-}
-
-Status PcapngWriter::flush() {
-  if (auto s = check_usable(); !s) return s;
-  if (buf_.empty()) return ok_status();
-  auto s = detail::write_all(fd_, path_, buf_);
-  buf_.clear();
-  if (!s) return fail(s.error());
-  return ok_status();
-}
-
-Status PcapngWriter::close() {
-  if (fd_ < 0) return failed_ ? Status(first_error_) : ok_status();
-  Status s = failed_ ? Status(first_error_) : flush();
-  Status c = detail::sync_and_close(fd_, path_);
-  fd_ = -1;
-  if (!s) return s;
-  if (!c) return fail(c.error());
-  return ok_status();
+  return file_.record_done();
 }
 
 }  // namespace tandem::pcapio

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/pcapio/file_out.hpp"
 #include "common/pcapio/packet.hpp"
 
 namespace tandem::pcapio {
@@ -38,11 +39,7 @@ class PcapngWriter {
   // Creates/truncates path and writes the SHB. Errc::environment if it cannot be created.
   static Result<PcapngWriter> create(const std::string& path, PcapngOptions options = {});
 
-  PcapngWriter(PcapngWriter&& other) noexcept;
-  PcapngWriter& operator=(PcapngWriter&& other) noexcept;
-  PcapngWriter(const PcapngWriter&) = delete;
-  PcapngWriter& operator=(const PcapngWriter&) = delete;
-  ~PcapngWriter();  // closes; an error at that point is only logged, so call close() to see it
+  // Move-only; the destructor closes and only logs an error at that point: call close() to see it.
 
   // Writes an IDB (if_tsresol = 9) and returns its interface id (0, 1, ... in call order).
   Result<std::uint32_t> add_interface(const PcapngInterface& iface);
@@ -54,26 +51,18 @@ class PcapngWriter {
   Status write(std::uint32_t interface_id, const PacketView& packet, std::string_view comment = {});
 
   // Flushes the buffer to the file (Errc::environment on a write error such as ENOSPC).
-  Status flush();
+  Status flush() { return file_.flush(); }
   // Flushes, fsyncs and closes. Idempotent; returns the first error seen by this writer.
-  Status close();
+  Status close() { return file_.close(); }
 
   std::uint64_t packets_written() const { return packets_; }
 
  private:
   PcapngWriter() = default;
-  Status check_usable() const;
-  Status block_done();  // flushes when the buffer is full
-  Status fail(Error e);
 
-  int fd_ = -1;
-  std::string path_;
-  std::vector<std::uint8_t> buf_;
-  std::size_t buffer_bytes_ = 0;
+  detail::BufferedFile file_;
   std::vector<std::uint32_t> snaplens_;  // per interface id
   std::uint64_t packets_ = 0;
-  bool failed_ = false;
-  Error first_error_;
 };
 
 }  // namespace tandem::pcapio
