@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "common/base/clock.hpp"
 #include "common/packet/addr.hpp"
 #include "common/packet/decode.hpp"
 #include "common/pcapio/bpf.hpp"
@@ -142,6 +143,20 @@ Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain
     estimate += block;
     ++out.packets_written;
   }
+  // The capture's own counters travel with the file (Wireshark: Statistics > Capture File
+  // Properties), so a remote admin who only gets the pcapng still sees whether it is complete.
+  pcapio::PcapngInterfaceStats isb;
+  isb.ts_ns = realtime_ns();
+  if (res->stats.available) {
+    isb.filter_accept = res->stats.received;
+    isb.os_drop = res->stats.dropped;
+  }
+  isb.user_delivered = out.packets_written;  // if_drop stays unknown: libpcap does not fill it here (T17)
+  const std::uint64_t not_stored = out.not_stored + res->cap_dropped;
+  if (not_stored > 0) {
+    isb.comment = fmt::format("tandem: {} captured packets not stored (quota or memory cap)", not_stored);
+  }
+  if (auto st = w->write_statistics(*id, isb); !st) return fail(st.error());
   if (auto st = w->close(); !st) return fail(st.error());
   std::error_code ec;
   out.size = std::filesystem::file_size(path, ec);

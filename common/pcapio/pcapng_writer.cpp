@@ -21,6 +21,7 @@ constexpr const char* kSubsystem = "pcap";
 constexpr std::uint32_t kShbType = 0x0A0D0D0A;
 constexpr std::uint32_t kIdbType = 0x00000001;
 constexpr std::uint32_t kEpbType = 0x00000006;
+constexpr std::uint32_t kIsbType = 0x00000005;
 constexpr std::uint32_t kByteOrderMagic = 0x1A2B3C4D;
 constexpr std::uint16_t kOptEndOfOpt = 0;
 constexpr std::uint16_t kOptComment = 1;
@@ -30,6 +31,10 @@ constexpr std::uint16_t kShbUserAppl = 4;
 constexpr std::uint16_t kIfName = 2;
 constexpr std::uint16_t kIfDescription = 3;
 constexpr std::uint16_t kIfTsresol = 9;
+constexpr std::uint16_t kIsbFilterAccept = 6;
+constexpr std::uint16_t kIsbOsDrop = 7;
+constexpr std::uint16_t kIsbIfDrop = 5;
+constexpr std::uint16_t kIsbUsrDeliv = 8;
 constexpr std::uint8_t kTsresolNanoseconds = 9;  // 10^-9 s units
 constexpr std::size_t kMaxOptionLength = 0xFFFF;
 
@@ -47,6 +52,15 @@ bool put_option(std::vector<std::uint8_t>& b, std::uint16_t code, std::string_vi
   put_u16(b, static_cast<std::uint16_t>(value.size()));
   b.insert(b.end(), value.begin(), value.end());
   pad_to_4(b);
+  return true;
+}
+
+// Appends a 64-bit counter option when the value is known. Returns whether it wrote anything.
+bool put_counter(std::vector<std::uint8_t>& b, std::uint16_t code, std::optional<std::uint64_t> value) {
+  if (!value) return false;
+  put_u16(b, code);
+  put_u16(b, 8);
+  put_u64(b, *value);
   return true;
 }
 
@@ -158,6 +172,29 @@ Status PcapngWriter::write(std::uint32_t interface_id, const PacketView& packet,
   const bool opts = put_option(b, kOptComment, comment);
   end_block(b, start, opts);
   ++packets_;
+  return file_.record_done();
+}
+
+Status PcapngWriter::write_statistics(std::uint32_t interface_id, const PcapngInterfaceStats& stats) {
+  if (auto s = file_.usable(); !s) return s;
+  const auto reject = [this](const std::string& why) -> Error {
+    return make_error(Errc::usage, kSubsystem, "write " + file_.path() + " statistics: " + why);
+  };
+  if (interface_id >= snaplens_.size()) return reject("no interface " + std::to_string(interface_id));
+  if (stats.ts_ns < 0) return reject("negative timestamp");
+  if (stats.comment.size() > kMaxOptionLength) return reject("comment longer than 65535 bytes");
+  const auto ts = static_cast<std::uint64_t>(stats.ts_ns);
+  auto& b = file_.buffer();
+  const std::size_t start = begin_block(b, kIsbType);
+  put_u32(b, interface_id);
+  put_u32(b, static_cast<std::uint32_t>(ts >> 32));
+  put_u32(b, static_cast<std::uint32_t>(ts));
+  bool opts = put_option(b, kOptComment, stats.comment);
+  opts |= put_counter(b, kIsbIfDrop, stats.if_drop);
+  opts |= put_counter(b, kIsbFilterAccept, stats.filter_accept);
+  opts |= put_counter(b, kIsbOsDrop, stats.os_drop);
+  opts |= put_counter(b, kIsbUsrDeliv, stats.user_delivered);
+  end_block(b, start, opts);
   return file_.record_done();
 }
 

@@ -1,11 +1,12 @@
 // PcapngWriter: writes pcapng (libpcap can only read it): one Section Header Block naming tandem,
 // one Interface Description Block per interface with nanosecond resolution, Enhanced Packet Blocks
-// with optional comments. Output is little-endian and buffered; every write error (disk full, ...)
+// with optional comments, and Interface Statistics Blocks with the capture's counters. Output is little-endian and buffered; every write error (disk full, ...)
 // is returned as a Result and the writer then refuses further writes.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,17 @@ struct PcapngInterface {
   std::string description;             // if_description; empty: omitted
 };
 
+// One Interface Statistics Block (what Wireshark's Capture File Properties shows as drops). A counter
+// left nullopt is omitted: unknown is not 0 (T17).
+struct PcapngInterfaceStats {
+  std::int64_t ts_ns = 0;                       // when the counters were taken (>= 0)
+  std::optional<std::uint64_t> filter_accept;   // isb_filteraccept: accepted by the capture filter (ps_recv)
+  std::optional<std::uint64_t> os_drop;         // isb_osdrop: dropped by the OS for lack of buffer (ps_drop)
+  std::optional<std::uint64_t> if_drop;         // isb_ifdrop: dropped by the interface (ps_ifdrop, when known)
+  std::optional<std::uint64_t> user_delivered;  // isb_usrdeliv: delivered to the application
+  std::string comment;                          // opt_comment; empty: omitted
+};
+
 class PcapngWriter {
  public:
   // Creates/truncates path and writes the SHB. Errc::environment if it cannot be created.
@@ -49,6 +61,9 @@ class PcapngWriter {
   // data.size(). Data longer than the interface's snaplen (if not 0) is cut to it; origlen keeps the
   // true length. A usage error rejects only that packet; an I/O error ends the writer.
   Status write(std::uint32_t interface_id, const PacketView& packet, std::string_view comment = {});
+
+  // Writes one ISB for interface_id (Errc::usage: no such interface, ts_ns < 0, comment too long).
+  Status write_statistics(std::uint32_t interface_id, const PcapngInterfaceStats& stats);
 
   // Flushes the buffer to the file (Errc::environment on a write error such as ENOSPC).
   Status flush() { return file_.flush(); }

@@ -114,6 +114,25 @@ std::string comment_for(const Correlation& c, const RecordIndex& idx, bool serve
   return fmt::format("probe {} {} {}", p.id, correlate::fate_name(p.fate), role);
 }
 
+// The side's capture counters as an Interface Statistics Block (omitted when unknown), stamped at
+// `ts_ns` (the last packet; the statistics were taken after it).
+pcapio::PcapngInterfaceStats side_stats(const CaptureSide& side, std::int64_t ts_ns) {
+  pcapio::PcapngInterfaceStats s;
+  s.ts_ns = ts_ns < 0 ? 0 : ts_ns;
+  if (side.stats.available) {
+    s.filter_accept = side.stats.received;
+    s.os_drop = side.stats.dropped;
+  } else if (!side.stats.unavailable_reason.empty()) {
+    s.comment = "drops unknown: " + side.stats.unavailable_reason;
+  }
+  s.user_delivered = side.packets.size();
+  return s;
+}
+
+std::int64_t last_ts(const CaptureSide& side) {
+  return side.packets.size() == 0 ? 0 : side.packets.index().back().ts_ns;
+}
+
 Status write_side(const fs::path& path, const char* name, const Correlation& c, const RecordIndex& idx,
                   bool server_side, const CaptureSide& side) {
   auto w = pcapio::PcapngWriter::create(path.string());
@@ -126,6 +145,7 @@ Status write_side(const fs::path& path, const char* name, const Correlation& c, 
         if (st.error().code != Errc::usage) return st.error();
       }
     }
+    if (auto st = w->write_statistics(*iface, side_stats(side, last_ts(side))); !st) return st;
   }
   return w->close();
 }
@@ -220,6 +240,13 @@ Result<MergeResult> write_merged(const std::string& path, const Correlation& c, 
       continue;
     }
     ++res.written;
+  }
+  if (client.present) {
+    if (auto st = w->write_statistics(*ci, side_stats(client, last_ts(client))); !st) return st.error();
+  }
+  if (server.present) {
+    auto st = w->write_statistics(*si, side_stats(server, last_ts(server) - c.clock.offset_ns));
+    if (!st) return st.error();
   }
   if (auto st = w->close(); !st) return st.error();
   return res;
