@@ -537,9 +537,27 @@ Result<std::unique_ptr<Daemon>> Daemon::start(DaemonOptions options) {
 
 const std::string& Daemon::endpoint() const { return impl_->server->endpoint(); }
 
-Status Daemon::run(const std::atomic<bool>& stop) {
+Status Daemon::reload_now() {
+  Impl& d = *impl_;
+  if (!d.opt.reload_policy) return make_error(Errc::usage, "agent", "policy reload not configured");
+  auto p = d.opt.reload_policy();
+  if (!p) {
+    d.opt.audit.record("policy_reload_failed", "", fmt::format("error=\"{}\" kept=old", p.error().text()));
+    return p.error();
+  }
+  d.opt.policy = std::move(p).value();
+  d.server->set_allowed_keys(d.opt.policy.controller_keys);
+  d.opt.audit.record("policy_reloaded", "", fmt::format("keys={} policy=\"{}\"", d.opt.policy.controller_keys.size(),
+                                                          summary(d.opt.policy)));
+  return ok_status();
+}
+
+Status Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   Impl& d = *impl_;
   while (!stop.load()) {
+    if (reload != nullptr && reload->exchange(false)) {
+      if (auto st = reload_now(); !st) d.log->error("policy reload failed, keeping the old policy: {}", st.error().text());
+    }
     if (!d.server->zap_healthy()) {
       d.end_run("ZAP handler died", proto::ErrorCode::internal);
       return make_error(Errc::internal, "agent", "ZAP handler died; refusing to serve (fail closed)");
@@ -548,7 +566,6 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     d.check_lease();
     auto in = d.server->receive(d.opt.poll);
     if (!in) {
-      // A SIGTERM/SIGINT interrupts the poll (EINTR): that is a stop, not a socket failure.
       if (stop.load()) break;
       d.end_run("server socket failed", proto::ErrorCode::internal);
       return in.error();

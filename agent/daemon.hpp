@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,8 @@ struct DaemonOptions {
   std::filesystem::path data_dir;       // created (0700) if missing
   Audit audit;
   std::chrono::milliseconds poll{20};   // loop granularity (lease checks, worker completions)
+  // Re-reads the policy and allow list (SIGHUP). Empty: reload is not possible.
+  std::function<Result<Policy>()> reload_policy;
 };
 
 class Daemon {
@@ -40,7 +43,13 @@ class Daemon {
   const std::string& endpoint() const;  // bound endpoint, real port
   // Serves until `stop` is true, then ends any run (files deleted) and returns. An error only if
   // the server broke (socket failure, ZAP handler died: fail closed means we stop serving).
-  Status run(const std::atomic<bool>& stop);
+  // Whenever `reload` is set (SIGHUP), it is cleared and DaemonOptions::reload_policy applied: the
+  // new policy and keys govern every later request (a key removed is refused at its next message,
+  // also mid-run; a run in progress keeps its lease); if the new files are bad, the old policy
+  // stays and the failure is audited.
+  Status run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
+  // The same, on request (tests): returns what run() would audit.
+  Status reload_now();
 
   struct Impl;
 

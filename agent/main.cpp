@@ -1,5 +1,6 @@
 // tandem-agent: the daemon on each end of a path (docs/agent.md). Thin: parse flags, load key,
-// policy and allow list, start the Daemon, serve until SIGINT/SIGTERM.
+// policy and allow list, start the Daemon, serve until SIGINT/SIGTERM; SIGHUP re-reads the policy
+// and the allow list (a bad file keeps the old policy, audited).
 // Exit codes: 0 clean stop, 1 config (flags, policy, key files), 2 environment/permission.
 #include <csignal>
 #include <cstdio>
@@ -17,7 +18,9 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
+extern "C" void on_hup(int) { g_reload.store(true); }
 
 int fail(const tandem::Error& e) {
   std::cerr << "tandem-agent: " << e.text() << "\n";
@@ -35,6 +38,23 @@ tandem::Result<std::string> agent_line(const std::string& listen, const std::str
                               "--listen " + listen + " is a wildcard address; say which address controllers reach with --advertise HOST");
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "tcp://" + host + ":" + std::to_string(parsed->port) + "#" + key;
+}
+
+// The policy file plus the --allow-controller keys; at least one controller key.
+tandem::Result<tandem::agent::Policy> load_effective_policy(const std::string& policy_file,
+                                                           const std::vector<std::string>& allow_files) {
+  auto policy = tandem::agent::load_policy(policy_file);
+  if (!policy) return policy.error();
+  for (const auto& f : allow_files) {
+    auto k = tandem::transport::load_public_key_file(f);
+    if (!k) return k.error();
+    policy->controller_keys.push_back(*k);
+  }
+  if (policy->controller_keys.empty())
+    return tandem::make_error(tandem::Errc::config, "agent",
+                              "no controller key allowed: add [controllers] keys/key_files to " + policy_file +
+                                  " or pass --allow-controller FILE.pub");
+  return policy;
 }
 
 }  // namespace
@@ -72,17 +92,8 @@ int main(int argc, char** argv) {
       std::cout << *line << "\n";
       return 0;
     }
-    auto policy = tandem::agent::load_policy(policy_file);
+    auto policy = load_effective_policy(policy_file, allow_files);
     if (!policy) return fail(policy.error());
-    for (const auto& f : allow_files) {
-      auto k = tandem::transport::load_public_key_file(f);
-      if (!k) return fail(k.error());
-      policy->controller_keys.push_back(*k);
-    }
-    if (policy->controller_keys.empty())
-      return fail(tandem::make_error(tandem::Errc::config, "agent",
-                                     "no controller key allowed: add [controllers] keys/key_files to " + policy_file +
-                                         " or pass --allow-controller FILE.pub"));
     // Without CAP_NET_RAW neither capture nor sending can work; say so now, not at the first run.
     if (auto raw = tandem::netio::RawSender::open(tandem::packet::IpVersion::v4); !raw) return fail(raw.error());
 
@@ -94,18 +105,23 @@ int main(int argc, char** argv) {
     opt.policy = std::move(policy).value();
     opt.data_dir = data_dir;
     opt.audit = *audit;
+    opt.reload_policy = [policy_file, allow_files] { return load_effective_policy(policy_file, allow_files); };
 
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = on_hup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
     auto daemon = tandem::agent::Daemon::start(std::move(opt));
     if (!daemon) return fail(daemon.error());
     std::cerr << "tandem-agent " << tandem::kVersion << " listening on " << (*daemon)->endpoint() << "\n";
-    if (auto st = (*daemon)->run(g_stop); !st) return fail(st.error());
+    if (auto st = (*daemon)->run(g_stop, &g_reload); !st) return fail(st.error());
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "tandem-agent: " << e.what() << "\n";

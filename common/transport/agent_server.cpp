@@ -1,5 +1,7 @@
 #include "common/transport/agent_server.hpp"
 
+#include <cerrno>
+
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -226,6 +228,8 @@ Result<std::optional<Incoming>> AgentServer::receive(std::chrono::milliseconds t
       impl_->log->warn("message from {} had {} payload frames (protocol allows 1)", in.user_id, in.frames);
     return std::optional<Incoming>{std::move(in)};
   } catch (const zmq::error_t& e) {
+    // A signal (SIGTERM to stop, SIGHUP to reload) interrupts the poll: no message, not a failure.
+    if (e.num() == EINTR) return std::optional<Incoming>{};
     return make_error(Errc::environment, "transport", std::string("receive: ") + e.what());
   }
 }

@@ -103,5 +103,45 @@ TEST_F(AgentCli, SigtermStopsCleanly) {
   EXPECT_NE(ss.str().find("audit agent_stopped"), std::string::npos);
 }
 
+// SIGHUP re-reads the policy file and the allow list; a broken file keeps the old policy (audited),
+// and the agent keeps serving until SIGTERM.
+TEST_F(AgentCli, SighupReloadsThePolicyAndSurvivesABrokenFile) {
+  if (!have_raw()) GTEST_SKIP() << "needs root (startup checks CAP_NET_RAW)";
+  const auto audit_path = dir_ / "audit.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string key = (dir_ / "agent.key").string(), pol = (dir_ / "policy.toml").string(),
+                data = (dir_ / "data").string(), audit = audit_path.string();
+    ::execl(kAgent.c_str(), kAgent.c_str(), "--listen", "tcp://127.0.0.1:*", "--key", key.c_str(), "--policy", pol.c_str(),
+            "--data-dir", data.c_str(), "--audit-log", audit.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto audit_has = [&](const std::string& needle) {
+    for (int i = 0; i < 250; ++i) {
+      std::ifstream in(audit_path);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      if (ss.str().find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(audit_has("audit agent_started")) << "agent did not start";
+  std::ofstream(dir_ / "policy.toml") << "[controllers\nkey_files = [\"ctl.pub\"]\n";  // broken TOML
+  ::kill(pid, SIGHUP);
+  EXPECT_TRUE(audit_has("audit policy_reload_failed"));
+  auto other = *transport::CurveKeypair::generate();
+  ASSERT_TRUE(transport::save_keypair(other, (dir_ / "other").string(), false));
+  std::ofstream(dir_ / "policy.toml") << "[controllers]\nkey_files = [\"ctl.pub\", \"other.pub\"]\n"
+                                         "[send]\ndestinations = [\"127.0.0.0/8\"]\n";
+  ::kill(pid, SIGHUP);
+  EXPECT_TRUE(audit_has("audit policy_reloaded key=- keys=2"));
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
 }  // namespace
 }  // namespace tandem::agent::test

@@ -193,6 +193,37 @@ TEST_F(AgentRun, UnknownControllerKeyIsRefusedAndAudited) {
   EXPECT_TRUE(audit_has("audit key_accepted key=" + ctl_a_.public_z85));
 }
 
+// SIGHUP (reload_): the new allow list governs new connections and the next message of existing
+// ones; a reload that fails keeps the old policy and says so in the audit log.
+TEST_F(AgentRun, ReloadSwapsControllerKeysAndKeepsTheOldPolicyOnError) {
+  auto newcomer = *transport::CurveKeypair::generate();
+  auto old_conn = hello_client(ctl_a_);
+  Result<Policy> p = next_policy_;
+  ASSERT_TRUE(p);
+  p->controller_keys = {newcomer.public_z85};  // a and b removed
+  set_next_policy(p);
+  reload_ = true;
+  ASSERT_TRUE(audit_has("audit policy_reloaded key=- keys=1")) << audit_text();
+
+  auto ok = hello_client(newcomer);  // allowed now
+  EXPECT_TRUE(audit_has("audit key_accepted key=" + newcomer.public_z85));
+  auto fresh = client(ctl_b_, 1500ms);  // removed: ZAP refuses the new connection
+  EXPECT_FALSE(fresh->request(proto::Hello{1, 1, "b", {}}));
+  EXPECT_TRUE(audit_has("audit key_refused key=" + ctl_b_.public_z85));
+  auto again = old_conn->request(proto::StatusRequest{});  // removed mid-connection: refused by policy
+  ASSERT_TRUE(again) << again.error().text();
+  const auto* err = std::get_if<proto::ErrorReply>(&again->message);
+  ASSERT_NE(err, nullptr) << proto::message_name(proto::type_of(again->message));
+  EXPECT_EQ(err->code, proto::ErrorCode::policy_refused);
+
+  set_next_policy(make_error(Errc::config, "policy", "policy.toml: line 3: expected a table"));
+  reload_ = true;
+  ASSERT_TRUE(audit_has("audit policy_reload_failed")) << audit_text();
+  EXPECT_NE(audit_text().find("kept=old"), std::string::npos);
+  auto still = hello_client(newcomer);  // the reloaded policy is still in force
+  ASSERT_TRUE(still);
+}
+
 TEST_F(AgentRun, MalformedMessageGetsErrorAndAgentKeepsServing) {
   zmq::context_t ctx;
   zmq::socket_t s(ctx, zmq::socket_type::dealer);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -58,10 +59,15 @@ class AgentFixture : public ::testing::Test {
     o.policy = p;
     o.data_dir = dir_ / "data";
     o.audit = *Audit::open(audit_path_.string(), false);
+    o.reload_policy = [this]() -> Result<Policy> {
+      std::lock_guard lock(reload_mu_);
+      return next_policy_;
+    };
+    next_policy_ = p;
     auto d = Daemon::start(std::move(o));
     ASSERT_TRUE(d) << d.error().text();
     daemon_ = std::move(d).value();
-    thread_ = std::thread([this] { status_ = daemon_->run(stop_); });
+    thread_ = std::thread([this] { status_ = daemon_->run(stop_, &reload_); });
   }
 
   void TearDown() override {
@@ -123,7 +129,16 @@ class AgentFixture : public ::testing::Test {
   transport::CurveKeypair agent_keys_, ctl_a_, ctl_b_;
   std::unique_ptr<Daemon> daemon_;
   std::thread thread_;
+  // What the next reload (set reload_, as SIGHUP does) reads.
+  void set_next_policy(Result<Policy> p) {
+    std::lock_guard lock(reload_mu_);
+    next_policy_ = std::move(p);
+  }
+
   std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
+  std::mutex reload_mu_;
+  Result<Policy> next_policy_ = Policy{};
   Status status_ = ok_status();
 };
 
