@@ -26,5 +26,6 @@ void register_keygen(CLI::App& app, CommandContext& ctx);
 void register_trace(CLI::App& app, CommandContext& ctx);
 void register_analyze(CLI::App& app, CommandContext& ctx);
 void register_bisect(CLI::App& app, CommandContext& ctx);
+void register_agent_status(CLI::App& app, CommandContext& ctx);
 
 }  // namespace tandem::cli

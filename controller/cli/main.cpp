@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   register_trace(app, ctx);
   register_analyze(app, ctx);
   register_bisect(app, ctx);
+  register_agent_status(app, ctx);
 
   try {
     app.parse(argc, argv);
