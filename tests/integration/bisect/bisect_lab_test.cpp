@@ -105,6 +105,7 @@ INSTANTIATE_TEST_SUITE_P(
         Expect{"bisect-unknown-kind", R"([{"option":"kind253"}])", "lost_forward"},
         // non-option features: TTL, DSCP (30 %, intermittent), source-port band
         Expect{"bisect-ttl", R"([{"feature":"ttl","value":255}])", "lost_forward"},
+        Expect{"bisect-hoplimit-v6", R"([{"feature":"ttl","value":255}])", "lost_forward"},  // over IPv6
         Expect{"bisect-dscp", R"([{"feature":"dscp","value":46}])", "lost_forward"},
         Expect{"bisect-sport", R"([{"feature":"sport","value":"41000-41099"}])", "lost_forward"}),
     scenario_name);
