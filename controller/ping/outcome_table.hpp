@@ -60,8 +60,10 @@ class OutcomeTable {
     Slot& s = slot(index);
     if (ok) s.syscall_ns = ns;
     if (!set_flags(s, index, ok ? kSentOk : kSendFailed)) return;
-    raise(touched_, std::uint64_t{index} + 1);
-    if (ok) raise(sent_upto_, std::uint64_t{index} + 1);
+    // The sender is the only writer of these two (indices only grow): no read-modify-write that
+    // the other threads' cache lines would have to bounce for.
+    publish_max(touched_, std::uint64_t{index} + 1);
+    if (ok) publish_max(sent_upto_, std::uint64_t{index} + 1);
   }
 
   // Capture thread (the only one).
@@ -74,7 +76,7 @@ class OutcomeTable {
       // first sighting is the earliest.
       if (w & kSeenLeaving) return;
       s.wire_ns = ts;
-      if (set_flags(s, o.index, kSeenLeaving)) raise(touched_, std::uint64_t{o.index} + 1);
+      set_flags(s, o.index, kSeenLeaving);
       return;
     }
     if (w & kAnswered) {
@@ -88,7 +90,6 @@ class OutcomeTable {
     s.reply_from = o.from;
     s.state = classify(opts_.spec.l4, v6, o.reply, o.icmp_type, o.icmp_code);
     if (!set_flags(s, o.index, kAnswered)) return;
-    raise(touched_, std::uint64_t{o.index} + 1);
     if (opts_.until && s.state == *opts_.until) until_hit_.store(true, std::memory_order_release);
   }
 
@@ -193,10 +194,8 @@ class OutcomeTable {
     } while (!s.word.compare_exchange_weak(w, w + (std::uint64_t{1} << kDupShift), std::memory_order_relaxed));
   }
 
-  static void raise(std::atomic<std::uint64_t>& a, std::uint64_t v) {
-    std::uint64_t cur = a.load(std::memory_order_relaxed);
-    while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_release, std::memory_order_relaxed)) {
-    }
+  static void publish_max(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    if (a.load(std::memory_order_relaxed) < v) a.store(v, std::memory_order_release);
   }
 
   const probe::ProbeModule& module_;
@@ -205,7 +204,9 @@ class OutcomeTable {
   const std::size_t size_;
   std::unique_ptr<Slot[]> slots_;
   std::atomic<std::uint64_t> next_final_{0};  // written by the caller only
-  std::atomic<std::uint64_t> touched_{0};     // highest index + 1 the sender or capture recorded
+  // Highest index + 1 whose send the sender reported: the caller looks no further (a probe is not
+  // final before its send is confirmed anyway, and its syscall returns microseconds after it left).
+  std::atomic<std::uint64_t> touched_{0};
   std::atomic<std::uint64_t> sent_upto_{0};   // highest index + 1 the kernel accepted
   std::atomic<bool> until_hit_{false};
 };
