@@ -193,12 +193,6 @@ bool fast_link(std::uint32_t linktype, std::span<const std::uint8_t> b, FastLink
   }
 }
 
-IpAddr addr_v4(const std::uint8_t* p) {
-  IpAddr a;
-  a.version = packet::IpVersion::v4;
-  std::memcpy(a.bytes.data(), p, 4);
-  return a;
-}
 IpAddr addr_v6(const std::uint8_t* p) {
   IpAddr a;
   a.version = packet::IpVersion::v6;
@@ -281,8 +275,8 @@ bool fill_rec_fast(std::uint32_t linktype, std::span<const std::uint8_t> frame, 
   // Accepted: from here on the result is fill_rec()'s, in the same order (source interned first).
   r = Rec{};
   if (version == 4) {
-    r.src = addrs.intern(addr_v4(ip + 12));
-    r.dst = addrs.intern(addr_v4(ip + 16));
+    r.src = addrs.intern_v4(ip + 12);
+    r.dst = addrs.intern_v4(ip + 16);
   } else {
     r.src = addrs.intern(addr_v6(ip + 8));
     r.dst = addrs.intern(addr_v6(ip + 24));
