@@ -1,5 +1,6 @@
 // correlate(): see docs/correlation.md for the algorithm this file implements. In brief:
-//   1. decode every packet of both captures once into a 36-byte Rec (no per-packet allocation);
+//   1. decode every packet of both captures once into a 36-byte Rec (no per-packet allocation; a
+//      fast path for plain TCP, the two captures on two threads: records.cpp);
 //   2. find the probes in the client capture and give them ids (run key, or send order);
 //   3. pass A: match each probe to its server sighting on >= 2 agreeing discriminating invariants;
 //   4. find the server's reply to each sighting and the replies the client got;
@@ -461,6 +462,9 @@ void Correlator::pass_a() {
     w.match = Match::matched;
   };
   std::vector<std::uint32_t> cands;
+  // Per server rec: 1 + the probe position that last took it as a candidate. Deduplicates the
+  // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
+  std::vector<std::uint32_t> taken(s_.recs.size(), 0);
   std::vector<detail::SortedMultimap::Range> by_primary;
   {
     std::vector<std::uint64_t> q;
@@ -476,26 +480,34 @@ void Correlator::pass_a() {
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
     cands.clear();
+    const auto stamp = static_cast<std::uint32_t>(k + 1);
+    auto take = [&](std::uint32_t s) {
+      if (taken[s] == stamp) return;
+      taken[s] = stamp;
+      cands.push_back(s);
+    };
     // Newest first and at most kMaxChainWalk of them: such a common value identifies nothing.
     auto collect = [&](const detail::SortedMultimap& idx, std::uint32_t key) {
       auto range = idx.find(key);
       for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
-        auto s = idx.value(range.pos + t);
-        if (std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
+        take(idx.value(range.pos + t));
       }
     };
     if (c.bits & kHasPrimary) {
       // Newest first and at most kMaxChainWalk of them, as for the other carriers below.
       auto range = by_primary[k];
       for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
-        auto s = s_primary_.value(range.pos + t);
-        if (std::find(cands.begin(), cands.end(), s) == cands.end()) cands.push_back(s);
+        take(s_primary_.value(range.pos + t));
       }
     }
     auto best_of = [&](int& best, std::uint32_t& best_s, std::uint32_t& ties) {
       best = 0;
       best_s = kNone;
       ties = 0;
+      // The candidates are scattered over the server records: start all their loads at once.
+      if (cands.size() > 2) {
+        for (auto s : cands) __builtin_prefetch(&s_.recs[s]);
+      }
       for (auto s : cands) {
         int sc = score(c, s_.recs[s]);
         if (sc > best) { best = sc; best_s = s; ties = 1; } else if (sc == best && sc > 0) { ++ties; }
@@ -870,8 +882,7 @@ void Correlator::annotate_packets() {
 Result<Correlation> Correlator::run() {
   if (auto st = validate(); !st) return st.error();
   std::optional<std::uint32_t> key = m_.run_key;
-  if (c_.cap->present) decode_side(c_, key);
-  if (s_.cap->present) decode_side(s_, key);
+  decode_sides(c_, s_, key);
   find_endpoints();
   if (l4_ == L4Kind::tcp && m_.run_key) seq_key_ = probe::RunKey{*m_.run_key};
   find_client_probes();

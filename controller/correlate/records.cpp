@@ -4,9 +4,12 @@
 #include <array>
 #include <cstring>
 #include <span>
+#include <system_error>
+#include <thread>
 
-#include "common/packet/decode.hpp"
 #include "common/packet/build.hpp"
+#include "common/packet/bytes.hpp"
+#include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
 #include "common/probe/identity.hpp"
 
@@ -20,8 +23,6 @@ std::uint32_t fnv1a(std::uint32_t h, std::span<const std::uint8_t> bytes) {
   return h;
 }
 std::uint32_t fnv1a_byte(std::uint32_t h, std::uint32_t v) { return (h ^ (v & 0xffu)) * 16777619u; }
-
-
 
 std::optional<std::uint32_t> tag_index(std::span<const std::uint8_t> payload,
                                        const std::optional<std::uint32_t>& key) {
@@ -142,7 +143,175 @@ void fill_rec(const Decoded& d, const std::optional<std::uint32_t>& key, AddrTab
   r.fp = fp;
 }
 
+// The link layer as the fast path takes it: where the IP header starts, which version the link
+// layer announced (0: the version nibble decides) and whether SLL/SLL2 says this host sent it.
+// False for what only the full decoder handles (or reports as an anomaly).
+struct FastLink {
+  std::size_t off = 0;
+  unsigned version = 0;
+  bool outgoing = false;
+};
+
+bool version_of_ethertype(std::uint16_t et, unsigned& version) {
+  if (et == 0x0800) version = 4;
+  else if (et == 0x86dd) version = 6;
+  else return false;
+  return true;
+}
+
+bool fast_link(std::uint32_t linktype, std::span<const std::uint8_t> b, FastLink& l) {
+  using packet::load_be16;
+  switch (linktype) {
+    case packet::kDltEn10mb: {
+      if (b.size() < 14) return false;
+      std::size_t off = 12;
+      std::uint16_t et = load_be16(b.data() + off);
+      // The same two-tag limit as packet::decode().
+      for (int tags = 0; tags < 2 && (et == 0x8100 || et == 0x88a8 || et == 0x9100); ++tags) {
+        if (b.size() < off + 6) return false;
+        off += 4;
+        et = load_be16(b.data() + off);
+      }
+      l.off = off + 2;
+      return version_of_ethertype(et, l.version);
+    }
+    case packet::kDltLinuxSll:
+      if (b.size() < 16) return false;
+      l.off = 16;
+      l.outgoing = b[1] == packet::kSllOutgoing;  // sll_pkttype, a big-endian u16
+      return version_of_ethertype(load_be16(b.data() + 14), l.version);
+    case packet::kDltLinuxSll2:
+      if (b.size() < 20) return false;
+      l.off = 20;
+      l.outgoing = b[10] == packet::kSllOutgoing;
+      return version_of_ethertype(load_be16(b.data()), l.version);
+    case packet::kDltRaw:
+    case packet::kLinktypeRaw: l.version = 0; return true;
+    case packet::kDltIpv4: l.version = 4; return true;
+    case packet::kDltIpv6: l.version = 6; return true;
+    default: return false;
+  }
+}
+
+IpAddr addr_v6(const std::uint8_t* p) {
+  IpAddr a;
+  a.version = packet::IpVersion::v6;
+  std::memcpy(a.bytes.data(), p, 16);
+  return a;
+}
+
 }  // namespace
+
+bool fill_rec_fast(std::uint32_t linktype, std::span<const std::uint8_t> frame, AddrTable& addrs, Rec& r) {
+  using packet::load_be16;
+  using packet::load_be32;
+  FastLink link;
+  if (!fast_link(linktype, frame, link)) return false;
+  const std::uint8_t* ip = frame.data() + link.off;
+  const std::size_t n = frame.size() - link.off;
+  if (n == 0) return false;
+  const unsigned version = ip[0] >> 4;
+  if (link.version != 0 && version != link.version) return false;
+  // Every check below declines what the full decoder would flag or treat differently: a header
+  // or stated length past the captured bytes (an anomaly, or a snaplen cut), a later fragment,
+  // IPv6 extension headers, a bad data offset or option list, an L4 other than TCP.
+  const std::uint8_t* seg = nullptr;
+  std::size_t seg_len = 0;
+  std::uint8_t tos = 0, ttl = 0;
+  bool df = false;
+  std::uint32_t ident = 0;
+  if (version == 4) {
+    if (n < 20) return false;
+    const std::size_t ihl = (ip[0] & 0x0fu) * 4u;
+    const std::size_t total = load_be16(ip + 2);
+    const std::uint16_t frag = load_be16(ip + 6);
+    if (ihl < 20 || ihl > n || total < ihl || total > n || (frag & 0x1fff) != 0 || ip[9] != packet::kProtoTcp) {
+      return false;
+    }
+    tos = ip[1];
+    ident = load_be16(ip + 4);
+    df = (frag & 0x4000) != 0;
+    ttl = ip[8];
+    seg = ip + ihl;
+    seg_len = total - ihl;  // bytes past the total length are Ethernet padding
+  } else if (version == 6) {
+    if (n < 40 || ip[6] != packet::kProtoTcp) return false;
+    const std::size_t total = 40u + load_be16(ip + 4);
+    if (total > n) return false;
+    const std::uint32_t w0 = load_be32(ip);
+    tos = static_cast<std::uint8_t>(w0 >> 20);
+    ident = w0 & 0xfffffu;
+    ttl = ip[7];
+    seg = ip + 40;
+    seg_len = total - 40;
+  } else {
+    return false;
+  }
+  if (seg_len < 20) return false;
+  const std::size_t hlen = std::size_t{seg[12]} >> 4 << 2;
+  if (hlen < 20 || hlen > seg_len) return false;
+  // The option walk of packet::TcpOptionReader: EOL ends it, the last well-formed timestamp wins.
+  const std::uint8_t* opt = seg + 20;
+  const std::size_t opt_len = hlen - 20;
+  bool has_ts = false;
+  std::uint32_t tsval = 0;
+  for (std::size_t pos = 0; pos < opt_len;) {
+    const std::uint8_t kind = opt[pos];
+    if (kind == packet::kTcpOptEol) break;
+    if (kind == packet::kTcpOptNop) {
+      ++pos;
+      continue;
+    }
+    if (opt_len - pos < 2) return false;
+    const std::uint8_t len = opt[pos + 1];
+    if (len < 2 || len > opt_len - pos) return false;
+    if (kind == packet::kTcpOptTimestamp && len == 10) {
+      tsval = load_be32(opt + pos + 2);
+      has_ts = true;
+    }
+    pos += len;
+  }
+
+  // Accepted: from here on the result is fill_rec()'s, in the same order (source interned first).
+  r = Rec{};
+  if (version == 4) {
+    r.src = addrs.intern_v4(ip + 12);
+    r.dst = addrs.intern_v4(ip + 16);
+  } else {
+    r.src = addrs.intern(addr_v6(ip + 8));
+    r.dst = addrs.intern(addr_v6(ip + 24));
+  }
+  r.ttl = ttl;
+  r.ipid = ident;
+  if (link.outgoing) r.bits |= kOutgoing;
+  r.sport = load_be16(seg);
+  r.dport = load_be16(seg + 2);
+  r.primary = load_be32(seg + 4);
+  r.ack = load_be32(seg + 8);
+  const std::uint8_t flags = seg[13];
+  r.flags = flags;
+  r.bits |= kHasPrimary;
+  const bool syn = flags & packet::kTcpSyn, ackf = flags & packet::kTcpAck, rst = flags & packet::kTcpRst;
+  r.role = (syn && !ackf && !rst) ? kRoleSyn : (ackf || rst) ? kRoleTcpReply : kRoleNone;
+  if (has_ts) {
+    r.tsval = tsval;
+    r.bits |= kHasTs;
+  }
+  std::uint32_t fp = 2166136261u;
+  fp = fnv1a_byte(fp, tos);
+  fp = fnv1a_byte(fp, df ? 1 : 0);
+  fp = fnv1a_byte(fp, seg[14]);  // window, high byte first
+  fp = fnv1a_byte(fp, seg[15]);
+  fp = fnv1a(fp, std::span<const std::uint8_t>(opt, opt_len));
+  r.fp = fp;
+  return true;
+}
+
+void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, std::size_t wire_len,
+                   const std::optional<std::uint32_t>& key, AddrTable& addrs, packet::Decoded& scratch, Rec& r) {
+  packet::decode_into(linktype, frame, wire_len, scratch);
+  fill_rec(scratch, key, addrs, r);
+}
 
 bool linktype_supported(int lt) {
   std::array<std::uint8_t, 1> none{};
@@ -157,11 +326,28 @@ void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   auto lt = static_cast<std::uint32_t>(s.cap->linktype);
   for (std::size_t i = 0; i < buf.size(); ++i) {
     auto p = buf[i];
-    packet::decode_into(lt, p.data, p.origlen, d);
-    fill_rec(d, key, s.addrs, s.recs[i]);
+    if (!fill_rec_fast(lt, p.data, s.addrs, s.recs[i])) fill_rec_full(lt, p.data, p.origlen, key, s.addrs, d, s.recs[i]);
   }
   const auto& st = s.cap->stats;
   if (st.available) s.drops = st.dropped + st.if_dropped;
+}
+
+void decode_sides(Side& client, Side& server, const std::optional<std::uint32_t>& key) {
+  const bool c = client.cap->present, s = server.cap->present;
+  if (c && s && !client.cap->packets.empty() && !server.cap->packets.empty()) {
+    std::thread t;
+    try {
+      t = std::thread([&] { decode_side(server, key); });
+    } catch (const std::system_error&) {
+      // No thread to be had (resource limits): the same work, one side after the other.
+    }
+    decode_side(client, key);
+    if (t.joinable()) t.join();
+    else decode_side(server, key);
+    return;
+  }
+  if (c) decode_side(client, key);
+  if (s) decode_side(server, key);
 }
 
 }  // namespace tandem::correlate::detail

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -12,6 +14,10 @@
 #include "common/base/clock.hpp"
 #include "common/packet/addr.hpp"
 #include "controller/correlate/model.hpp"
+
+namespace tandem::packet {
+struct Decoded;
+}
 
 namespace tandem::correlate::detail {
 
@@ -65,9 +71,9 @@ class AddrTable {
   static constexpr std::uint16_t kOverflow = 0xffff;
 
   std::uint16_t intern(const IpAddr& a) {
-    if (last_ < addrs_.size() && addrs_[last_] == a) return last_;
+    if (last_ < addrs_.size() && same(addrs_[last_], a)) return last_;
     for (std::uint16_t i = 0; i < std::min<std::size_t>(addrs_.size(), 8); ++i) {
-      if (addrs_[i] == a) return last_ = i;
+      if (same(addrs_[i], a)) return last_ = i;
     }
     std::string key(reinterpret_cast<const char*>(a.bytes.data()), a.size());
     auto it = map_.find(key);
@@ -77,6 +83,24 @@ class AddrTable {
     addrs_.push_back(a);
     map_.emplace(std::move(key), id);
     return last_ = id;
+  }
+  // intern() of an IPv4 address given as its 4 bytes (the decode fast path): two remembered
+  // addresses (a flow's two ends alternate as source and destination) answer most packets with
+  // one integer compare.
+  std::uint16_t intern_v4(const std::uint8_t* four) {
+    std::uint32_t v;
+    std::memcpy(&v, four, 4);
+    for (auto& c : v4_cache_) {
+      if (c.valid && c.value == v) return last_ = c.id;
+    }
+    IpAddr a;
+    std::memcpy(a.bytes.data(), four, 4);
+    const std::uint16_t id = intern(a);
+    if (id != kOverflow) {
+      v4_cache_[v4_next_] = {v, id, true};
+      v4_next_ ^= 1;
+    }
+    return id;
   }
   std::optional<std::uint16_t> find(const IpAddr& a) const {
     for (std::size_t i = 0; i < addrs_.size(); ++i) {
@@ -88,9 +112,25 @@ class AddrTable {
   std::size_t size() const { return addrs_.size(); }
 
  private:
+  // operator== without the out-of-line memcmp it compiles to: this runs twice per packet.
+  static bool same(const IpAddr& x, const IpAddr& y) {
+    std::uint64_t a[2], b[2];
+    std::memcpy(a, x.bytes.data(), 16);
+    std::memcpy(b, y.bytes.data(), 16);
+    return x.version == y.version && a[0] == b[0] && a[1] == b[1];
+  }
+
+  struct V4Cached {
+    std::uint32_t value = 0;  // the 4 address bytes as loaded, not byte-swapped
+    std::uint16_t id = 0;
+    bool valid = false;
+  };
+
   std::vector<IpAddr> addrs_;
   std::unordered_map<std::string, std::uint16_t> map_;
   std::uint16_t last_ = 0;
+  V4Cached v4_cache_[2];
+  unsigned v4_next_ = 0;
 };
 
 struct Side {
@@ -102,11 +142,31 @@ struct Side {
   Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
 };
 
+// The decode fast path. Fills r straight from the frame, without packet::Decoded, for the shapes
+// almost every packet of a TCP run has: Ethernet (at most two VLAN tags), Linux SLL/SLL2 or raw IP
+// (LINKTYPE_RAW, DLT_RAW, IPV4, IPV6); IPv4 with or without IP options, not a later fragment, or
+// IPv6 without extension headers; TCP whose header and option list are well-formed and lie wholly
+// within the captured bytes. Returns true then, with r and the interned addresses exactly what
+// fill_rec_full() would have produced. Returns false for anything else — other link types or L4
+// protocols, and every packet the full decoder would report an anomaly for or find cut by the
+// snaplen — leaving r and addrs untouched; the caller then decodes it with fill_rec_full().
+bool fill_rec_fast(std::uint32_t linktype, std::span<const std::uint8_t> frame, AddrTable& addrs, Rec& r);
+
+// The general path: packet::decode_into() into `scratch` (reused across packets by the caller),
+// then the record from the decoded views. wire_len is pcap's original length (0 = not cut).
+void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, std::size_t wire_len,
+                   const std::optional<std::uint32_t>& key, AddrTable& addrs, packet::Decoded& scratch, Rec& r);
+
 // Whether packet::decode() knows this link type.
 bool linktype_supported(int lt);
 
-// Decodes every packet of s.cap into s.recs (one Rec per packet, same index) and takes the capture's
-// drop counters. `key` is the run key when known (probe ids from TCP seq / payload tags).
+// Decodes every packet of s.cap into s.recs (one Rec per packet, same index; fill_rec_fast() first,
+// fill_rec_full() where it declines) and takes the capture's drop counters. `key` is the run key
+// when known (probe ids from TCP seq / payload tags).
 void decode_side(Side& s, const std::optional<std::uint32_t>& key);
+
+// decode_side() on both sides; when both hold packets, the server side is decoded on a second
+// thread (the sides share nothing: each has its own records and address table).
+void decode_sides(Side& client, Side& server, const std::optional<std::uint32_t>& key);
 
 }  // namespace tandem::correlate::detail

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
-#include <mutex>
 #include <thread>
 
 #include "common/base/log.hpp"
@@ -124,9 +122,9 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   // kernel timestamps make RTTs exact either way; only the printed line may come up to 10 ms later.
   cap_cfg.capture.immediate = false;
   std::atomic<int> linktype{0};
+  packet::Decoded d;  // the capture thread's, reused for every packet
   cap_cfg.on_packet = [&](const pcapio::PacketView& pv) {
-    packet::Decoded d = packet::decode(static_cast<std::uint32_t>(linktype.load(std::memory_order_relaxed)),
-                                       pv.data, pv.origlen);
+    packet::decode_into(static_cast<std::uint32_t>(linktype.load(std::memory_order_relaxed)), pv.data, pv.origlen, d);
     auto obs = module.recognise(d);
     if (!obs) {
       unmatched.fetch_add(1, std::memory_order_relaxed);
@@ -154,6 +152,7 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   };
   netio::SendLoop loop(
       [&](std::uint64_t index, std::vector<std::uint8_t>& out) {
+        table.reserve(static_cast<std::uint32_t>(index));
         module.build(static_cast<std::uint32_t>(index), out);
         return opts.target;
       },

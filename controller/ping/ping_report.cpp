@@ -132,7 +132,10 @@ std::string format_summary(const PingOptions& opts, const PingResult& r) {
     out += fmt::format("rtt min/avg/max/mdev = {:.0f}/{:.0f}/{:.0f}/{:.0f} us\n", rtt.min_us, rtt.avg_us, rtt.max_us, rtt.mdev_us);
   }
   if (r.send.requested_pps > 0 && r.probes.size() > 1) {
-    out += fmt::format("rate {:.1f} pps requested, {:.1f} pps achieved\n", r.send.requested_pps, r.send.achieved_pps);
+    // max_behind: how late the sender was, at worst, against its absolute schedule (SendLoop's
+    // pacer); a run that caught up after a stall still shows the stall here.
+    out += fmt::format("rate {:.1f} pps requested, {:.1f} pps achieved, max_behind {:.3f} ms\n", r.send.requested_pps,
+                       r.send.achieved_pps, static_cast<double>(r.send.max_behind_ns) / 1e6);
   }
   if (r.send.failed) out += fmt::format("{} probes not sent: {}\n", r.send.failed, r.send.first_error ? r.send.first_error->text() : "send error");
   if (opts.count && r.send.stopped && !r.interrupted && !r.until_reached && r.send.attempted < opts.count) {
@@ -188,7 +191,11 @@ nlohmann::json to_json(const PingOptions& opts, const PingResult& r) {
         {"tcp_options", opts.spec.l4 == probe::ProbeSpec::L4::tcp ? json(probe::format_tcp_options(opts.spec.tcp_options)) : json(nullptr)},
         {"describe", probe::describe(opts.spec)}}},
       {"capture", {{"client", capture_client}, {"filter", r.filter}}},
-      {"send", {{"requested_pps", r.send.requested_pps}, {"achieved_pps", r.send.achieved_pps}, {"failed", r.send.failed}}},
+      {"send",
+       {{"requested_pps", r.send.requested_pps},
+        {"achieved_pps", r.send.achieved_pps},
+        {"failed", r.send.failed},
+        {"max_behind_ns", r.send.attempted ? json(r.send.max_behind_ns) : json(nullptr)}}},
       {"summary",
        {{"probes", r.probes.size()},
         {"states", states},

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "common/packet/addr.hpp"
 
 namespace tandem::ping {
@@ -15,11 +18,11 @@ constexpr Nanos kSecond = 1'000'000'000;
 struct Fixture {
   PingOptions opts;
   std::unique_ptr<probe::ProbeModule> module;
-  Fixture() {
+  explicit Fixture(std::uint32_t count = 3) {
     opts.target = *packet::IpAddr::parse("192.0.2.1");
     opts.spec = probe::default_spec(probe::ProbeSpec::L4::tcp, packet::IpVersion::v4);
     opts.spec.dport = 21;
-    opts.count = 3;
+    opts.count = count;
     opts.timeout_s = 1.0;
     auto m = probe::make_probe_module(opts.spec, {*packet::IpAddr::parse("192.0.2.9"), opts.target},
                                       probe::RunKey{7}, opts.count);
@@ -99,6 +102,82 @@ TEST(OutcomeTable, OwnProbeSightingIsTheRttOrigin) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].rtt_us(), 80);
   EXPECT_EQ(out[0].duplicates, 1u);
+}
+
+TEST(OutcomeTable, UnboundedRunReusesRingSlotsAndIgnoresStaleSightings) {
+  Fixture f(0);  // count 0: --until or ^C, a ring of kRingSlots
+  OutcomeTable t(*f.module, f.opts);
+  constexpr auto kN = static_cast<std::uint32_t>(OutcomeTable::kRingSlots);
+  std::vector<ProbeOutcome> out;
+  for (std::uint32_t i = 0; i < kN; ++i) {
+    t.reserve(i);
+    t.on_sent(i, true, 1 * kSecond);
+  }
+  t.on_observation(f.reply(5), 1 * kSecond + 10, false);
+  t.on_observation(f.reply(5), 1 * kSecond + 20, false);  // a duplicate
+  t.collect_final(3 * kSecond, false, out);  // all timed out but probe 5
+  ASSERT_EQ(out.size(), kN);
+  EXPECT_EQ(out[5].state, PortState::open);
+  EXPECT_EQ(out[5].duplicates, 1u);
+  EXPECT_EQ(out[5].sport, f.module->sport(5));
+  EXPECT_FALSE(out[6].answered);
+  // Second lap: probe kN + 5 takes probe 5's slot; a late answer to probe 5 must not land on it.
+  out.clear();
+  for (std::uint32_t i = kN; i < kN + 10; ++i) {
+    t.reserve(i);
+    t.on_sent(i, true, 5 * kSecond);
+  }
+  t.on_observation(f.reply(5), 5 * kSecond + 10, false);
+  t.on_observation(f.reply(kN + 7), 5 * kSecond + 30, false);
+  t.collect_final(5 * kSecond + 100, /*sending_done=*/true, out);
+  EXPECT_TRUE(out.empty()) << "probe kN is neither answered nor timed out";
+  t.collect_final(7 * kSecond, true, out);
+  ASSERT_EQ(out.size(), 10u);
+  EXPECT_EQ(out[0].index, kN);
+  EXPECT_FALSE(out[5].answered) << "the stale answer to probe 5 was taken for probe kN + 5";
+  EXPECT_EQ(out[5].duplicates, 0u);
+  EXPECT_TRUE(out[7].answered);
+  EXPECT_EQ(out[7].rtt_us(), 0);
+  EXPECT_TRUE(t.all_final(kN + 10));
+}
+
+// Three threads as in run_ping, on a ring that wraps: every probe comes out once, in order, with
+// its own answer. The sender has to wait for the caller to free slots; nothing here depends on timing.
+TEST(OutcomeTable, ThreadsAgreeAcrossRingWraps) {
+  Fixture f(0);
+  OutcomeTable t(*f.module, f.opts);
+  const auto n = static_cast<std::uint32_t>(OutcomeTable::kRingSlots * 2 + 1000);
+  std::atomic<std::uint32_t> sent{0};
+  std::thread sender([&] {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      t.reserve(i);
+      t.on_sent(i, true, 1 * kSecond + i);
+      sent.store(i + 1, std::memory_order_release);
+    }
+  });
+  std::thread capture([&] {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      while (sent.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+      t.on_observation(f.reply(i), 2 * kSecond + i, false);
+    }
+  });
+  std::vector<ProbeOutcome> out;
+  out.reserve(n);
+  // `now` before every send time: nothing times out, so a probe is final only once answered.
+  while (out.size() < n) {
+    t.collect_final(0, false, out);
+    std::this_thread::yield();
+  }
+  sender.join();
+  capture.join();
+  ASSERT_EQ(out.size(), n);
+  std::uint32_t bad = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto& p = out[i];
+    if (p.index != i || !p.answered || !p.sent || p.duplicates != 0 || p.rtt_us() != 1'000'000) ++bad;
+  }
+  EXPECT_EQ(bad, 0u);
+  EXPECT_TRUE(t.all_final(n));
 }
 
 }  // namespace
