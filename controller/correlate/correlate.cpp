@@ -198,6 +198,10 @@ class Correlator {
   void release_records();
   void decide();
   void diff(std::size_t i);
+  // The client kernel's RST to a SYN-ACK it has no socket for (the probe came from a raw socket):
+  // same flow, seq = the probe's seq + 1. Attributed to its probe on both sides (role "probe" in the
+  // bundle) instead of being counted as a packet about no probe.
+  void find_follow_ups();
   void annotate_packets();
 
   bool time_known() const { return corr_.clock.source != "none"; }
@@ -226,6 +230,7 @@ class Correlator {
   Nanos min_ow_ = 0, max_ow_ = 0;        // one-way delays (offset-corrected) seen in pass A
   bool have_ow_ = false;
   Correlation corr_;
+  std::vector<std::pair<std::uint32_t, std::int32_t>> c_follow_, s_follow_;  // (packet, probe id)
 };
 
 Status Correlator::validate() {
@@ -863,6 +868,49 @@ void Correlator::diff(std::size_t k) {
   }
 }
 
+void Correlator::find_follow_ups() {
+  if (l4_ != L4Kind::tcp) return;
+  auto flow_key = [](const Rec& r, std::uint32_t seq) {
+    return std::uint64_t{r.sport} << 48 | std::uint64_t{r.dport} << 32 | seq;
+  };
+  auto scan = [&](Side& side, auto probe_of, auto reply_of, std::vector<std::pair<std::uint32_t, std::int32_t>>& out) {
+    if (!side.cap->present || side.recs.empty()) return;
+    std::vector<bool> owned(side.recs.size(), false);
+    std::size_t candidates = 0;
+    for (const auto& w : work_) {
+      if (const auto i = probe_of(w); i != kNone) owned[i] = true;
+      if (const auto i = reply_of(w); i != kNone) owned[i] = true;
+    }
+    // A bare RST (no ACK, no SYN) not yet owned: only those can be a kernel's answer to a SYN-ACK.
+    auto bare_rst = [](const Rec& r) {
+      return r.role == kRoleTcpReply && (r.flags & packet::kTcpRst) && !(r.flags & (packet::kTcpAck | packet::kTcpSyn));
+    };
+    for (std::uint32_t i = 0; i < side.recs.size(); ++i) candidates += !owned[i] && bare_rst(side.recs[i]);
+    if (candidates == 0) return;
+    std::unordered_map<std::uint64_t, std::uint32_t> by_flow;
+    by_flow.reserve(work_.size());
+    for (std::uint32_t k = 0; k < work_.size(); ++k) {
+      const auto i = probe_of(work_[k]);
+      if (i == kNone) continue;
+      const Rec& p = side.recs[i];
+      // Two probes on one flow with one seq cannot be told apart: leave both unattributed.
+      auto [it, fresh] = by_flow.emplace(flow_key(p, p.primary + 1), k);
+      if (!fresh) it->second = kNone;
+    }
+    for (std::uint32_t i = 0; i < side.recs.size(); ++i) {
+      const Rec& r = side.recs[i];
+      if (owned[i] || !bare_rst(r)) continue;
+      auto it = by_flow.find(flow_key(r, r.primary));
+      if (it == by_flow.end() || it->second == kNone) continue;
+      const Rec& p = side.recs[probe_of(work_[it->second])];
+      if (r.src != p.src || r.dst != p.dst) continue;
+      out.emplace_back(i, static_cast<std::int32_t>(work_[it->second].id));
+    }
+  };
+  scan(c_, [](const ProbeWork& w) { return w.c_probe; }, [](const ProbeWork& w) { return w.c_reply; }, c_follow_);
+  scan(s_, [](const ProbeWork& w) { return w.s_probe; }, [](const ProbeWork& w) { return w.s_reply; }, s_follow_);
+}
+
 void Correlator::annotate_packets() {
   corr_.client_packet_probe.assign(c_.cap->present ? c_.cap->packets.size() : 0, -1);
   corr_.server_packet_probe.assign(s_.cap->present ? s_.cap->packets.size() : 0, -1);
@@ -873,6 +921,8 @@ void Correlator::annotate_packets() {
     if (p.server_probe != kNoPacket) corr_.server_packet_probe[p.server_probe] = id;
     if (p.server_reply != kNoPacket) corr_.server_packet_probe[p.server_reply] = id;
   }
+  for (auto [i, id] : c_follow_) corr_.client_packet_probe[i] = id;
+  for (auto [i, id] : s_follow_) corr_.server_packet_probe[i] = id;
   corr_.unmatched_client = static_cast<std::uint64_t>(
       std::count(corr_.client_packet_probe.begin(), corr_.client_packet_probe.end(), -1));
   corr_.unmatched_server = static_cast<std::uint64_t>(
@@ -902,6 +952,7 @@ Result<Correlation> Correlator::run() {
   settle_client_replies();
   c_reply_idx_.clear();
   std::vector<detail::SortedMultimap::Range>().swap(c_reply_of_);
+  find_follow_ups();
   // From here on the probes' work state says all: the output replaces the per-packet records.
   release_records();
   decide();

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/packet/build.hpp"
+
 #include "tests/unit/correlate/synth_capture.hpp"
 
 namespace tandem::correlate {
@@ -89,6 +91,39 @@ TEST(Correlate, PerPacketProbeIds) {
   EXPECT_EQ(c.unmatched_server, 0u);
   EXPECT_EQ(c.client_packets, 5u);
   EXPECT_EQ(c.server_packets, 4u);
+}
+
+// The client kernel answers each SYN-ACK to a raw-socket probe with a bare RST (seq = probe seq + 1):
+// both captures attribute it to its probe. A RST with any other seq, or from elsewhere, stays
+// unmatched.
+TEST(Correlate, ClientKernelRstBelongsToItsProbe) {
+  Plan plan;
+  auto pair = synth::synthesize(Path{}, plan, {Outcome::answered, Outcome::answered});
+  const Path path;
+  auto rst = [&](std::uint32_t i, std::uint32_t seq, const packet::IpAddr& src) {
+    packet::IpSpec ip{src, path.server};
+    packet::TcpSpec t;
+    t.sport = static_cast<std::uint16_t>(40000 + i);
+    t.dport = plan.dport;
+    t.seq = seq;
+    t.flags = packet::kTcpRst;
+    t.window = 0;
+    return *packet::build_tcp(ip, t);
+  };
+  const Nanos late = plan.start_ns + 1'000'000'000;
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    const auto pkt = rst(i, plan.key.tcp_seq(i) + 1, path.client);
+    synth::append_ip(pair.client, late + i, pkt, true);
+    synth::append_ip(pair.server, late + i + 400'000, pkt, false);
+  }
+  synth::append_ip(pair.client, late + 5, rst(0, plan.key.tcp_seq(0) + 7, path.client), true);  // wrong seq
+  synth::append_ip(pair.server, late + 6, rst(1, plan.key.tcp_seq(1) + 1, path.router), false);  // wrong source
+  auto c = run(pair);
+  EXPECT_EQ(fates(c), (std::vector<Fate>{Fate::answered, Fate::answered}));
+  EXPECT_EQ(c.client_packet_probe, (std::vector<std::int32_t>{0, 0, 1, 1, 0, 1, -1}));
+  EXPECT_EQ(c.server_packet_probe, (std::vector<std::int32_t>{0, 0, 1, 1, 0, 1, -1}));
+  EXPECT_EQ(c.unmatched_client, 1u);
+  EXPECT_EQ(c.unmatched_server, 1u);
 }
 
 TEST(Correlate, ManifestClockIsUsedAsGiven) {
