@@ -143,8 +143,9 @@ struct VaryTracker {
 enum class Match : std::uint8_t { none, matched, ambiguous };
 
 // The diff fast path: equal fingerprints, identities, ports and addresses mean nothing to report.
+// A TTL that went up was rewritten (routers only decrement it): that is a finding too.
 bool same_fields(const Rec& a, const AddrTable& ta, const Rec& b, const AddrTable& tb) {
-  return a.fp == b.fp && a.ipid == b.ipid && a.primary == b.primary && a.sport == b.sport &&
+  return a.fp == b.fp && a.ipid == b.ipid && a.primary == b.primary && a.sport == b.sport && b.ttl <= a.ttl &&
          a.dport == b.dport && ta.get(a.src) && tb.get(b.src) && *ta.get(a.src) == *tb.get(b.src) &&
          ta.get(a.dst) && tb.get(b.dst) && *ta.get(a.dst) == *tb.get(b.dst);
 }
@@ -785,7 +786,7 @@ void Correlator::decide() {
     if (w.match == Match::matched) {
       p.server_probe = w.s_probe;
       p.server_rx_ns = s_.ts(w.s_probe);
-      p.forward_hops = w.forward_hops;
+      if (w.forward_hops >= 0) p.forward_hops = w.forward_hops;  // < 0: the TTL was rewritten (a finding)
       if (w.s_reply != kNone) {
         p.server_reply = w.s_reply;
         p.server_tx_ns = s_.ts(w.s_reply);
@@ -829,7 +830,7 @@ void Correlator::decide() {
     // Seen at the server.
     if (real) {
       p.fate = Fate::answered;
-      p.reverse_hops = w.reverse_hops;
+      if (w.reverse_hops >= 0) p.reverse_hops = w.reverse_hops;
       continue;
     }
     if (have_cr) {

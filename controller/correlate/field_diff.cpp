@@ -77,6 +77,9 @@ void diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded
   if (a.l3 != packet::L3::ip || b.l3 != packet::L3::ip) return;
   if (a.ip.dscp() != b.ip.dscp()) add("ip.dscp", a.ip.dscp(), b.ip.dscp());
   if (a.ip.ecn() != b.ip.ecn()) add("ip.ecn", a.ip.ecn(), b.ip.ecn());
+  // Every router decrements the TTL / hop limit (reported as the hop count, not a finding); one that
+  // arrives higher than it left was rewritten on the way (a TTL normaliser).
+  if (b.ip.ttl > a.ip.ttl) add("ip.ttl", a.ip.ttl, b.ip.ttl);
   if (a.ip.is_v4() && b.ip.is_v4()) {
     if (a.ip.ip_id != b.ip.ip_id) add("ip.id", a.ip.ip_id, b.ip.ip_id);
     if (a.ip.df != b.ip.df) add("ip.df", a.ip.df, b.ip.df);

@@ -1,7 +1,10 @@
 // `tandem trace` end to end in the namespace lab: the controller runs in the client namespace and
 // talks CurveZMQ to real tandem-agent daemons in the client and server namespaces; the probes cross
 // a real nftables middlebox to real kernel listeners. One scenario per fate and per finding of
-// DESIGN.md §5, each over IPv4 and IPv6, asserting on the bundle's report.json.
+// DESIGN.md §5, over IPv4 and IPv6 (ip.id, ip.df: IPv4 only), asserting on the bundle's report.json.
+// Not here: tcp.seq (nftables can set a sequence number but not fix the ack on the way back, so
+// the run would not be about that finding; tests/unit/correlate covers seq rewriting with NAT) and
+// tcp.dport (a DNAT to another port: the server agent captures only the declared port).
 //
 // Impairments are deterministic (drop every probe, or `numgen inc mod 10 < 3` for exactly 30 %),
 // so every count below is exact. Each scenario's lab and agents are shared by its tests (one
@@ -163,6 +166,158 @@ table inet nat {
   chain post {
     type nat hook postrouting priority srcnat;
     oifname "eth-srv" tcp dport 21 masquerade
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+// The other findings of DESIGN.md §5, one middlebox rewrite each (SYNs only unless said).
+constexpr char kEcn[] = R"(name = "trace-ecn"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 ip ecn set ce
+    tcp dport 21 ip6 ecn set ce
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+// A TTL normaliser: routers only decrement, so a TTL that arrives higher was rewritten.
+constexpr char kTtl[] = R"(name = "trace-ttl"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 ip ttl set 200
+    tcp dport 21 ip6 hoplimit set 200
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+constexpr char kIpId[] = R"(name = "trace-ipid"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 ip id set 4242
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+constexpr char kDf[] = R"(name = "trace-df"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 ip frag-off set 0
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+constexpr char kWindow[] = R"(name = "trace-window"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn tcp window set 1024
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+// Raw rewrite of the shift count with the options mss,sack,ts,nop,ws: bytes 38-39 of the TCP header
+// (length 3, shift count) 0x0307 -> 0x030e. nftables does not fix the checksum after a raw `@th`
+// write (the server's kernel would drop the SYN: `unanswered`), so the same rule adds -7 to the
+// urgent pointer (ignored without URG, and not a compared field): the ones'-complement sum, hence
+// the checksum, stays valid.
+constexpr char kWscale[] = R"(name = "trace-wscale"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn @th,304,16 set 0x030e @th,144,16 set 0xfff8
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+constexpr char kTimestamp[] = R"(name = "trace-timestamp"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn tcp option timestamp tsval set 7
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+constexpr char kUnknownKind[] = R"(name = "trace-unknownkind"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn tcp option 253 exists reset tcp option 253
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+// mss=1460,sack,nop,nop (02 04 05 b4 04 02 01 01) rewritten to sack,nop,nop,mss=1460: the same
+// 16-bit words in another order, so the checksum stays valid without nftables fixing it.
+constexpr char kOrder[] = R"(name = "trace-order"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn @th,160,32 set 0x04020101 @th,192,32 set 0x020405b4
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
+// The way back: the server's SYN-ACK has its MSS clamped.
+constexpr char kReplyMss[] = R"(name = "trace-replymss"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp sport 21 tcp flags & (syn | ack) == syn | ack tcp option maxseg size set 1000
   }
 }
 """
@@ -373,6 +528,16 @@ using TraceDscp = ScenarioLab<kDscp>;
 using TraceMss = ScenarioLab<kMss>;
 using TraceSack = ScenarioLab<kSack>;
 using TraceNat = ScenarioLab<kNat>;
+using TraceEcn = ScenarioLab<kEcn>;
+using TraceTtl = ScenarioLab<kTtl>;
+using TraceIpId = ScenarioLab<kIpId>;
+using TraceDf = ScenarioLab<kDf>;
+using TraceWindow = ScenarioLab<kWindow>;
+using TraceWscale = ScenarioLab<kWscale>;
+using TraceTimestamp = ScenarioLab<kTimestamp>;
+using TraceUnknownKind = ScenarioLab<kUnknownKind>;
+using TraceOrder = ScenarioLab<kOrder>;
+using TraceReplyMss = ScenarioLab<kReplyMss>;
 
 // --- answered: a clean path ------------------------------------------------------------------
 
@@ -550,6 +715,81 @@ TEST_F(TraceSack, SackPermittedStrippedIpv4) {
 TEST_F(TraceSack, SackPermittedStrippedIpv6) {
   check_modified(run(kV6, {"--tcp-options", kOptions}), "tcp.option.sack_perm", true, nullptr);
 }
+
+TEST_F(TraceEcn, NotEctRewrittenToCeIpv4) { check_modified(run(kV4), "ip.ecn", 0, 3); }
+TEST_F(TraceEcn, NotEctRewrittenToCeIpv6) { check_modified(run(kV6), "ip.ecn", 0, 3); }
+
+// The TTL went up: a finding, and no (negative) hop count.
+void check_ttl(const TraceRun& r) {
+  expect_fates(r, {{"answered", kCount}});
+  expect_finding(r, "forward", "ip.ttl", 64, 200);
+  expect_only_findings(r, {{"forward", "ip.ttl"}});
+  for (const auto& p : r.report["probes"]) {
+    EXPECT_FALSE(p.contains("forward_hops")) << p.dump();
+    EXPECT_EQ(p["reverse_hops"], 1) << p.dump();
+  }
+  expect_verdict(r, "path_modifies", 4);
+}
+TEST_F(TraceTtl, RaisedTo200Ipv4) { check_ttl(run(kV4)); }
+TEST_F(TraceTtl, HopLimitRaisedTo200Ipv6) { check_ttl(run(kV6)); }
+
+// Per-probe values rewritten to one: a single merged finding (`distinct` pairs, one example).
+void check_merged(const TraceRun& r, const std::string& field, const json& received) {
+  expect_fates(r, {{"answered", kCount}});
+  expect_all_answered_one_hop(r);
+  expect_only_findings(r, {{"forward", field}});
+  ASSERT_EQ(r.report["findings"].size(), 1u) << r.report["findings"].dump(2);
+  const auto& f = r.report["findings"][0];
+  EXPECT_EQ(f["field"], field);
+  EXPECT_EQ(f["received"], received) << f.dump();
+  EXPECT_EQ(f["probes"], kCount) << f.dump();
+  EXPECT_EQ(f["distinct"], kCount) << f.dump();
+  expect_verdict(r, "path_modifies", 4);
+}
+TEST_F(TraceIpId, RewrittenTo4242Ipv4) { check_merged(run(kV4), "ip.id", 4242); }
+TEST_F(TraceTimestamp, TsvalRewrittenIpv4) {
+  check_modified(run(kV4, {"--tcp-options", "mss=1460,sack,ts=1000:0,nop,ws=7"}), "tcp.option.timestamp",
+                 json{{"tsval", 1000}, {"tsecr", 0}}, json{{"tsval", 7}, {"tsecr", 0}});
+}
+TEST_F(TraceTimestamp, TsvalRewrittenIpv6) {
+  check_modified(run(kV6, {"--tcp-options", "mss=1460,sack,ts=1000:0,nop,ws=7"}), "tcp.option.timestamp",
+                 json{{"tsval", 1000}, {"tsecr", 0}}, json{{"tsval", 7}, {"tsecr", 0}});
+}
+
+TEST_F(TraceDf, DfClearedIpv4) { check_modified(run(kV4, {"--df"}), "ip.df", true, false); }
+
+TEST_F(TraceWindow, Rewritten1024Ipv4) { check_modified(run(kV4), "tcp.window", 64240, 1024); }
+TEST_F(TraceWindow, Rewritten1024Ipv6) { check_modified(run(kV6), "tcp.window", 64240, 1024); }
+
+TEST_F(TraceWscale, ShiftCount7To14Ipv4) {
+  check_modified(run(kV4, {"--tcp-options", kOptions}), "tcp.option.wscale", 7, 14);
+}
+TEST_F(TraceWscale, ShiftCount7To14Ipv6) {
+  check_modified(run(kV6, {"--tcp-options", kOptions}), "tcp.option.wscale", 7, 14);
+}
+
+TEST_F(TraceUnknownKind, Kind253StrippedIpv4) {
+  check_modified(run(kV4, {"--tcp-options", "mss=1460,kind=253:4e46"}), "tcp.option.kind253", "4e46", nullptr);
+}
+TEST_F(TraceUnknownKind, Kind253StrippedIpv6) {
+  check_modified(run(kV6, {"--tcp-options", "mss=1460,kind=253:4e46"}), "tcp.option.kind253", "4e46", nullptr);
+}
+
+TEST_F(TraceOrder, MssMovedBehindSackIpv4) {
+  check_modified(run(kV4, {"--tcp-options", "mss=1460,sack,nop,nop"}), "tcp.options.order",
+                 json::array({"mss", "sack_perm"}), json::array({"sack_perm", "mss"}));
+}
+
+// The reverse direction: the server's SYN-ACK as sent vs as the client got it.
+void check_reply_mss(const TraceRun& r, int server_mss) {
+  expect_fates(r, {{"answered", kCount}});
+  expect_all_answered_one_hop(r);
+  expect_finding(r, "reverse", "tcp.option.mss", server_mss, 1000);
+  expect_only_findings(r, {{"reverse", "tcp.option.mss"}});
+  expect_verdict(r, "path_modifies", 4);
+}
+TEST_F(TraceReplyMss, SynAckClampedTo1000Ipv4) { check_reply_mss(run(kV4, {"--tcp-options", kOptions}), 1460); }
+TEST_F(TraceReplyMss, SynAckClampedTo1000Ipv6) { check_reply_mss(run(kV6, {"--tcp-options", kOptions}), 1440); }
 
 // --- NAT: matching survives the address rewrite ----------------------------------------------
 
