@@ -4,6 +4,7 @@
 // Golden shapes first, then deterministic random mutations of them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "common/packet/bytes.hpp"
 #include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
+#include "controller/correlate/index.hpp"
 #include "controller/correlate/records.hpp"
 #include "tests/unit/correlate/synth_capture.hpp"
 
@@ -531,6 +533,39 @@ TEST(CorrelateRecords, DecodeSidesMatchesOneSideAtATime) {
   for (std::size_t i = 0; i < s1.recs.size(); ++i) EXPECT_EQ(fields(s1.recs[i]), fields(s2.recs[i]));
   EXPECT_EQ(c1.addrs.size(), c2.addrs.size());
   EXPECT_EQ(s1.addrs.size(), s2.addrs.size());
+}
+
+// SortedMultimap::find (fence, then one stride) against a plain scan, on sizes around the stride
+// and runs of equal keys crossing stride boundaries.
+TEST(CorrelateIndex, FindAgreesWithAScan) {
+  std::mt19937 rng(99);
+  for (std::size_t n : {0u, 1u, 2u, 63u, 64u, 65u, 128u, 129u, 1000u, 5000u}) {
+    for (std::uint32_t range : {3u, 50u, 100000u}) {
+      SortedMultimap m;
+      std::vector<std::pair<std::uint32_t, std::uint32_t>> kv;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const std::uint32_t key = static_cast<std::uint32_t>(rng() % range) * 2;  // odd keys are absent
+        m.add(key, i);
+        kv.emplace_back(key, i);
+      }
+      m.seal();
+      std::stable_sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (std::uint32_t key = 0; key <= 2 * range + 1 && key < 400; ++key) {
+        const auto r = m.find(key);
+        const auto lo = std::lower_bound(kv.begin(), kv.end(), key,
+                                         [](const auto& e, std::uint32_t k) { return e.first < k; });
+        std::uint32_t count = 0;
+        for (auto it = lo; it != kv.end() && it->first == key; ++it) ++count;
+        ASSERT_EQ(r.n, count) << "n " << n << " key " << key;
+        if (count) {
+          EXPECT_EQ(r.pos, static_cast<std::uint32_t>(lo - kv.begin()));
+          for (std::uint32_t t = 0; t < count; ++t) EXPECT_EQ(m.value(r.pos + t), (lo + t)->second);
+        }
+      }
+      // Keys far above and below everything present.
+      EXPECT_EQ(m.find(0xffffffffu).n, 0u);
+    }
+  }
 }
 
 }  // namespace
