@@ -340,7 +340,9 @@ void Correlator::find_client_probes() {
       if (id) found.emplace_back(*id, i);
     }
   }
-  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // With a run key, ids follow send order, so the client's probes are usually in order already.
+  auto by_id = [](const auto& a, const auto& b) { return a.first < b.first; };
+  if (!std::is_sorted(found.begin(), found.end(), by_id)) std::stable_sort(found.begin(), found.end(), by_id);
   // Duplicates (the same id sent twice) keep the first sighting; the rest are unmatched packets.
   found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
               found.end());

@@ -167,9 +167,9 @@ class OutcomeTable {
 
   struct Slot {
     std::atomic<std::uint64_t> word{kFree};
-    Nanos syscall_ns = 0;                      // sender
-    Nanos wire_ns = 0;                         // capture
-    Nanos reply_ns = 0;                        // capture, and the rest of the answer
+    Nanos syscall_ns = 0;  // sender
+    Nanos wire_ns = 0;     // capture
+    Nanos reply_ns = 0;    // capture, and the rest of the answer
     probe::ReplyKind reply = probe::ReplyKind::none;
     std::uint8_t icmp_type = 0, icmp_code = 0;
     PortState state = PortState::filtered;
@@ -183,7 +183,8 @@ class OutcomeTable {
     std::uint64_t w = s.word.load(std::memory_order_relaxed);
     do {
       if (!matches(w, index)) return false;
-    } while (!s.word.compare_exchange_weak(w, w | flags, std::memory_order_acq_rel, std::memory_order_relaxed));
+    } while (
+        !s.word.compare_exchange_weak(w, w | flags, std::memory_order_acq_rel, std::memory_order_relaxed));
     return true;
   }
 
@@ -191,7 +192,8 @@ class OutcomeTable {
     std::uint64_t w = s.word.load(std::memory_order_relaxed);
     do {
       if (!matches(w, index) || (w & kDupMask) == kDupMask) return;  // moved on, or saturated
-    } while (!s.word.compare_exchange_weak(w, w + (std::uint64_t{1} << kDupShift), std::memory_order_relaxed));
+    } while (
+        !s.word.compare_exchange_weak(w, w + (std::uint64_t{1} << kDupShift), std::memory_order_relaxed));
   }
 
   static void publish_max(std::atomic<std::uint64_t>& a, std::uint64_t v) {
@@ -207,7 +209,7 @@ class OutcomeTable {
   // Highest index + 1 whose send the sender reported: the caller looks no further (a probe is not
   // final before its send is confirmed anyway, and its syscall returns microseconds after it left).
   std::atomic<std::uint64_t> touched_{0};
-  std::atomic<std::uint64_t> sent_upto_{0};   // highest index + 1 the kernel accepted
+  std::atomic<std::uint64_t> sent_upto_{0};  // highest index + 1 the kernel accepted
   std::atomic<bool> until_hit_{false};
 };
 

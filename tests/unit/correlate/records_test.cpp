@@ -2,8 +2,11 @@
 // the fast path accepts, the record and the interned addresses must be exactly what the full
 // decoder produces, and it must decline every packet the full decoder finds anything wrong with.
 // Golden shapes first, then deterministic random mutations of them.
+#include "controller/correlate/records.hpp"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -15,7 +18,7 @@
 #include "common/packet/bytes.hpp"
 #include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
-#include "controller/correlate/records.hpp"
+#include "controller/correlate/index.hpp"
 #include "tests/unit/correlate/synth_capture.hpp"
 
 namespace tandem::correlate::detail {
@@ -28,8 +31,8 @@ using Bytes = std::vector<std::uint8_t>;
 IpAddr addr(const char* s) { return *IpAddr::parse(s); }
 
 auto fields(const Rec& r) {
-  return std::make_tuple(r.primary, r.ack, r.ipid, r.tsval, r.fp, r.sport, r.dport, r.src, r.dst, r.role, r.flags,
-                         r.code, r.ttl, r.bits);
+  return std::make_tuple(r.primary, r.ack, r.ipid, r.tsval, r.fp, r.sport, r.dport, r.src, r.dst, r.role,
+                         r.flags, r.code, r.ttl, r.bits);
 }
 
 // One decoding stream: records are compared packet by packet, and the address tables (whose ids
@@ -87,8 +90,8 @@ std::vector<TcpOption> linux_options(std::uint32_t tsval = 0x01020304) {
           TcpOption::wscale(7)};
 }
 
-Bytes tcp(const char* src, const char* dst, std::uint8_t flags, std::vector<TcpOption> options, Bytes payload = {},
-          std::uint8_t tos = 0, bool df = true) {
+Bytes tcp(const char* src, const char* dst, std::uint8_t flags, std::vector<TcpOption> options,
+          Bytes payload = {}, std::uint8_t tos = 0, bool df = true) {
   packet::IpSpec ip;
   ip.src = addr(src);
   ip.dst = addr(dst);
@@ -122,8 +125,10 @@ Bytes with_raw_options(Bytes ip, const Bytes& opts) {
   out.insert(out.end(), opts.begin(), opts.end());
   out.insert(out.end(), ip.begin() + static_cast<std::ptrdiff_t>(off + old_hlen), ip.end());
   out[off + 12] = static_cast<std::uint8_t>(((20 + opts.size()) / 4) << 4 | (out[off + 12] & 0x0f));
-  if ((out[0] >> 4) == 4) packet::store_be16(out.data() + 2, static_cast<std::uint16_t>(out.size()));
-  else packet::store_be16(out.data() + 4, static_cast<std::uint16_t>(out.size() - 40));
+  if ((out[0] >> 4) == 4)
+    packet::store_be16(out.data() + 2, static_cast<std::uint16_t>(out.size()));
+  else
+    packet::store_be16(out.data() + 4, static_cast<std::uint16_t>(out.size() - 40));
   return out;
 }
 
@@ -172,8 +177,26 @@ Bytes sll(const Bytes& ip, std::uint8_t pkttype) {
 }
 
 Bytes sll2(const Bytes& ip, std::uint8_t pkttype) {
-  Bytes f{static_cast<std::uint8_t>(ethertype_of(ip) >> 8), static_cast<std::uint8_t>(ethertype_of(ip)), 0, 0,
-          0, 0, 0, 3, 0, 1, pkttype, 6, 2, 0, 0, 0, 0, 1, 0, 0};
+  Bytes f{static_cast<std::uint8_t>(ethertype_of(ip) >> 8),
+          static_cast<std::uint8_t>(ethertype_of(ip)),
+          0,
+          0,
+          0,
+          0,
+          0,
+          3,
+          0,
+          1,
+          pkttype,
+          6,
+          2,
+          0,
+          0,
+          0,
+          0,
+          1,
+          0,
+          0};
   f.insert(f.end(), ip.begin(), ip.end());
   return f;
 }
@@ -197,7 +220,8 @@ std::vector<Shape> shapes() {
   std::vector<Shape> s;
   s.push_back({"v4 syn", v4_syn(), true});
   s.push_back({"v4 syn no options", tcp("10.77.1.2", "10.77.2.2", kTcpSyn, {}), true});
-  s.push_back({"v4 syn dscp, no df", tcp("10.77.1.2", "10.77.2.2", kTcpSyn, linux_options(), {}, 0xb8, false), true});
+  s.push_back(
+      {"v4 syn dscp, no df", tcp("10.77.1.2", "10.77.2.2", kTcpSyn, linux_options(), {}, 0xb8, false), true});
   s.push_back({"v4 syn-ack", tcp("10.77.2.2", "10.77.1.2", kTcpSyn | kTcpAck, linux_options(7)), true});
   s.push_back({"v4 rst", tcp("10.77.2.2", "10.77.1.2", kTcpRst, {}), true});
   s.push_back({"v4 rst-ack", tcp("10.77.2.2", "10.77.1.2", kTcpRst | kTcpAck, {}), true});
@@ -207,7 +231,8 @@ std::vector<Shape> shapes() {
   s.push_back({"v4 other addresses", tcp("192.0.2.9", "10.77.1.2", kTcpRst | kTcpAck, {}), true});
   s.push_back({"v6 syn", v6_syn(), true});
   s.push_back({"v6 syn no options", tcp("fd77:1::2", "fd77:2::2", kTcpSyn, {}), true});
-  s.push_back({"v6 syn-ack tclass", tcp("fd77:2::2", "fd77:1::2", kTcpSyn | kTcpAck, linux_options(9), {}, 0x2e), true});
+  s.push_back({"v6 syn-ack tclass",
+               tcp("fd77:2::2", "fd77:1::2", kTcpSyn | kTcpAck, linux_options(9), {}, 0x2e), true});
   s.push_back({"v4 ip options 1 word", with_ip_options(v4_syn(), 1), true});
   s.push_back({"v4 ip options 10 words", with_ip_options(v4_syn(), 10), true});
   {
@@ -230,18 +255,19 @@ std::vector<Shape> shapes() {
   // TCP options: odd but well-formed lists, then malformed ones.
   auto v4 = v4_syn();
   auto v6 = v6_syn();
-  s.push_back({"two timestamps, last wins", with_raw_options(v4, {8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 8, 10, 0, 0, 0, 2,
-                                                                  0, 0, 0, 0}), true});
+  s.push_back({"two timestamps, last wins",
+               with_raw_options(v4, {8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 8, 10, 0, 0, 0, 2, 0, 0, 0, 0}), true});
   s.push_back({"short timestamp ignored", with_raw_options(v4, {8, 6, 0, 0, 0, 1, 1, 1}), true});
   s.push_back({"long timestamp ignored", with_raw_options(v4, {8, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0}), true});
   s.push_back({"eol then garbage", with_raw_options(v4, {2, 4, 5, 0xb4, 0, 0xff, 0xff, 0xff}), true});
-  s.push_back({"timestamp after eol unseen", with_raw_options(v4, {0, 1, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1}),
-               true});
+  s.push_back({"timestamp after eol unseen",
+               with_raw_options(v4, {0, 1, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1}), true});
   s.push_back({"all nops", with_raw_options(v6, {1, 1, 1, 1, 1, 1, 1, 1}), true});
   s.push_back({"unknown kind", with_raw_options(v4, {0xfe, 4, 0xab, 0xcd}), true});
-  s.push_back({"40 bytes of options", with_raw_options(v4, Bytes{2, 4, 5, 0xb4, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0,
-                                                                 30, 26, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                                                 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}),
+  s.push_back({"40 bytes of options",
+               with_raw_options(
+                   v4, Bytes{2, 4, 5, 0xb4, 8, 10, 1,  2,  3,  4,  0,  0,  0,  0,  30, 26, 1,  2,  3,  4,
+                             5, 6, 7, 8,    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}),
                true});
   s.push_back({"option length 0", with_raw_options(v4, {2, 0, 5, 0xb4}), false});
   s.push_back({"option length 1", with_raw_options(v4, {1, 1, 2, 1}), false});
@@ -307,8 +333,8 @@ std::vector<Shape> shapes() {
   s.push_back({"icmpv6 echo", *packet::icmp_echo(ip6, 7, 9), false});
   {
     auto quote = cut(v4_syn(), 28);
-    s.push_back({"icmp error quoting tcp", *packet::build_icmp(packet::IpSpec{addr("10.77.1.1"), addr("10.77.1.2")},
-                                                               3, 13, 0, quote),
+    s.push_back({"icmp error quoting tcp",
+                 *packet::build_icmp(packet::IpSpec{addr("10.77.1.1"), addr("10.77.1.2")}, 3, 13, 0, quote),
                  false});
   }
   {
@@ -332,7 +358,10 @@ TEST(CorrelateRecords, FastPathMatchesFullDecoderOnEveryShapeAndLinkType) {
       {packet::kDltRaw, [](const Bytes& b) { return b; }},
       {packet::kDltEn10mb, [](const Bytes& b) { return ether(b); }},
       {packet::kDltEn10mb, [](const Bytes& b) { return ether(b, ethertype_of(b), {0x8100}); }},
-      {packet::kDltEn10mb, [](const Bytes& b) { return ether(b, ethertype_of(b), {0x88a8, 0x8100}); }},
+      {packet::kDltEn10mb,
+       [](const Bytes& b) {
+         return ether(b, ethertype_of(b), {0x88a8, 0x8100});
+       }},
       {packet::kDltLinuxSll, [](const Bytes& b) { return sll(b, packet::kSllOutgoing); }},
       {packet::kDltLinuxSll, [](const Bytes& b) { return sll(b, packet::kSllHost); }},
       {packet::kDltLinuxSll2, [](const Bytes& b) { return sll2(b, packet::kSllOutgoing); }},
@@ -376,20 +405,20 @@ TEST(CorrelateRecords, OutgoingBitComesFromTheCookedHeader) {
 TEST(CorrelateRecords, DeclinedLinkLayers) {
   const auto ip = v4_syn();
   Pair p;
-  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(ip, 0x0806)));            // ARP
-  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(ip, 0x86dd)));            // v4 inside a v6 ethertype
-  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(v6_syn(), 0x0800)));      // and the reverse
+  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(ip, 0x0806)));        // ARP
+  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(ip, 0x86dd)));        // v4 inside a v6 ethertype
+  EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(v6_syn(), 0x0800)));  // and the reverse
   EXPECT_FALSE(p.check(packet::kDltEn10mb, ether(ip, 0x0800, {0x8100, 0x8100, 0x8100})));  // 3 tags
-  EXPECT_FALSE(p.check(packet::kDltEn10mb, cut(ether(ip), 13)));           // link truncated
+  EXPECT_FALSE(p.check(packet::kDltEn10mb, cut(ether(ip), 13)));                           // link truncated
   EXPECT_FALSE(p.check(packet::kDltEn10mb, cut(ether(ip, 0x0800, {0x8100}), 17)));
-  EXPECT_FALSE(p.check(packet::kDltEn10mb, cut(ether(ip), 14)));           // no IP byte at all
+  EXPECT_FALSE(p.check(packet::kDltEn10mb, cut(ether(ip), 14)));  // no IP byte at all
   EXPECT_FALSE(p.check(packet::kDltLinuxSll, cut(sll(ip, 0), 15)));
   EXPECT_FALSE(p.check(packet::kDltLinuxSll2, cut(sll2(ip, 0), 19)));
   EXPECT_FALSE(p.check(packet::kLinktypeRaw, {}));
   Bytes null_frame{2, 0, 0, 0};
   null_frame.insert(null_frame.end(), ip.begin(), ip.end());
-  EXPECT_FALSE(p.check(packet::kDltNull, null_frame));                     // left to the full decoder
-  EXPECT_FALSE(p.check(147, ip));                                          // unknown link type
+  EXPECT_FALSE(p.check(packet::kDltNull, null_frame));  // left to the full decoder
+  EXPECT_FALSE(p.check(147, ip));                       // unknown link type
 }
 
 TEST(CorrelateRecords, SnaplenCutIsLeftToTheFullDecoder) {
@@ -407,9 +436,9 @@ TEST(CorrelateRecords, AddressIdsFollowFirstSightingAcrossBothPaths) {
   Pair p;
   packet::IpSpec udp_ip{addr("10.9.9.9"), addr("10.77.2.2")};
   const std::vector<Bytes> frames = {
-      *packet::build_udp(udp_ip, 1, 2, {}),                           // slow: interns 10.9.9.9 first
-      v4_syn(),                                                       // fast
-      tcp("10.77.2.2", "192.0.2.1", packet::kTcpRst, {}),             // fast, new dst
+      *packet::build_udp(udp_ip, 1, 2, {}),                // slow: interns 10.9.9.9 first
+      v4_syn(),                                            // fast
+      tcp("10.77.2.2", "192.0.2.1", packet::kTcpRst, {}),  // fast, new dst
       *packet::icmp_echo(packet::IpSpec{addr("198.51.100.7"), addr("10.77.1.2")}, 1, 1),  // slow
       v6_syn(),
       tcp("10.77.1.2", "198.51.100.7", packet::kTcpSyn, {}),
@@ -464,15 +493,16 @@ TEST(CorrelateRecords, FuzzMutatedPacketsDecodeAlikeBothWays) {
           f.resize(below(f.size() + 1));
           break;
         case 3: {  // a header byte set to an edge value (lengths, offsets, version/IHL, option kinds)
-          static constexpr std::uint8_t kEdges[] = {0, 1, 2, 4, 5, 6, 8, 10, 0x40, 0x45, 0x4f, 0x50, 0x60, 0xf0,
-                                                    0xff};
+          static constexpr std::uint8_t kEdges[] = {0,    1,    2,    4,    5,    6,    8,   10,
+                                                    0x40, 0x45, 0x4f, 0x50, 0x60, 0xf0, 0xff};
           if (!f.empty()) f[below(std::min<std::size_t>(f.size(), 80))] = kEdges[below(std::size(kEdges))];
           break;
         }
         case 4:  // extra bytes at the end
           f.insert(f.end(), below(9), static_cast<std::uint8_t>(rng()));
           break;
-        default: break;  // unmutated
+        default:
+          break;  // unmutated
       }
       // Sometimes claim the capture was cut by the snaplen.
       const std::size_t wire = below(4) == 0 ? f.size() + below(64) : 0;
@@ -531,6 +561,39 @@ TEST(CorrelateRecords, DecodeSidesMatchesOneSideAtATime) {
   for (std::size_t i = 0; i < s1.recs.size(); ++i) EXPECT_EQ(fields(s1.recs[i]), fields(s2.recs[i]));
   EXPECT_EQ(c1.addrs.size(), c2.addrs.size());
   EXPECT_EQ(s1.addrs.size(), s2.addrs.size());
+}
+
+// SortedMultimap::find (fence, then one stride) against a plain scan, on sizes around the stride
+// and runs of equal keys crossing stride boundaries.
+TEST(CorrelateIndex, FindAgreesWithAScan) {
+  std::mt19937 rng(99);
+  for (std::size_t n : {0u, 1u, 2u, 63u, 64u, 65u, 128u, 129u, 1000u, 5000u}) {
+    for (std::uint32_t range : {3u, 50u, 100000u}) {
+      SortedMultimap m;
+      std::vector<std::pair<std::uint32_t, std::uint32_t>> kv;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const std::uint32_t key = static_cast<std::uint32_t>(rng() % range) * 2;  // odd keys are absent
+        m.add(key, i);
+        kv.emplace_back(key, i);
+      }
+      m.seal();
+      std::stable_sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (std::uint32_t key = 0; key <= 2 * range + 1 && key < 400; ++key) {
+        const auto r = m.find(key);
+        const auto lo = std::lower_bound(kv.begin(), kv.end(), key,
+                                         [](const auto& e, std::uint32_t k) { return e.first < k; });
+        std::uint32_t count = 0;
+        for (auto it = lo; it != kv.end() && it->first == key; ++it) ++count;
+        ASSERT_EQ(r.n, count) << "n " << n << " key " << key;
+        if (count) {
+          EXPECT_EQ(r.pos, static_cast<std::uint32_t>(lo - kv.begin()));
+          for (std::uint32_t t = 0; t < count; ++t) EXPECT_EQ(m.value(r.pos + t), (lo + t)->second);
+        }
+      }
+      // Keys far above and below everything present.
+      EXPECT_EQ(m.find(0xffffffffu).n, 0u);
+    }
+  }
 }
 
 }  // namespace
