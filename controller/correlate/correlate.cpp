@@ -865,6 +865,16 @@ void Correlator::diff(std::size_t k) {
   if (p.client_probe != kNoPacket && p.server_probe != kNoPacket && !(same & kForwardSame)) {
     full(Direction::forward, c_, p.client_probe, s_, p.server_probe);
   }
+  // Seen at the server, never answered: was it corrupted on the way (a rewrite without the checksum
+  // fixed)? Then the server's kernel dropped it after the capture, and the path is to blame.
+  if (p.fate == Fate::unanswered && p.server_probe != kNoPacket) {
+    auto pb = s_.cap->packets[p.server_probe];
+    auto db = packet::decode(static_cast<std::uint32_t>(s_.cap->linktype), pb.data, pb.origlen);
+    if (auto field = bad_checksum(db)) {
+      p.changes.push_back(FieldChange{Direction::forward, *field, "valid", "bad"});
+      if (p.note.empty()) p.note = "arrived with a bad " + field->substr(0, field->find('.')) + " checksum: the server's kernel discarded it";
+    }
+  }
   if (p.fate == Fate::answered && p.server_reply != kNoPacket && p.client_reply != kNoPacket &&
       !(same & kReverseSame)) {
     full(Direction::reverse, s_, p.server_reply, c_, p.client_reply);

@@ -1,11 +1,14 @@
 #include "controller/correlate/field_diff.hpp"
 
+#include "common/packet/checksum.hpp"
+
 #include <algorithm>
 #include <map>
 #include <string>
 #include <tuple>
 #include <utility>
 
+#include "common/packet/checksum.hpp"
 #include "common/packet/tcp_option.hpp"
 #include "controller/correlate/correlate.hpp"
 
@@ -66,6 +69,20 @@ OptList options_of(std::span<const std::uint8_t> raw) {
 }
 
 }  // namespace
+
+std::optional<std::string> bad_checksum(const packet::Decoded& d) {
+  if (d.l3 != packet::L3::ip || d.snap_truncated) return std::nullopt;
+  if (d.ip.is_v4() && packet::internet_checksum(d.ip.header) != 0) return "ip.checksum";
+  if (d.ip.is_later_fragment() || d.ip.more_fragments) return std::nullopt;
+  const std::size_t l4_len = d.ip.total_length > d.ip.header_length ? d.ip.total_length - d.ip.header_length : 0;
+  if (d.ip.payload.size() != l4_len) return std::nullopt;  // cut: cannot be summed
+  const char* field = d.l4 == packet::L4::tcp ? "tcp.checksum" : d.l4 == packet::L4::udp ? "udp.checksum" : nullptr;
+  if (field == nullptr) return std::nullopt;
+  if (d.l4 == packet::L4::udp && d.ip.is_v4() && d.udp.checksum == 0) return std::nullopt;  // no checksum
+  std::uint32_t sum = packet::pseudo_header_sum(d.ip.src, d.ip.dst, d.ip.protocol, static_cast<std::uint32_t>(l4_len));
+  if (packet::checksum_finish(packet::checksum_add(sum, d.ip.payload)) != 0) return std::string(field);
+  return std::nullopt;
+}
 
 void diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded& b, std::vector<FieldChange>& out) {
   auto add = [&](const char* field, nlohmann::json sent, nlohmann::json recv) {

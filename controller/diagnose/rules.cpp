@@ -10,13 +10,15 @@
 // | 2    | injected        | any probe injected                              | problem  |
 // | 2    | icmp_error      | any probe icmp_error                            | problem  |
 // | 2    | reply_lost      | any probe reply_lost                            | problem  |
-// | 2    | unanswered      | any probe unanswered                            | problem  |
+// | 2    | corrupted       | any unanswered probe arrived with a bad checksum| problem  |
+// | 2    | unanswered      | any other probe unanswered                      | problem  |
 // | 2    | not_sent        | any probe not_sent                              | problem  |
 // | 3    | path_modifies   | any finding                                     | warning  |
 // | 3    | some_unknown    | some (at most half) probes unknown              | warning  |
 // | 4    | clean           | every probe answered, no finding                | ok       |
 // Within tier 2 the fate with most probes wins: the biggest failure is what the admin should see.
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "controller/diagnose/diagnose.hpp"
@@ -117,8 +119,35 @@ Item reply_lost(const Facts& f, std::uint64_t& w) {
               Severity::problem);
 }
 
+// The checksum an unanswered probe arrived with wrong ("" when none: correlate's bad_checksum).
+std::string bad_checksum_field(const correlate::ProbeRecord& p) {
+  for (const auto& c : p.changes) {
+    if (c.direction == correlate::Direction::forward && c.field.ends_with(".checksum")) return c.field;
+  }
+  return {};
+}
+
+std::uint64_t corrupted_count(const Facts& f) {
+  std::uint64_t n = 0;
+  for (const auto& p : f.corr.probes) n += p.fate == Fate::unanswered && !bad_checksum_field(p).empty();
+  return n;
+}
+
+Item corrupted(const Facts& f, std::uint64_t& w) {
+  if (!f.counts[Fate::unanswered] || !(w = corrupted_count(f))) return {};
+  auto field = most_common(f, Fate::unanswered, bad_checksum_field);
+  if (field.empty()) field = "tcp.checksum";
+  const std::string layer = field.substr(0, field.find('.'));
+  std::string upper = layer;
+  for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return item("corrupted", share_text(w, f.counts.total) + " reached the server with a bad " + upper +
+                               " checksum, so its kernel discarded them: something on the way changed them without "
+                               "fixing the checksum.",
+              Severity::problem);
+}
+
 Item unanswered(const Facts& f, std::uint64_t& w) {
-  if (!(w = f.counts[Fate::unanswered])) return {};
+  if (!f.counts[Fate::unanswered] || !(w = f.counts[Fate::unanswered] - corrupted_count(f))) return {};
   return item("unanswered", share_text(w, f.counts.total) + " reached the server, which never answered them.",
               Severity::problem);
 }
@@ -166,6 +195,7 @@ constexpr Rule kRules[] = {
     {"injected", 2, injected},
     {"icmp_error", 2, icmp_error},
     {"reply_lost", 2, reply_lost},
+    {"corrupted", 2, corrupted},
     {"unanswered", 2, unanswered},
     {"not_sent", 2, not_sent},
     {"path_modifies", 3, path_modifies},

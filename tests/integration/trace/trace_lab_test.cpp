@@ -310,6 +310,22 @@ table inet imp {
 listen = [21]
 )";
 
+// The same rewrite without the checksum compensation: the server's kernel drops every SYN after
+// its capture saw it. tandem must blame the path (`corrupted`), not the server (`unanswered`).
+constexpr char kCorrupt[] = R"(name = "trace-corrupt"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp dport 21 tcp flags syn @th,304,16 set 0x030e
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
 // The way back: the server's SYN-ACK has its MSS clamped.
 constexpr char kReplyMss[] = R"(name = "trace-replymss"
 [middlebox]
@@ -538,6 +554,7 @@ using TraceTimestamp = ScenarioLab<kTimestamp>;
 using TraceUnknownKind = ScenarioLab<kUnknownKind>;
 using TraceOrder = ScenarioLab<kOrder>;
 using TraceReplyMss = ScenarioLab<kReplyMss>;
+using TraceCorrupt = ScenarioLab<kCorrupt>;
 
 // --- answered: a clean path ------------------------------------------------------------------
 
@@ -569,8 +586,9 @@ TEST_F(TraceClean, BundleFilesAndMergedPcapngReadableByTshark) {
   ProcOutput ts = lab_->lab->run_in(
       lab::Node::client, {"tshark", "-r", r.dir + "/merged.pcapng", "-T", "fields", "-e", "frame.comment"});
   ASSERT_EQ(ts.exit_code, 0) << ts.err;
-  // Both ends' copy of each SYN and of each SYN-ACK, commented with its probe and fate; the rest
-  // (the client kernel's RSTs to the SYN-ACKs) is marked unmatched.
+  // Both ends' copy of each SYN, of each SYN-ACK and of the client kernel's RST to it, commented
+  // with its probe and fate (the RST, from the client on the probe's flow, has role "probe");
+  // nothing is unmatched on a clean path.
   std::map<std::string, int> comments;
   std::istringstream lines(ts.out);
   int packets = 0, commented = 0;
@@ -583,10 +601,10 @@ TEST_F(TraceClean, BundleFilesAndMergedPcapngReadableByTshark) {
       EXPECT_EQ(line, "unmatched");
     }
   }
-  EXPECT_GE(packets, 4 * kCount) << ts.out;
-  EXPECT_EQ(commented, 4 * kCount) << ts.out;
+  EXPECT_EQ(packets, 6 * kCount) << ts.out;
+  EXPECT_EQ(commented, 6 * kCount) << ts.out;
   for (int id = 0; id < kCount; ++id) {
-    EXPECT_EQ(comments["probe " + std::to_string(id) + " answered probe"], 2) << id << "\n" << ts.out;
+    EXPECT_EQ(comments["probe " + std::to_string(id) + " answered probe"], 4) << id << "\n" << ts.out;
     EXPECT_EQ(comments["probe " + std::to_string(id) + " answered reply"], 2) << id << "\n" << ts.out;
   }
 }
@@ -778,6 +796,23 @@ TEST_F(TraceUnknownKind, Kind253StrippedIpv6) {
 TEST_F(TraceOrder, MssMovedBehindSackIpv4) {
   check_modified(run(kV4, {"--tcp-options", "mss=1460,sack,nop,nop"}), "tcp.options.order",
                  json::array({"mss", "sack_perm"}), json::array({"sack_perm", "mss"}));
+}
+
+void check_corrupt(const TraceRun& r) {
+  expect_fates(r, {{"unanswered", kCount}});
+  expect_finding(r, "forward", "tcp.option.wscale", 7, 14);
+  expect_finding(r, "forward", "tcp.checksum", "valid", "bad");
+  expect_only_findings(r, {{"forward", "tcp.option.wscale"}, {"forward", "tcp.checksum"}});
+  for (const auto& p : r.report["probes"]) {
+    EXPECT_NE(p.value("note", "").find("bad tcp checksum"), std::string::npos) << p.dump();
+  }
+  expect_verdict(r, "corrupted", 4);
+}
+TEST_F(TraceCorrupt, RewriteWithoutChecksumFixIsBlamedOnThePathIpv4) {
+  check_corrupt(run(kV4, {"--tcp-options", kOptions}));
+}
+TEST_F(TraceCorrupt, RewriteWithoutChecksumFixIsBlamedOnThePathIpv6) {
+  check_corrupt(run(kV6, {"--tcp-options", kOptions}));
 }
 
 // The reverse direction: the server's SYN-ACK as sent vs as the client got it.

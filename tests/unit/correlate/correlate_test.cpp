@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "common/packet/build.hpp"
+#include "common/packet/decode.hpp"
+#include "controller/correlate/field_diff.hpp"
 
 #include "tests/unit/correlate/synth_capture.hpp"
 
@@ -124,6 +126,33 @@ TEST(Correlate, ClientKernelRstBelongsToItsProbe) {
   EXPECT_EQ(c.server_packet_probe, (std::vector<std::int32_t>{0, 0, 1, 1, 0, 1, -1}));
   EXPECT_EQ(c.unmatched_client, 1u);
   EXPECT_EQ(c.unmatched_server, 1u);
+}
+
+TEST(Correlate, BadChecksumOnArrival) {
+  const Path path;
+  packet::TcpSpec t;
+  t.sport = 40000;
+  t.dport = 21;
+  t.seq = 7;
+  auto v4 = *packet::build_tcp(packet::IpSpec{path.client, path.server}, t);
+  EXPECT_EQ(bad_checksum(packet::decode_ip(v4)), std::nullopt);
+  auto tcp_bad = v4;
+  tcp_bad[20 + 14] ^= 0x01;  // the window: the TCP checksum no longer matches
+  EXPECT_EQ(bad_checksum(packet::decode_ip(tcp_bad)), "tcp.checksum");
+  auto ip_bad = v4;
+  ip_bad[8] ^= 0x01;  // the TTL: the IPv4 header checksum no longer matches
+  EXPECT_EQ(bad_checksum(packet::decode_ip(ip_bad)), "ip.checksum");
+  auto v6 = *packet::build_tcp(packet::IpSpec{*packet::IpAddr::parse("fd77:1::2"), *packet::IpAddr::parse("fd77:2::2")}, t);
+  EXPECT_EQ(bad_checksum(packet::decode_ip(v6)), std::nullopt);
+  v6[40 + 14] ^= 0x01;
+  EXPECT_EQ(bad_checksum(packet::decode_ip(v6)), "tcp.checksum");
+  auto udp = *packet::build_udp(packet::IpSpec{path.client, path.server}, 40000, 53, std::vector<std::uint8_t>{1, 2, 3});
+  EXPECT_EQ(bad_checksum(packet::decode_ip(udp)), std::nullopt);
+  udp[28] ^= 0x01;
+  EXPECT_EQ(bad_checksum(packet::decode_ip(udp)), "udp.checksum");
+  // Cut by the snaplen: cannot be summed, so never reported.
+  auto cut = packet::decode(101, std::span<const std::uint8_t>(tcp_bad).first(30), tcp_bad.size());
+  EXPECT_EQ(bad_checksum(cut), std::nullopt);
 }
 
 TEST(Correlate, ManifestClockIsUsedAsGiven) {

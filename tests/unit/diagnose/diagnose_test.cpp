@@ -33,8 +33,25 @@ TEST(Diagnose, RuleTableHasEveryCodeOnce) {
   std::vector<std::string> codes;
   for (const auto& r : rules()) codes.emplace_back(r.code);
   EXPECT_EQ(codes, (std::vector<std::string>{"no_probes", "capture_missing", "mostly_unknown", "lost_forward",
-                                             "injected", "icmp_error", "reply_lost", "unanswered", "not_sent",
+                                             "injected", "icmp_error", "reply_lost", "corrupted", "unanswered", "not_sent",
                                              "path_modifies", "some_unknown", "clean"}));
+}
+
+// Unanswered probes that arrived with a bad checksum were corrupted on the way: the path, not the
+// server, is to blame; the rest stay unanswered (a secondary item).
+TEST(Diagnose, BadChecksumOnArrivalIsCorruptionNotUnanswered) {
+  auto c = with_fates({{Fate::unanswered, 4}, {Fate::answered, 6}});
+  for (int i = 0; i < 3; ++i) {
+    c.probes[static_cast<std::size_t>(i)].changes.push_back(
+        correlate::FieldChange{correlate::Direction::forward, "tcp.checksum", "valid", "bad"});
+  }
+  auto v = diagnose(c);
+  EXPECT_EQ(v.code, "corrupted");
+  EXPECT_EQ(v.text, "3 of 10 probes (30 %) reached the server with a bad TCP checksum, so its kernel discarded them: "
+                    "something on the way changed them without fixing the checksum.");
+  ASSERT_FALSE(v.secondary.empty());
+  EXPECT_EQ(v.secondary[0].code, "unanswered");
+  EXPECT_NE(v.secondary[0].text.find("1 of 10"), std::string::npos) << v.secondary[0].text;
 }
 
 TEST(Diagnose, Clean) {
