@@ -900,6 +900,28 @@ void Correlator::find_follow_ups() {
     };
     for (std::uint32_t i = 0; i < side.recs.size(); ++i) candidates += !owned[i] && bare_rst(side.recs[i]);
     if (candidates == 0) return;
+    auto belongs = [&](const Rec& r, std::uint32_t k) {
+      if (k >= work_.size() || probe_of(work_[k]) == kNone) return false;
+      const Rec& p = side.recs[probe_of(work_[k])];
+      return r.primary == p.primary + 1 && r.sport == p.sport && r.dport == p.dport && r.src == p.src && r.dst == p.dst;
+    };
+    // With a run key and a count, probe k sits at work_[k] and its seq maps back to k: most RSTs are
+    // placed without a table. The rest (a rewritten seq at the server, no key) go through one.
+    const bool by_key = seq_key_ && m_.count;
+    std::vector<std::uint32_t> rest;
+    for (std::uint32_t i = 0; i < side.recs.size(); ++i) {
+      const Rec& r = side.recs[i];
+      if (owned[i] || !bare_rst(r)) continue;
+      if (by_key) {
+        const std::uint32_t k = seq_key_->index_from_seq(r.primary - 1);
+        if (belongs(r, k)) {
+          out.emplace_back(i, static_cast<std::int32_t>(work_[k].id));
+          continue;
+        }
+      }
+      rest.push_back(i);
+    }
+    if (rest.empty()) return;
     std::unordered_map<std::uint64_t, std::uint32_t> by_flow;
     by_flow.reserve(work_.size());
     for (std::uint32_t k = 0; k < work_.size(); ++k) {
@@ -910,13 +932,10 @@ void Correlator::find_follow_ups() {
       auto [it, fresh] = by_flow.emplace(flow_key(p, p.primary + 1), k);
       if (!fresh) it->second = kNone;
     }
-    for (std::uint32_t i = 0; i < side.recs.size(); ++i) {
+    for (const std::uint32_t i : rest) {
       const Rec& r = side.recs[i];
-      if (owned[i] || !bare_rst(r)) continue;
       auto it = by_flow.find(flow_key(r, r.primary));
-      if (it == by_flow.end() || it->second == kNone) continue;
-      const Rec& p = side.recs[probe_of(work_[it->second])];
-      if (r.src != p.src || r.dst != p.dst) continue;
+      if (it == by_flow.end() || it->second == kNone || !belongs(r, it->second)) continue;
       out.emplace_back(i, static_cast<std::int32_t>(work_[it->second].id));
     }
   };
