@@ -29,6 +29,32 @@ nlohmann::ordered_json interval_json(Interval i) {
 
 double rate(Counts c) { return c.sent ? double(c.failed) / double(c.sent) : 0.0; }
 
+// Mutual information (nats) between the hypothesis and the failure count of m probes of one
+// variant, when hypothesis h (posterior weight w[h]) predicts each probe fails at rate r[h]:
+// H(Σ w Bin(m, r)) − Σ w H(Bin(m, r)).
+double count_information(const std::vector<double>& w, const std::vector<double>& r, std::uint32_t m) {
+  std::vector<double> mix(m + 1, 0.0), pmf(m + 1), lchoose(m + 1);
+  for (std::uint32_t k = 0; k <= m; ++k) {
+    lchoose[k] = std::lgamma(m + 1.0) - std::lgamma(k + 1.0) - std::lgamma(double(m - k) + 1.0);
+  }
+  double cond = 0;
+  for (std::size_t h = 0; h < w.size(); ++h) {
+    if (w[h] < 1e-9) continue;
+    const double p = std::clamp(r[h], 1e-9, 1 - 1e-9);
+    const double lp = std::log(p), lq = std::log1p(-p);
+    double ent = 0;
+    for (std::uint32_t k = 0; k <= m; ++k) {
+      pmf[k] = std::exp(lchoose[k] + k * lp + (m - k) * lq);
+      if (pmf[k] > 0) ent -= pmf[k] * std::log(pmf[k]);
+      mix[k] += w[h] * pmf[k];
+    }
+    cond += w[h] * ent;
+  }
+  double h_mix = 0;
+  for (double x : mix) if (x > 0) h_mix -= x * std::log(x);
+  return std::max(0.0, h_mix - cond);
+}
+
 std::string top_fate(const std::map<std::string, std::uint64_t>& f) {
   std::string best;
   std::uint64_t n = 0;
@@ -305,25 +331,43 @@ Experiment::Round Experiment::sized(std::vector<std::size_t> idx) {
 Experiment::Round Experiment::plan_main() {
   const Mask full = full_mask();
   const std::size_t n = features_.size();
-  std::vector<std::size_t> idx = {variant_for(0), variant_for(full)};
-  if (rounds_ == 0) {
-    // First look: every single feature and every leave-one-out.
-    for (std::size_t i = 0; i < n; ++i) {
-      idx.push_back(variant_for(Mask{1} << i));
-      idx.push_back(variant_for(full & ~(Mask{1} << i)));
-    }
-    // Order: the full set's rotations (each option feature first once).
-    if (order_hypotheses()) {
-      for (std::size_t r = 1; r < option_idx_.size(); ++r) idx.push_back(variant_for(full, std::nullopt, std::nullopt, static_cast<int>(r)));
-    }
-    return sized(std::move(idx));
+  if (rounds_ > 0) {
+    // The baseline stays in every round as the anchor (path noise of the round hits it too); the
+    // rest is chosen by expected information.
+    return plan_information({variant_for(0)});
   }
-  // The variants whose predicted status most of the posterior mass disputes with the leading set.
-  const std::size_t nmask = std::size_t{1} << n;
-  const std::size_t map_idx = static_cast<std::size_t>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
-  const bool map_order = map_idx >= nmask;
-  Mask map = map_order ? 0 : static_cast<Mask>(map_idx);
-  struct Cand { Mask m; double score; std::uint64_t sent; int rot = 0; };
+  // First look: baseline, full, every single feature and every leave-one-out.
+  std::vector<std::size_t> idx = {variant_for(0), variant_for(full)};
+  for (std::size_t i = 0; i < n; ++i) {
+    idx.push_back(variant_for(Mask{1} << i));
+    idx.push_back(variant_for(full & ~(Mask{1} << i)));
+  }
+  // Order: the full set's rotations (each option feature first once).
+  if (order_hypotheses()) {
+    for (std::size_t r = 1; r < option_idx_.size(); ++r) idx.push_back(variant_for(full, std::nullopt, std::nullopt, static_cast<int>(r)));
+  }
+  return sized(std::move(idx));
+}
+
+Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
+  // Each hypothesis's prediction for a probe of a variant: its failing group's posterior mean rate if
+  // it says the variant fails, its passing group's otherwise.
+  const Mask full = full_mask();
+  const std::size_t nmask = std::size_t{1} << features_.size();
+  const std::size_t nh = posterior_.size();
+  std::vector<RateMeans> means(nh);
+  {
+    Counts all;
+    for (const auto& v : variants_) { all.failed += v.counts.failed; all.sent += v.counts.sent; }
+    const double one = (double(all.failed) + 1) / (double(all.sent) + 2);
+    means[0] = {one, one};
+  }
+  for (std::size_t h = 1; h < nh; ++h) {
+    if (posterior_[h] < 1e-9) continue;
+    auto [f, p] = h < nmask ? split(static_cast<Mask>(h), kNoThreshold) : split_order(h - nmask);
+    means[h] = posterior_means_two_rates(f, p, config_.min_effect);
+  }
+  struct Cand { Mask m; int rot; std::vector<double> r; double gain = 0; };
   std::vector<Cand> cands;
   const int rots = order_hypotheses() ? static_cast<int>(option_idx_.size()) : 1;
   for (int rot = 0; rot < rots; ++rot) {
@@ -331,36 +375,36 @@ Experiment::Round Experiment::plan_main() {
       VariantDef def;
       def.mask = v;
       def.rotation = rot;
-      double s = 0;
-      bool map_fail = map_order ? order_fail(def, map_idx - nmask) : map != 0 && (v & map) == map;
-      for (Mask t = 1; t <= full; ++t) {
-        bool f = (v & t) == t;
-        if (f != map_fail) s += posterior_[t];
+      Cand c{v, rot, std::vector<double>(nh), 0};
+      for (std::size_t h = 0; h < nh; ++h) {
+        const bool fail = h < nmask ? h != 0 && (v & h) == h : order_fail(def, h - nmask);
+        c.r[h] = fail ? means[h].failing : means[h].passing;
       }
-      if (map_fail) s += posterior_[0];
-      for (std::size_t j = 0; j < order_hypotheses(); ++j) {
-        if (order_fail(def, j) != map_fail) s += posterior_[nmask + j];
-      }
-      std::uint64_t sent = 0;
-      for (const auto& vs : variants_) {
-        if (vs.def.mask == v && !vs.def.mss && !vs.def.wscale && vs.def.rotation == rot) sent = vs.counts.sent;
-      }
-      cands.push_back({v, s, sent, rot});
+      cands.push_back(std::move(c));
     }
   }
-  std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-    if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
-    if (a.sent != b.sent) return a.sent < b.sent;
-    return std::popcount(a.m) < std::popcount(b.m);
-  });
-  for (const auto& c : cands) {
-    if (idx.size() >= config_.max_variants_per_round) break;
-    if (c.score < (1 - config_.confidence) / 20) break;
-    idx.push_back(variant_for(c.m, std::nullopt, std::nullopt, c.rot));
+  const std::size_t anchors = idx.size();
+  const std::uint32_t count = config_.per_round;
+  // Choose how many variants share the round: the k most informative, each with count/k probes,
+  // maximising the summed information (it ignores overlap between variants, so it favours spreading
+  // a little; the cap keeps rounds readable).
+  std::size_t best_k = 1;
+  double best_val = -1;
+  std::vector<std::size_t> best_order;
+  const std::size_t kmax = std::min<std::size_t>(config_.max_variants_per_round, cands.size());
+  for (std::size_t k = 1; k <= kmax; ++k) {
+    const std::uint32_t m = std::max<std::uint32_t>(1, count / static_cast<std::uint32_t>(k + anchors));
+    for (auto& c : cands) c.gain = count_information(posterior_, c.r, m);
+    std::vector<std::size_t> order(cands.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cands[a].gain > cands[b].gain; });
+    double val = 0;
+    for (std::size_t i = 0; i < k; ++i) val += cands[order[i]].gain;
+    if (val > best_val * (1 + 1e-6)) { best_val = val; best_k = k; best_order = order; }
   }
-  // The leading set's own proof: T alone (sufficient) and each T minus one member (necessary).
-  if (!map_order && map != 0 && idx.size() < config_.max_variants_per_round + 2) {
-    idx.push_back(variant_for(map));
+  for (std::size_t i = 0; i < best_k; ++i) {
+    const auto& c = cands[best_order[i]];
+    idx.push_back(variant_for(c.m, std::nullopt, std::nullopt, c.rot));
   }
   return sized(std::move(idx));
 }

@@ -166,6 +166,9 @@ class Experiment {
   struct TInterval { int lo, hi; double logp; };
   std::vector<TInterval> threshold_intervals() const;
   Round plan_main();
+  // Main stage after the first round: the variants (after the anchors in `idx`) whose outcomes are
+  // expected to tell the hypotheses apart most (mutual information under the current posterior).
+  Round plan_information(std::vector<std::size_t> idx);
   Round plan_threshold();
   // Window-scale value stage.
   bool enter_wscale_stage();
