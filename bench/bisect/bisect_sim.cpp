@@ -15,7 +15,8 @@
 //  clean       nothing dropped                                          -> clean
 //  uniform     every SYN dropped at `rate`                              -> all_fail
 //  all         every case above, one line each
-// Usage: tandem-bisect-sim [seeds=2000] [rate=0.3] [per_round=60] [case=wscale] [budget=5000]
+// Usage: tandem-bisect-sim [seeds=2000] [rate=0.3] [per_round=60] [case=wscale] [budget=5000] [full-rounds]
+// (`full-rounds`: every round uses per_round probes, Config::predictive_round_size off)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -142,9 +143,11 @@ int main(int argc, char** argv) {
   bisect::Config cfg;
   cfg.budget = argc > 5 ? static_cast<std::uint64_t>(std::atoll(argv[5])) : 5000;
   if (argc > 3) cfg.per_round = static_cast<std::uint32_t>(std::atoi(argv[3]));
+  if (argc > 6 && std::string(argv[6]) == "full-rounds") cfg.predictive_round_size = false;
   const std::string which = argc > 4 ? argv[4] : "wscale";
-  fmt::print("drop rate {:.0f} %, confidence {}, {} seeds, {} probes per round, budget {}\n", 100 * rate,
-             cfg.confidence, seeds, cfg.per_round, cfg.budget);
+  fmt::print("drop rate {:.0f} %, confidence {}, {} seeds, {} probes per round{}, budget {}\n", 100 * rate,
+             cfg.confidence, seeds, cfg.per_round, cfg.predictive_round_size ? " (later rounds sized)" : "",
+             cfg.budget);
   for (const auto& c : cases(rate)) {
     if (which != "all" && which != c.name) continue;
     print_case(c.name, run_case(c, seeds, cfg), seeds);

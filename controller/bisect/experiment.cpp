@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -15,7 +16,8 @@ namespace tandem::bisect {
 
 namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int kNoThreshold = -1;  // main stage: every MSS value counts as "carries the option"
+constexpr int kNoThreshold = -1;
+constexpr int kPredictiveDraws = 32;  // posterior-predictive draws per candidate round size  // main stage: every MSS value counts as "carries the option"
 
 bool is_pad(const packet::TcpOption& o) { return o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol; }
 
@@ -406,7 +408,64 @@ Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
     const auto& c = cands[best_order[i]];
     idx.push_back(variant_for(c.m, std::nullopt, std::nullopt, c.rot));
   }
-  return sized(std::move(idx));
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  Round r = sized(idx);
+  if (r.variants.empty() || !config_.predictive_round_size) return r;
+  // The round's size: a quarter, half or all of --count, whichever minimises the expected cost
+  // C + (1 − P(stop after C)) · 1.5 count: a further round is charged its count plus half a count for
+  // its fixed cost (~1 s of setup), so a smaller round must be nearly as likely to decide. P(stop) is
+  // estimated by drawing outcomes from the posterior predictive (a hypothesis by its weight, counts
+  // by its rates) and applying the stopping rule.
+  std::vector<const std::vector<double>*> rates;
+  for (std::size_t i : r.variants) {
+    const auto& d = variants_[i].def;
+    rates.push_back(&cands[d.rotation == 0 ? d.mask : full + 1 + static_cast<Mask>(d.rotation - 1)].r);
+  }
+  const std::vector<double> saved = posterior_;
+  std::vector<double> cum(saved.size());
+  std::partial_sum(saved.begin(), saved.end(), cum.begin());
+  const std::uint64_t cap = r.count;
+  std::uint64_t best_c = cap;
+  double best_cost = std::numeric_limits<double>::infinity();
+  // Full size first: when even that is unlikely to decide, smaller rounds would only add rounds
+  // (the round, not the probe, is the costly unit then), so the round stays full.
+  std::uint64_t prev = 0;
+  for (std::uint64_t c : {cap, cap / 2, cap / 4}) {
+    c = std::max<std::uint64_t>(c, 4 * r.variants.size());
+    if (c > cap || c == prev || (c < cap && best_cost > 1.5 * double(cap))) break;
+    prev = c;
+    // The same draws for every size (common random numbers), seeded by the state: deterministic.
+    std::mt19937_64 rng(0x9e3779b97f4a7c15ULL ^ (used_ << 8) ^ rounds_);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    int stops = 0;
+    for (int s = 0; s < kPredictiveDraws; ++s) {
+      const std::size_t h = std::min<std::size_t>(
+          static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), u(rng) * cum.back()) - cum.begin()),
+          saved.size() - 1);
+      std::vector<Counts> added(r.variants.size());
+      for (std::uint64_t j = 0; j < c; ++j) {
+        const std::size_t v = j % r.variants.size();
+        ++added[v].sent;
+        if (u(rng) < (*rates[v])[h]) ++added[v].failed;
+      }
+      for (std::size_t v = 0; v < r.variants.size(); ++v) {
+        variants_[r.variants[v]].counts.sent += added[v].sent;
+        variants_[r.variants[v]].counts.failed += added[v].failed;
+      }
+      update_posterior();
+      if (*std::max_element(posterior_.begin(), posterior_.end()) >= config_.confidence) ++stops;
+      for (std::size_t v = 0; v < r.variants.size(); ++v) {
+        variants_[r.variants[v]].counts.sent -= added[v].sent;
+        variants_[r.variants[v]].counts.failed -= added[v].failed;
+      }
+    }
+    const double cost = double(c) + (1.0 - double(stops) / kPredictiveDraws) * (1.5 * double(cap));
+    if (cost < best_cost - 1e-9) { best_cost = cost; best_c = c; }
+  }
+  posterior_ = saved;
+  r.count = static_cast<std::uint32_t>(best_c);
+  return r;
 }
 
 Experiment::Round Experiment::plan_threshold() {
