@@ -12,6 +12,7 @@
 //  sack-ts-bg  as sack-ts at `rate` + 5 %, every SYN also 5 %          -> sack_perm+timestamp
 //  sack-all    SYNs carrying sack-perm always dropped (rate ignored)    -> sack_perm
 //  mss         SYNs with MSS > 1400 always dropped (rate ignored)      -> mss>1400
+//  mss-rate    SYNs with MSS > 1400 dropped at `rate`                   -> mss>1400
 //  clean       nothing dropped                                          -> clean
 //  uniform     every SYN dropped at `rate`                              -> all_fail
 //  all         every case above, one line each
@@ -73,10 +74,10 @@ struct Case {
 
 std::vector<Case> cases(double rate) {
   using K = bisect::BisectResult::Kind;
-  auto mss_above = [](const bisect::VariantDef& d) {
+  auto mss_above = [](const bisect::VariantDef& d, double r) {
     auto p = d.tcp_options.find("mss=");
     if (p == std::string::npos) return 0.0;
-    return std::stoi(d.tcp_options.substr(p + 4)) > 1400 ? 1.0 : 0.0;
+    return std::stoi(d.tcp_options.substr(p + 4)) > 1400 ? r : 0.0;
   };
   return {
       {"wscale", [rate](const bisect::VariantDef& d) { return has(d, "ws=") ? rate : 0.0; }, K::trigger, "wscale"},
@@ -86,7 +87,8 @@ std::vector<Case> cases(double rate) {
        [rate](const bisect::VariantDef& d) { return has(d, "sack") && has(d, "ts") ? rate + 0.05 : 0.05; },
        K::trigger, "sack_perm+timestamp"},
       {"sack-all", [](const bisect::VariantDef& d) { return has(d, "sack") ? 1.0 : 0.0; }, K::trigger, "sack_perm"},
-      {"mss", mss_above, K::trigger, "mss>1400"},
+      {"mss", [=](const bisect::VariantDef& d) { return mss_above(d, 1.0); }, K::trigger, "mss>1400"},
+      {"mss-rate", [=](const bisect::VariantDef& d) { return mss_above(d, rate); }, K::trigger, "mss>1400"},
       {"clean", [](const bisect::VariantDef&) { return 0.0; }, K::clean, ""},
       {"uniform", [rate](const bisect::VariantDef&) { return rate; }, K::all_fail, ""},
   };

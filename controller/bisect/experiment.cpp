@@ -57,6 +57,69 @@ double count_information(const std::vector<double>& w, const std::vector<double>
   return std::max(0.0, h_mix - cond);
 }
 
+// The size of a later round (docs/bisect.md "Round size"): a quarter, half or all of `cap`, whichever
+// minimises the expected cost C + (1 − P(stop after C)) · 1.5 cap. A further round is charged its
+// probes plus half a round for its fixed cost (~1 s of setup), so a smaller round must be nearly as
+// likely to decide; when even the full round decides with P < 0.5 smaller ones would only add
+// rounds and are not tried. P(stop) is estimated from kPredictiveDraws draws of the posterior
+// predictive: `draw(u)` (u uniform in [0, 1)) picks a hypothesis and returns each round variant's
+// failure rate under it; the counts the round would add are added to `variants`, `decides()`
+// applies the stage's stopping rule, and the counts are taken back. The same draws serve every
+// size (common random numbers), seeded by `seed`: a plan is deterministic.
+//
+// A stage that needs several rounds whatever their size (the MSS threshold search: each round halves
+// the candidates at best) passes `entropy()`, the posterior entropy after the added counts: when the
+// full round is unlikely to decide, the smallest size whose expected entropy reduction is at least
+// 90 % of the full round's is taken (the round gets nearly as far with fewer probes).
+template <class Draw, class Decides, class Entropy>
+std::uint32_t predictive_size(std::vector<VariantStats>& variants, const std::vector<std::size_t>& round,
+                              std::uint32_t cap, std::uint64_t seed, Draw draw, Decides decides,
+                              std::optional<double> entropy_now, Entropy entropy) {
+  std::uint32_t best_c = cap;
+  double best_cost = std::numeric_limits<double>::infinity();
+  double full_gain = 0;
+  std::uint32_t prev = 0;
+  for (std::uint32_t c : {cap, cap / 2, cap / 4}) {
+    c = std::max<std::uint32_t>(c, 4 * static_cast<std::uint32_t>(round.size()));
+    if (c > cap || c == prev) break;
+    const bool by_entropy = c < cap && best_cost > 1.5 * double(cap);
+    if (by_entropy && !entropy_now) break;
+    prev = c;
+    double ent = 0;
+    std::mt19937_64 rng(0x9e3779b97f4a7c15ULL ^ seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    int stops = 0;
+    std::vector<Counts> added(round.size());
+    for (int s = 0; s < kPredictiveDraws; ++s) {
+      const std::vector<double>& r = draw(u(rng));
+      std::fill(added.begin(), added.end(), Counts{});
+      for (std::uint32_t j = 0; j < c; ++j) {
+        const std::size_t v = j % round.size();
+        ++added[v].sent;
+        if (u(rng) < r[v]) ++added[v].failed;
+      }
+      for (std::size_t v = 0; v < round.size(); ++v) {
+        variants[round[v]].counts.sent += added[v].sent;
+        variants[round[v]].counts.failed += added[v].failed;
+      }
+      if (decides()) ++stops;
+      if (entropy_now) ent += entropy() / kPredictiveDraws;
+      for (std::size_t v = 0; v < round.size(); ++v) {
+        variants[round[v]].counts.sent -= added[v].sent;
+        variants[round[v]].counts.failed -= added[v].failed;
+      }
+    }
+    if (c == cap && entropy_now) full_gain = *entropy_now - ent;
+    if (by_entropy) {
+      if (*entropy_now - ent >= 0.9 * full_gain) best_c = c;
+      continue;
+    }
+    const double cost = double(c) + (1.0 - double(stops) / kPredictiveDraws) * (1.5 * double(cap));
+    if (cost < best_cost - 1e-9) { best_cost = cost; best_c = c; }
+  }
+  return best_c;
+}
+
 std::string top_fate(const std::map<std::string, std::uint64_t>& f) {
   std::string best;
   std::uint64_t n = 0;
@@ -412,11 +475,6 @@ Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
   idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
   Round r = sized(idx);
   if (r.variants.empty() || !config_.predictive_round_size) return r;
-  // The round's size: a quarter, half or all of --count, whichever minimises the expected cost
-  // C + (1 − P(stop after C)) · 1.5 count: a further round is charged its count plus half a count for
-  // its fixed cost (~1 s of setup), so a smaller round must be nearly as likely to decide. P(stop) is
-  // estimated by drawing outcomes from the posterior predictive (a hypothesis by its weight, counts
-  // by its rates) and applying the stopping rule.
   std::vector<const std::vector<double>*> rates;
   for (std::size_t i : r.variants) {
     const auto& d = variants_[i].def;
@@ -425,46 +483,23 @@ Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
   const std::vector<double> saved = posterior_;
   std::vector<double> cum(saved.size());
   std::partial_sum(saved.begin(), saved.end(), cum.begin());
-  const std::uint64_t cap = r.count;
-  std::uint64_t best_c = cap;
-  double best_cost = std::numeric_limits<double>::infinity();
-  // Full size first: when even that is unlikely to decide, smaller rounds would only add rounds
-  // (the round, not the probe, is the costly unit then), so the round stays full.
-  std::uint64_t prev = 0;
-  for (std::uint64_t c : {cap, cap / 2, cap / 4}) {
-    c = std::max<std::uint64_t>(c, 4 * r.variants.size());
-    if (c > cap || c == prev || (c < cap && best_cost > 1.5 * double(cap))) break;
-    prev = c;
-    // The same draws for every size (common random numbers), seeded by the state: deterministic.
-    std::mt19937_64 rng(0x9e3779b97f4a7c15ULL ^ (used_ << 8) ^ rounds_);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    int stops = 0;
-    for (int s = 0; s < kPredictiveDraws; ++s) {
-      const std::size_t h = std::min<std::size_t>(
-          static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), u(rng) * cum.back()) - cum.begin()),
-          saved.size() - 1);
-      std::vector<Counts> added(r.variants.size());
-      for (std::uint64_t j = 0; j < c; ++j) {
-        const std::size_t v = j % r.variants.size();
-        ++added[v].sent;
-        if (u(rng) < (*rates[v])[h]) ++added[v].failed;
-      }
-      for (std::size_t v = 0; v < r.variants.size(); ++v) {
-        variants_[r.variants[v]].counts.sent += added[v].sent;
-        variants_[r.variants[v]].counts.failed += added[v].failed;
-      }
-      update_posterior();
-      if (*std::max_element(posterior_.begin(), posterior_.end()) >= config_.confidence) ++stops;
-      for (std::size_t v = 0; v < r.variants.size(); ++v) {
-        variants_[r.variants[v]].counts.sent -= added[v].sent;
-        variants_[r.variants[v]].counts.failed -= added[v].failed;
-      }
-    }
-    const double cost = double(c) + (1.0 - double(stops) / kPredictiveDraws) * (1.5 * double(cap));
-    if (cost < best_cost - 1e-9) { best_cost = cost; best_c = c; }
-  }
+  std::vector<double> out(r.variants.size());
+  r.count = predictive_size(
+      variants_, r.variants, r.count, used_ << 8 ^ rounds_,
+      [&](double pick) -> const std::vector<double>& {
+        // A hypothesis by its posterior weight; each variant at the rate it predicts.
+        const std::size_t h = std::min<std::size_t>(
+            static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), pick * cum.back()) - cum.begin()),
+            saved.size() - 1);
+        for (std::size_t v = 0; v < out.size(); ++v) out[v] = (*rates[v])[h];
+        return out;
+      },
+      [&] {
+        update_posterior();
+        return *std::max_element(posterior_.begin(), posterior_.end()) >= config_.confidence;
+      },
+      std::nullopt, [] { return 0.0; });
   posterior_ = saved;
-  r.count = static_cast<std::uint32_t>(best_c);
   return r;
 }
 
@@ -494,7 +529,54 @@ Experiment::Round Experiment::plan_threshold() {
       acc += p;
     }
   }
-  return sized(std::move(idx));
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  Round r = sized(idx);
+  if (r.variants.empty() || !config_.predictive_round_size) return r;
+  // Predictive draws: a threshold t (an interval by its weight, t uniform in it); each tested value
+  // fails iff it is above t, at the decided set's pooled failing rate, the others at its passing rate.
+  std::vector<double> cum;
+  double acc = 0;
+  for (const auto& i : iv) cum.push_back(acc += std::exp(i.logp));
+  // Entropy of t (nats), every value of an interval equally likely.
+  auto entropy = [](const std::vector<TInterval>& ivs) {
+    double h = 0;
+    for (const auto& i : ivs) {
+      const double p = std::exp(i.logp);
+      if (p > 0) h -= p * (i.logp - std::log(double(i.hi - i.lo + 1)));
+    }
+    return h;
+  };
+  auto [f, p] = split(decided_, iv[best].lo);
+  const RateMeans means = posterior_means_two_rates(f, p, config_.min_effect);
+  std::vector<int> value(r.variants.size());
+  std::vector<bool> carries(r.variants.size());
+  for (std::size_t v = 0; v < r.variants.size(); ++v) {
+    const auto& d = variants_[r.variants[v]].def;
+    value[v] = d.mss ? *d.mss : full;
+    carries[v] = (d.mask & decided_) == decided_;
+  }
+  std::vector<double> out(r.variants.size());
+  r.count = predictive_size(
+      variants_, r.variants, r.count, used_ << 8 ^ rounds_,
+      [&](double pick) -> const std::vector<double>& {
+        const std::size_t k = std::min<std::size_t>(
+            static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), pick * cum.back()) - cum.begin()),
+            iv.size() - 1);
+        const double within = pick * cum.back() - (k ? cum[k - 1] : 0.0);
+        const double frac = std::clamp(within / std::max(cum[k] - (k ? cum[k - 1] : 0.0), 1e-300), 0.0, 1.0);
+        const int t = std::min(iv[k].hi, iv[k].lo + static_cast<int>(frac * (iv[k].hi - iv[k].lo + 1)));
+        for (std::size_t v = 0; v < out.size(); ++v) out[v] = carries[v] && value[v] > t ? means.failing : means.passing;
+        return out;
+      },
+      [&] {
+        for (const auto& i : threshold_intervals()) {
+          if (std::exp(i.logp) >= config_.confidence && i.hi - i.lo + 1 <= config_.mss_resolution) return true;
+        }
+        return false;
+      },
+      entropy(iv), [&] { return entropy(threshold_intervals()); });
+  return r;
 }
 
 bool Experiment::enter_wscale_stage() {
