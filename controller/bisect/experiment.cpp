@@ -16,8 +16,8 @@ namespace tandem::bisect {
 
 namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int kNoThreshold = -1;
-constexpr int kPredictiveDraws = 32;  // posterior-predictive draws per candidate round size  // main stage: every MSS value counts as "carries the option"
+constexpr int kNoThreshold = -1;  // main stage: every MSS value counts as "carries the option"
+constexpr int kPredictiveDraws = 32;  // posterior-predictive draws per candidate round size
 
 bool is_pad(const packet::TcpOption& o) { return o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol; }
 
@@ -485,7 +485,7 @@ Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
   std::partial_sum(saved.begin(), saved.end(), cum.begin());
   std::vector<double> out(r.variants.size());
   r.count = predictive_size(
-      variants_, r.variants, r.count, used_ << 8 ^ rounds_,
+      variants_, r.variants, r.count, (used_ << 8) ^ rounds_,
       [&](double pick) -> const std::vector<double>& {
         // A hypothesis by its posterior weight; each variant at the rate it predicts.
         const std::size_t h = std::min<std::size_t>(
@@ -558,7 +558,7 @@ Experiment::Round Experiment::plan_threshold() {
   }
   std::vector<double> out(r.variants.size());
   r.count = predictive_size(
-      variants_, r.variants, r.count, used_ << 8 ^ rounds_,
+      variants_, r.variants, r.count, (used_ << 8) ^ rounds_,
       [&](double pick) -> const std::vector<double>& {
         const std::size_t k = std::min<std::size_t>(
             static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), pick * cum.back()) - cum.begin()),
