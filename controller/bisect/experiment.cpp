@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@ namespace tandem::bisect {
 namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int kNoThreshold = -1;  // main stage: every MSS value counts as "carries the option"
+constexpr int kPredictiveDraws = 32;  // posterior-predictive draws per candidate round size
 
 bool is_pad(const packet::TcpOption& o) { return o.kind == packet::kTcpOptNop || o.kind == packet::kTcpOptEol; }
 
@@ -28,6 +30,95 @@ nlohmann::ordered_json interval_json(Interval i) {
 }
 
 double rate(Counts c) { return c.sent ? double(c.failed) / double(c.sent) : 0.0; }
+
+// Mutual information (nats) between the hypothesis and the failure count of m probes of one
+// variant, when hypothesis h (posterior weight w[h]) predicts each probe fails at rate r[h]:
+// H(Σ w Bin(m, r)) − Σ w H(Bin(m, r)).
+double count_information(const std::vector<double>& w, const std::vector<double>& r, std::uint32_t m) {
+  std::vector<double> mix(m + 1, 0.0), pmf(m + 1), lchoose(m + 1);
+  for (std::uint32_t k = 0; k <= m; ++k) {
+    lchoose[k] = std::lgamma(m + 1.0) - std::lgamma(k + 1.0) - std::lgamma(double(m - k) + 1.0);
+  }
+  double cond = 0;
+  for (std::size_t h = 0; h < w.size(); ++h) {
+    if (w[h] < 1e-9) continue;
+    const double p = std::clamp(r[h], 1e-9, 1 - 1e-9);
+    const double lp = std::log(p), lq = std::log1p(-p);
+    double ent = 0;
+    for (std::uint32_t k = 0; k <= m; ++k) {
+      pmf[k] = std::exp(lchoose[k] + k * lp + (m - k) * lq);
+      if (pmf[k] > 0) ent -= pmf[k] * std::log(pmf[k]);
+      mix[k] += w[h] * pmf[k];
+    }
+    cond += w[h] * ent;
+  }
+  double h_mix = 0;
+  for (double x : mix) if (x > 0) h_mix -= x * std::log(x);
+  return std::max(0.0, h_mix - cond);
+}
+
+// The size of a later round (docs/bisect.md "Round size"): a quarter, half or all of `cap`, whichever
+// minimises the expected cost C + (1 − P(stop after C)) · 1.5 cap. A further round is charged its
+// probes plus half a round for its fixed cost (~1 s of setup), so a smaller round must be nearly as
+// likely to decide; when even the full round decides with P < 0.5 smaller ones would only add
+// rounds and are not tried. P(stop) is estimated from kPredictiveDraws draws of the posterior
+// predictive: `draw(u)` (u uniform in [0, 1)) picks a hypothesis and returns each round variant's
+// failure rate under it; the counts the round would add are added to `variants`, `decides()`
+// applies the stage's stopping rule, and the counts are taken back. The same draws serve every
+// size (common random numbers), seeded by `seed`: a plan is deterministic.
+//
+// A stage that needs several rounds whatever their size (the MSS threshold search: each round halves
+// the candidates at best) passes `entropy()`, the posterior entropy after the added counts: when the
+// full round is unlikely to decide, the smallest size whose expected entropy reduction is at least
+// 90 % of the full round's is taken (the round gets nearly as far with fewer probes).
+template <class Draw, class Decides, class Entropy>
+std::uint32_t predictive_size(std::vector<VariantStats>& variants, const std::vector<std::size_t>& round,
+                              std::uint32_t cap, std::uint64_t seed, Draw draw, Decides decides,
+                              std::optional<double> entropy_now, Entropy entropy) {
+  std::uint32_t best_c = cap;
+  double best_cost = std::numeric_limits<double>::infinity();
+  double full_gain = 0;
+  std::uint32_t prev = 0;
+  for (std::uint32_t c : {cap, cap / 2, cap / 4}) {
+    c = std::max<std::uint32_t>(c, 4 * static_cast<std::uint32_t>(round.size()));
+    if (c > cap || c == prev) break;
+    const bool by_entropy = c < cap && best_cost > 1.5 * double(cap);
+    if (by_entropy && !entropy_now) break;
+    prev = c;
+    double ent = 0;
+    std::mt19937_64 rng(0x9e3779b97f4a7c15ULL ^ seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    int stops = 0;
+    std::vector<Counts> added(round.size());
+    for (int s = 0; s < kPredictiveDraws; ++s) {
+      const std::vector<double>& r = draw(u(rng));
+      std::fill(added.begin(), added.end(), Counts{});
+      for (std::uint32_t j = 0; j < c; ++j) {
+        const std::size_t v = j % round.size();
+        ++added[v].sent;
+        if (u(rng) < r[v]) ++added[v].failed;
+      }
+      for (std::size_t v = 0; v < round.size(); ++v) {
+        variants[round[v]].counts.sent += added[v].sent;
+        variants[round[v]].counts.failed += added[v].failed;
+      }
+      if (decides()) ++stops;
+      if (entropy_now) ent += entropy() / kPredictiveDraws;
+      for (std::size_t v = 0; v < round.size(); ++v) {
+        variants[round[v]].counts.sent -= added[v].sent;
+        variants[round[v]].counts.failed -= added[v].failed;
+      }
+    }
+    if (c == cap && entropy_now) full_gain = *entropy_now - ent;
+    if (by_entropy) {
+      if (*entropy_now - ent >= 0.9 * full_gain) best_c = c;
+      continue;
+    }
+    const double cost = double(c) + (1.0 - double(stops) / kPredictiveDraws) * (1.5 * double(cap));
+    if (cost < best_cost - 1e-9) { best_cost = cost; best_c = c; }
+  }
+  return best_c;
+}
 
 std::string top_fate(const std::map<std::string, std::uint64_t>& f) {
   std::string best;
@@ -307,25 +398,43 @@ Experiment::Round Experiment::sized(std::vector<std::size_t> idx) {
 Experiment::Round Experiment::plan_main() {
   const Mask full = full_mask();
   const std::size_t n = features_.size();
-  std::vector<std::size_t> idx = {variant_for(0), variant_for(full)};
-  if (rounds_ == 0) {
-    // First look: every single feature and every leave-one-out.
-    for (std::size_t i = 0; i < n; ++i) {
-      idx.push_back(variant_for(Mask{1} << i));
-      idx.push_back(variant_for(full & ~(Mask{1} << i)));
-    }
-    // Order: the full set's rotations (each option feature first once).
-    if (order_hypotheses()) {
-      for (std::size_t r = 1; r < option_idx_.size(); ++r) idx.push_back(variant_for(full, std::nullopt, std::nullopt, static_cast<int>(r)));
-    }
-    return sized(std::move(idx));
+  if (rounds_ > 0) {
+    // The baseline stays in every round as the anchor (path noise of the round hits it too); the
+    // rest is chosen by expected information.
+    return plan_information({variant_for(0)});
   }
-  // The variants whose predicted status most of the posterior mass disputes with the leading set.
-  const std::size_t nmask = std::size_t{1} << n;
-  const std::size_t map_idx = static_cast<std::size_t>(std::max_element(posterior_.begin(), posterior_.end()) - posterior_.begin());
-  const bool map_order = map_idx >= nmask;
-  Mask map = map_order ? 0 : static_cast<Mask>(map_idx);
-  struct Cand { Mask m; double score; std::uint64_t sent; int rot = 0; };
+  // First look: baseline, full, every single feature and every leave-one-out.
+  std::vector<std::size_t> idx = {variant_for(0), variant_for(full)};
+  for (std::size_t i = 0; i < n; ++i) {
+    idx.push_back(variant_for(Mask{1} << i));
+    idx.push_back(variant_for(full & ~(Mask{1} << i)));
+  }
+  // Order: the full set's rotations (each option feature first once).
+  if (order_hypotheses()) {
+    for (std::size_t r = 1; r < option_idx_.size(); ++r) idx.push_back(variant_for(full, std::nullopt, std::nullopt, static_cast<int>(r)));
+  }
+  return sized(std::move(idx));
+}
+
+Experiment::Round Experiment::plan_information(std::vector<std::size_t> idx) {
+  // Each hypothesis's prediction for a probe of a variant: its failing group's posterior mean rate if
+  // it says the variant fails, its passing group's otherwise.
+  const Mask full = full_mask();
+  const std::size_t nmask = std::size_t{1} << features_.size();
+  const std::size_t nh = posterior_.size();
+  std::vector<RateMeans> means(nh);
+  {
+    Counts all;
+    for (const auto& v : variants_) { all.failed += v.counts.failed; all.sent += v.counts.sent; }
+    const double one = (double(all.failed) + 1) / (double(all.sent) + 2);
+    means[0] = {one, one};
+  }
+  for (std::size_t h = 1; h < nh; ++h) {
+    if (posterior_[h] < 1e-9) continue;
+    auto [f, p] = h < nmask ? split(static_cast<Mask>(h), kNoThreshold) : split_order(h - nmask);
+    means[h] = posterior_means_two_rates(f, p, config_.min_effect);
+  }
+  struct Cand { Mask m; int rot; std::vector<double> r; double gain = 0; };
   std::vector<Cand> cands;
   const int rots = order_hypotheses() ? static_cast<int>(option_idx_.size()) : 1;
   for (int rot = 0; rot < rots; ++rot) {
@@ -333,38 +442,67 @@ Experiment::Round Experiment::plan_main() {
       VariantDef def;
       def.mask = v;
       def.rotation = rot;
-      double s = 0;
-      bool map_fail = map_order ? order_fail(def, map_idx - nmask) : map != 0 && (v & map) == map;
-      for (Mask t = 1; t <= full; ++t) {
-        bool f = (v & t) == t;
-        if (f != map_fail) s += posterior_[t];
+      Cand c{v, rot, std::vector<double>(nh), 0};
+      for (std::size_t h = 0; h < nh; ++h) {
+        const bool fail = h < nmask ? h != 0 && (v & h) == h : order_fail(def, h - nmask);
+        c.r[h] = fail ? means[h].failing : means[h].passing;
       }
-      if (map_fail) s += posterior_[0];
-      for (std::size_t j = 0; j < order_hypotheses(); ++j) {
-        if (order_fail(def, j) != map_fail) s += posterior_[nmask + j];
-      }
-      std::uint64_t sent = 0;
-      for (const auto& vs : variants_) {
-        if (vs.def.mask == v && !vs.def.mss && !vs.def.wscale && vs.def.rotation == rot) sent = vs.counts.sent;
-      }
-      cands.push_back({v, s, sent, rot});
+      cands.push_back(std::move(c));
     }
   }
-  std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-    if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
-    if (a.sent != b.sent) return a.sent < b.sent;
-    return std::popcount(a.m) < std::popcount(b.m);
-  });
-  for (const auto& c : cands) {
-    if (idx.size() >= config_.max_variants_per_round) break;
-    if (c.score < (1 - config_.confidence) / 20) break;
+  const std::size_t anchors = idx.size();
+  const std::uint32_t count = config_.per_round;
+  // Choose how many variants share the round: the k most informative, each with count/k probes,
+  // maximising the summed information (it ignores overlap between variants, so it favours spreading
+  // a little; the cap keeps rounds readable).
+  std::size_t best_k = 1;
+  double best_val = -1;
+  std::vector<std::size_t> best_order;
+  const std::size_t kmax = std::min<std::size_t>(config_.max_variants_per_round, cands.size());
+  for (std::size_t k = 1; k <= kmax; ++k) {
+    const std::uint32_t m = std::max<std::uint32_t>(1, count / static_cast<std::uint32_t>(k + anchors));
+    for (auto& c : cands) c.gain = count_information(posterior_, c.r, m);
+    std::vector<std::size_t> order(cands.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cands[a].gain > cands[b].gain; });
+    double val = 0;
+    for (std::size_t i = 0; i < k; ++i) val += cands[order[i]].gain;
+    if (val > best_val * (1 + 1e-6)) { best_val = val; best_k = k; best_order = order; }
+  }
+  for (std::size_t i = 0; i < best_k; ++i) {
+    const auto& c = cands[best_order[i]];
     idx.push_back(variant_for(c.m, std::nullopt, std::nullopt, c.rot));
   }
-  // The leading set's own proof: T alone (sufficient) and each T minus one member (necessary).
-  if (!map_order && map != 0 && idx.size() < config_.max_variants_per_round + 2) {
-    idx.push_back(variant_for(map));
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  Round r = sized(idx);
+  if (r.variants.empty() || !config_.predictive_round_size) return r;
+  std::vector<const std::vector<double>*> rates;
+  for (std::size_t i : r.variants) {
+    const auto& d = variants_[i].def;
+    rates.push_back(&cands[d.rotation == 0 ? d.mask : full + 1 + static_cast<Mask>(d.rotation - 1)].r);
   }
-  return sized(std::move(idx));
+  const std::vector<double> saved = posterior_;
+  std::vector<double> cum(saved.size());
+  std::partial_sum(saved.begin(), saved.end(), cum.begin());
+  std::vector<double> out(r.variants.size());
+  r.count = predictive_size(
+      variants_, r.variants, r.count, (used_ << 8) ^ rounds_,
+      [&](double pick) -> const std::vector<double>& {
+        // A hypothesis by its posterior weight; each variant at the rate it predicts.
+        const std::size_t h = std::min<std::size_t>(
+            static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), pick * cum.back()) - cum.begin()),
+            saved.size() - 1);
+        for (std::size_t v = 0; v < out.size(); ++v) out[v] = (*rates[v])[h];
+        return out;
+      },
+      [&] {
+        update_posterior();
+        return *std::max_element(posterior_.begin(), posterior_.end()) >= config_.confidence;
+      },
+      std::nullopt, [] { return 0.0; });
+  posterior_ = saved;
+  return r;
 }
 
 Experiment::Round Experiment::plan_threshold() {
@@ -393,7 +531,54 @@ Experiment::Round Experiment::plan_threshold() {
       acc += p;
     }
   }
-  return sized(std::move(idx));
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  Round r = sized(idx);
+  if (r.variants.empty() || !config_.predictive_round_size) return r;
+  // Predictive draws: a threshold t (an interval by its weight, t uniform in it); each tested value
+  // fails iff it is above t, at the decided set's pooled failing rate, the others at its passing rate.
+  std::vector<double> cum;
+  double acc = 0;
+  for (const auto& i : iv) cum.push_back(acc += std::exp(i.logp));
+  // Entropy of t (nats), every value of an interval equally likely.
+  auto entropy = [](const std::vector<TInterval>& ivs) {
+    double h = 0;
+    for (const auto& i : ivs) {
+      const double p = std::exp(i.logp);
+      if (p > 0) h -= p * (i.logp - std::log(double(i.hi - i.lo + 1)));
+    }
+    return h;
+  };
+  auto [f, p] = split(decided_, iv[best].lo);
+  const RateMeans means = posterior_means_two_rates(f, p, config_.min_effect);
+  std::vector<int> value(r.variants.size());
+  std::vector<bool> carries(r.variants.size());
+  for (std::size_t v = 0; v < r.variants.size(); ++v) {
+    const auto& d = variants_[r.variants[v]].def;
+    value[v] = d.mss ? *d.mss : full;
+    carries[v] = (d.mask & decided_) == decided_;
+  }
+  std::vector<double> out(r.variants.size());
+  r.count = predictive_size(
+      variants_, r.variants, r.count, (used_ << 8) ^ rounds_,
+      [&](double pick) -> const std::vector<double>& {
+        const std::size_t k = std::min<std::size_t>(
+            static_cast<std::size_t>(std::lower_bound(cum.begin(), cum.end(), pick * cum.back()) - cum.begin()),
+            iv.size() - 1);
+        const double within = pick * cum.back() - (k ? cum[k - 1] : 0.0);
+        const double frac = std::clamp(within / std::max(cum[k] - (k ? cum[k - 1] : 0.0), 1e-300), 0.0, 1.0);
+        const int t = std::min(iv[k].hi, iv[k].lo + static_cast<int>(frac * (iv[k].hi - iv[k].lo + 1)));
+        for (std::size_t v = 0; v < out.size(); ++v) out[v] = carries[v] && value[v] > t ? means.failing : means.passing;
+        return out;
+      },
+      [&] {
+        for (const auto& i : threshold_intervals()) {
+          if (std::exp(i.logp) >= config_.confidence && i.hi - i.lo + 1 <= config_.mss_resolution) return true;
+        }
+        return false;
+      },
+      entropy(iv), [&] { return entropy(threshold_intervals()); });
+  return r;
 }
 
 bool Experiment::enter_wscale_stage() {

@@ -71,6 +71,10 @@ struct Config {
   bool refine_wscale = false;       // value stage for the window scale (--wscale-values)
   bool refine_order = false;        // option-order hypotheses and rotations of the full set (--option-order)
   std::size_t max_variants_per_round = 6;
+  // Rounds after the first (and the MSS threshold stage's) may use a quarter or half of per_round when
+  // the posterior predictive says that is nearly as likely to decide, or to make as much progress
+  // (fewer probes, sometimes more rounds). Off: every round per_round probes.
+  bool predictive_round_size = true;
   std::uint16_t mss_resolution = 1; // the threshold stage stops when t is known to this width
 };
 
@@ -169,6 +173,9 @@ class Experiment {
   struct TInterval { int lo, hi; double logp; };
   std::vector<TInterval> threshold_intervals() const;
   Round plan_main();
+  // Main stage after the first round: the variants (after the anchors in `idx`) whose outcomes are
+  // expected to tell the hypotheses apart most (mutual information under the current posterior).
+  Round plan_information(std::vector<std::size_t> idx);
   Round plan_threshold();
   // Window-scale value stage.
   bool enter_wscale_stage();

@@ -106,8 +106,11 @@ double log_evidence_one_rate(Counts all) {
   return std::lgamma(k + 1) + std::lgamma(n - k + 1) - std::lgamma(n + 2);
 }
 
-double log_evidence_two_rates(Counts failing, Counts passing, double delta) {
-  constexpr int G = kEvidenceGrid;
+namespace {
+constexpr int G = kEvidenceGrid;
+
+// log p and log(1-p) at the grid's midpoints.
+const std::array<std::array<double, 2>, G>& log_grid() {
   static const auto grid = [] {
     std::array<std::array<double, 2>, G> g{};
     for (int i = 0; i < G; ++i) {
@@ -116,11 +119,43 @@ double log_evidence_two_rates(Counts failing, Counts passing, double delta) {
     }
     return g;
   }();
-  std::array<double, G> lf{}, lp{};
-  for (int i = 0; i < G; ++i) {
-    lf[i] = double(failing.failed) * grid[i][0] + double(failing.sent - failing.failed) * grid[i][1];
-    lp[i] = double(passing.failed) * grid[i][0] + double(passing.sent - passing.failed) * grid[i][1];
+  return grid;
+}
+
+// Log likelihood of the counts at every grid rate.
+std::array<double, G> log_lik(Counts c) {
+  const auto& grid = log_grid();
+  std::array<double, G> l{};
+  for (int i = 0; i < G; ++i) l[i] = double(c.failed) * grid[i][0] + double(c.sent - c.failed) * grid[i][1];
+  return l;
+}
+}  // namespace
+
+RateMeans posterior_means_two_rates(Counts failing, Counts passing, double delta) {
+  const auto lf = log_lik(failing), lp = log_lik(passing);
+  const auto& grid = log_grid();
+  const int shift = static_cast<int>(std::ceil(delta * G - 1e-9));
+  if (shift >= G) return {};
+  // In logs throughout: the counts can make every cell's weight underflow a double.
+  std::array<double, G + 1> suffix{}, psuffix{};  // log Σ_{j' >= j} w_f(j') and log Σ p_j' w_f(j')
+  suffix[G] = psuffix[G] = kNegInf;
+  for (int j = G - 1; j >= 0; --j) {
+    suffix[j] = log_add(suffix[j + 1], lf[j]);
+    psuffix[j] = log_add(psuffix[j + 1], lf[j] + grid[j][0]);
   }
+  double z = kNegInf, ef = kNegInf, ep = kNegInf;
+  for (int i = 0; i + shift < G; ++i) {
+    const int j0 = std::max(i + shift, 0);
+    z = log_add(z, lp[i] + suffix[j0]);
+    ef = log_add(ef, lp[i] + psuffix[j0]);
+    ep = log_add(ep, lp[i] + grid[i][0] + suffix[j0]);
+  }
+  if (z == kNegInf) return {};
+  return {std::exp(ef - z), std::exp(ep - z)};
+}
+
+double log_evidence_two_rates(Counts failing, Counts passing, double delta) {
+  const auto lf = log_lik(failing), lp = log_lik(passing);
   // suffix[j] = log Σ_{j' >= j} exp(lf[j']).
   std::array<double, G + 1> suffix{};
   suffix[G] = kNegInf;

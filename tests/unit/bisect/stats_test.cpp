@@ -71,5 +71,20 @@ TEST(Stats, EvidenceTwoRatesAgreesWithIntegral) {
   EXPECT_LT(log_evidence_two_rates({10, 100}, {10, 100}, 0.1), log_evidence_one_rate({20, 200}) - 2);
 }
 
+TEST(Stats, PosteriorMeansTwoRates) {
+  // No data, no gap: (p0, pf) uniform on pf >= p0, so E[pf] = 2/3 and E[p0] = 1/3.
+  auto m = posterior_means_two_rates({0, 0}, {0, 0}, 0.0);
+  EXPECT_NEAR(m.failing, 2.0 / 3, 3e-3);
+  EXPECT_NEAR(m.passing, 1.0 / 3, 3e-3);
+  // Clearly separated counts: close to the Beta(k+1, n-k+1) means, (31/102, 1/102).
+  m = posterior_means_two_rates({30, 100}, {0, 100}, 0.1);
+  EXPECT_NEAR(m.failing, 31.0 / 102, 5e-3);
+  EXPECT_NEAR(m.passing, 1.0 / 102, 5e-3);
+  // Counts against the ordering are pushed apart by at least the gap; many probes do not underflow.
+  m = posterior_means_two_rates({0, 5000}, {5000, 5000}, 0.1);
+  EXPECT_GE(m.failing, m.passing + 0.1 - 1e-9);
+  EXPECT_GT(m.failing, 0.0);
+}
+
 }  // namespace
 }  // namespace tandem::bisect
