@@ -14,6 +14,7 @@
 
 #include "common/probe/spec.hpp"
 #include "controller/bisect/experiment.hpp"
+#include "controller/bisect/render.hpp"
 #include "controller/cli/command.hpp"
 #include "controller/cli/probe_flags.hpp"
 #include "controller/cli/trace_common.hpp"

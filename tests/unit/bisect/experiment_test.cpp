@@ -7,6 +7,7 @@
 
 #include "common/probe/spec.hpp"
 #include "controller/bisect/experiment.hpp"
+#include "controller/bisect/render.hpp"
 #include "controller/bisect/simulate.hpp"
 
 namespace tandem::bisect {
