@@ -8,11 +8,14 @@
 
 namespace tandem::cli {
 
-void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port) {
+void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port, ProbeScope scope) {
+  // An option in the group "" is parsed but not listed by --help.
+  const std::string ping_only = scope == ProbeScope::ping ? "Options" : "";
+  const std::string not_bisect = scope == ProbeScope::bisect ? "" : "Options";
   if (with_port) sub->add_option("-p,--port", f.port, "Destination port (default 80 for TCP, 33434 for UDP)");
   auto* tcp = sub->add_flag("--tcp", f.tcp, "TCP SYN probes (default)");
-  auto* udp = sub->add_flag("--udp", f.udp, "UDP probes");
-  auto* icmp = sub->add_flag("--icmp", f.icmp, "ICMP echo probes (or --icmp-type)");
+  auto* udp = sub->add_flag("--udp", f.udp, "UDP probes")->group(not_bisect);
+  auto* icmp = sub->add_flag("--icmp", f.icmp, scope == ProbeScope::ping ? "ICMP echo probes (or --icmp-type)" : "ICMP echo probes")->group(not_bisect);
   tcp->excludes(udp)->excludes(icmp);
   udp->excludes(icmp);
   auto* flag_v6 = sub->add_flag("-6", f.want_v6, "Use IPv6");
@@ -31,11 +34,15 @@ void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port) {
   sub->add_option("--ttl", f.ttl, "IP TTL / hop limit (default 64)")->check(CLI::Range(1, 255));
   sub->add_flag("--df", f.df, "Set IPv4 don't-fragment");
   sub->add_option("--window", f.window, "TCP window (default 64240)")->check(CLI::Range(0, 65535));
-  sub->add_option("--flags", f.flags, "TCP flags, e.g. S (default), SA, A, F, R, SE (letters FSRPAUEC)");
-  sub->add_option("--icmp-type", f.icmp_type, "ICMP type for --icmp (default echo request)")->check(CLI::Range(0, 255));
-  sub->add_option("--icmp-code", f.icmp_code, "ICMP code for --icmp")->check(CLI::Range(0, 255));
+  sub->add_option("--flags", f.flags, "TCP flags, e.g. S (default), SA, A, F, R, SE (letters FSRPAUEC)")
+      ->group(ping_only);
+  sub->add_option("--icmp-type", f.icmp_type, "ICMP type for --icmp (default echo request)")
+      ->check(CLI::Range(0, 255))
+      ->group(ping_only);
+  sub->add_option("--icmp-code", f.icmp_code, "ICMP code for --icmp")->check(CLI::Range(0, 255))->group(ping_only);
   sub->add_option("--data-len", f.data_len, "Payload bytes (UDP/ICMP carry at least a 12-byte probe tag)")
-      ->check(CLI::Range(0, 1400));
+      ->check(CLI::Range(0, 1400))
+      ->group(ping_only);
 }
 
 Result<packet::IpAddr> resolve_target(const std::string& text, bool want_v6, bool want_v4) {

@@ -33,7 +33,11 @@ struct ProbeFlags {
 // Adds --tcp/--udp/--icmp, -4/-6, -p, --rate/-i, --sport, --tcp-options, --tos/--dscp, --ttl, --df,
 // --window, --flags, --icmp-type/--icmp-code, --data-len to `sub`. `with_port` = false for
 // commands that take HOST:PORT instead of -p.
-void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port = true);
+// Which command the flags are for: trace and bisect accept the ping-only flags (--flags,
+// --icmp-type, --icmp-code, --data-len; bisect also --udp/--icmp) only to refuse them with a clear
+// message, so their --help does not list them.
+enum class ProbeScope { ping, trace, bisect };
+void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port = true, ProbeScope scope = ProbeScope::ping);
 
 // Resolves a target: a literal address (brackets allowed for IPv6) is taken as is and its family
 // must agree with -4/-6; a name is looked up with getaddrinfo (IPv4 unless -6).

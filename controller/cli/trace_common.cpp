@@ -35,7 +35,7 @@ void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
   sub->add_option("--key", a.key, "This controller's secret key file (tandem keygen); default $TANDEM_KEY or "
                                   "~/.config/tandem/controller.key");
   sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT)")->required();
-  add_probe_flags(sub, a.probe, /*with_port=*/false);
+  add_probe_flags(sub, a.probe, /*with_port=*/false, bisect ? ProbeScope::bisect : ProbeScope::trace);
   sub->add_option("-c,--count", a.count, bisect ? "Probes per round (later rounds may use a quarter or half)" : "Probes to send")->capture_default_str()
       ->check(CLI::Range(1u, 10'000'000u));
   sub->add_option("--tail", a.tail_s, "Seconds to wait for late replies after the last probe")->capture_default_str()
