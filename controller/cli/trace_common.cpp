@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -35,6 +37,9 @@ void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
   sub->add_option("--key", a.key, "This controller's secret key file (tandem keygen); default $TANDEM_KEY or "
                                   "~/.config/tandem/controller.key");
   sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT)")->required();
+  sub->add_option("--server-target", a.server_target,
+                  "Behind a DNAT: ADDR:PORT (or ADDR, or :PORT) the server sees the probes arrive on, so its agent "
+                  "captures them (default: --target)");
   add_probe_flags(sub, a.probe, /*with_port=*/false, bisect ? ProbeScope::bisect : ProbeScope::trace);
   sub->add_option("-c,--count", a.count, bisect ? "Probes per round (later rounds may use a quarter or half)" : "Probes to send")->capture_default_str()
       ->check(CLI::Range(1u, 10'000'000u));
@@ -94,6 +99,36 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   p.df = spec->df;
   p.window = spec->window;
   p.sport = probe::format_sport(spec->sport);
+  if (!a.server_target.empty()) {
+    if (a.server.empty()) return make_error(Errc::usage, "trace", "--server-target needs --server");
+    std::string host = a.server_target, port;
+    if (host.front() == ':') {
+      port = host.substr(1);
+      host.clear();
+    } else if (host.front() == '[' || std::count(host.begin(), host.end(), ':') == 1) {
+      auto hp2 = split_host_port(host);
+      if (!hp2) return hp2.error();
+      host = hp2->first;
+      port = std::to_string(hp2->second);
+    }
+    if (!host.empty()) {
+      std::string bare = host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+      auto addr = packet::IpAddr::parse(bare);
+      if (!addr) return make_error(Errc::usage, "trace", "--server-target '" + a.server_target + "': not an IP address");
+      if (addr->version != r.target.version) {
+        return make_error(Errc::usage, "trace", "--server-target " + addr->to_string() + " and --target " +
+                                                    r.target.to_string() + " are not the same IP version");
+      }
+      r.server_sees_address = *addr;
+    }
+    if (!port.empty()) {
+      unsigned v = 0;
+      auto res = std::from_chars(port.data(), port.data() + port.size(), v);
+      if (res.ec != std::errc{} || res.ptr != port.data() + port.size() || v < 1 || v > 65535)
+        return make_error(Errc::usage, "trace", "--server-target '" + a.server_target + "': port must be 1-65535");
+      r.server_sees_port = static_cast<std::uint16_t>(v);
+    }
+  }
   r.tail = std::chrono::milliseconds(static_cast<std::int64_t>(a.tail_s * 1000));
   r.out_dir = a.out;
   return r;

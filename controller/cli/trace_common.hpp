@@ -23,6 +23,7 @@ struct TraceArgs {
   std::string client_key, server_key;    // alternative: .pub files
   std::string key;                       // controller secret key file
   std::string target;                    // HOST:PORT
+  std::string server_target;             // HOST:PORT or :PORT as the server sees it (DNAT), "" = target
   ProbeFlags probe;
   std::uint32_t count = 100;
   double tail_s = 1.0;

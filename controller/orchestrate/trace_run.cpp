@@ -193,7 +193,10 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     rs.run_id = ev.run_id;
     rs.role = proto::Role::server;
     rs.lease_deadline_ns = lease + server->clock.offset_ns;
-    rs.flows = {flow};
+    proto::Flow sf = flow;
+    if (req.server_sees_address) sf.dst = req.server_sees_address->to_string();
+    if (req.server_sees_port) sf.dport = *req.server_sees_port;
+    rs.flows = {sf};
     auto ok = server->link->request_as<proto::RunOk>(rs);
     if (!ok) return abort_all(make_error(ok.error().code, "trace", "server agent: run setup: " + ok.error().message));
     server->run_accepted = true;

@@ -35,6 +35,10 @@ struct TraceRequest {
   proto::ProbePlan plan;                 // dst/dport/ip_version filled from target; seed chosen here if 0
   std::vector<correlate::Variant> variant_names;  // names for plan.variants (same order), optional
   std::optional<packet::IpAddr> client_source;    // the client's probing address if known (flows, ICMP)
+  // The target as the server sees it, behind a DNAT (address and/or port rewritten on the way): the
+  // server agent captures that flow. Empty: the server sees plan.dst / plan.dport.
+  std::optional<packet::IpAddr> server_sees_address;
+  std::optional<std::uint16_t> server_sees_port;
   std::chrono::milliseconds tail{1000};  // wait for late replies after the last probe
   std::string out_dir;                   // client.pcapng / server.pcapng are written here
   std::chrono::milliseconds request_timeout{5000};

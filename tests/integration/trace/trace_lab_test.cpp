@@ -326,6 +326,23 @@ table inet imp {
 listen = [21]
 )";
 
+// A port forward: the client aims at the middlebox's own address, port 21; the middlebox DNATs to the
+// server, port 2121. With --server-target the server agent captures the rewritten flow.
+constexpr char kDnat[] = R"(name = "trace-dnat"
+[middlebox]
+nft = """
+table inet nat {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    iifname "eth-cli" ip daddr 10.77.1.1 tcp dport 21 dnat ip to 10.77.2.2:2121
+    iifname "eth-cli" ip6 daddr fd77:1::1 tcp dport 21 dnat ip6 to [fd77:2::2]:2121
+  }
+}
+"""
+[server]
+listen = [2121]
+)";
+
 // The way back: the server's SYN-ACK has its MSS clamped.
 constexpr char kReplyMss[] = R"(name = "trace-replymss"
 [middlebox]
@@ -555,6 +572,7 @@ using TraceUnknownKind = ScenarioLab<kUnknownKind>;
 using TraceOrder = ScenarioLab<kOrder>;
 using TraceReplyMss = ScenarioLab<kReplyMss>;
 using TraceCorrupt = ScenarioLab<kCorrupt>;
+using TraceDnat = ScenarioLab<kDnat>;
 
 // --- answered: a clean path ------------------------------------------------------------------
 
@@ -813,6 +831,28 @@ TEST_F(TraceCorrupt, RewriteWithoutChecksumFixIsBlamedOnThePathIpv4) {
 }
 TEST_F(TraceCorrupt, RewriteWithoutChecksumFixIsBlamedOnThePathIpv6) {
   check_corrupt(run(kV6, {"--tcp-options", kOptions}));
+}
+
+// Behind a port forward: every probe matched across the DNAT, the rewrite named both ways.
+void check_dnat(const TraceRun& r, const std::string& front, const std::string& server) {
+  expect_fates(r, {{"answered", kCount}});
+  expect_all_answered_one_hop(r);
+  expect_finding(r, "forward", "ip.dst", front, server);
+  expect_finding(r, "forward", "tcp.dport", 21, 2121);
+  expect_finding(r, "reverse", "ip.src", server, front);
+  expect_finding(r, "reverse", "tcp.sport", 2121, 21);
+  expect_only_findings(r, {{"forward", "ip.dst"}, {"forward", "tcp.dport"}, {"reverse", "ip.src"}, {"reverse", "tcp.sport"}});
+  expect_verdict(r, "path_modifies", 4);
+}
+TEST_F(TraceDnat, PortForwardWithServerTargetIpv4) {
+  Family front = kV4;
+  front.target = "10.77.1.1:21";
+  check_dnat(run(front, {"--server-target", "10.77.2.2:2121"}), "10.77.1.1", "10.77.2.2");
+}
+TEST_F(TraceDnat, PortForwardWithServerTargetIpv6) {
+  Family front = kV6;
+  front.target = "[fd77:1::1]:21";
+  check_dnat(run(front, {"--server-target", "[fd77:2::2]:2121"}), "fd77:1::1", "fd77:2::2");
 }
 
 // The reverse direction: the server's SYN-ACK as sent vs as the client got it.

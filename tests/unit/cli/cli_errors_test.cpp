@@ -65,6 +65,20 @@ TEST_F(CliErrors, TraceTargetNeedsHostAndPort) {
   EXPECT_NE(p.err.find("out of range"), std::string::npos) << p.err;
 }
 
+TEST_F(CliErrors, ServerTargetIsChecked) {
+  struct C {
+    const char* value;
+    const char* says;
+  };
+  for (const C& c : {C{"10.77.2.2:70000", "out of range"}, C{":0", "1-65535"}, C{"fd77:2::2", "IP version"},
+                     C{"server.example:21", "not an IP address"}}) {
+    auto o = run(trace_prefix() + "--target 10.77.2.2:21 --server-target " + c.value);
+    EXPECT_EQ(o.code, 1) << c.value << ": " << o.err;
+    EXPECT_NE(o.err.find(c.says), std::string::npos) << c.value << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+}
+
 TEST_F(CliErrors, TraceBadOptionListNamesTheItem) {
   auto o = run(trace_prefix() + "--target 10.77.2.2:21 --tcp-options mss=1460,wat");
   EXPECT_EQ(o.code, 1);
