@@ -3,8 +3,7 @@
 // a real nftables middlebox to real kernel listeners. One scenario per fate and per finding of
 // DESIGN.md §5, over IPv4 and IPv6 (ip.id, ip.df: IPv4 only), asserting on the bundle's report.json.
 // Not here: tcp.seq (nftables can set a sequence number but not fix the ack on the way back, so
-// the run would not be about that finding; tests/unit/correlate covers seq rewriting with NAT) and
-// tcp.dport (a DNAT to another port: the server agent captures only the declared port).
+// the run would not be about that finding; tests/unit/correlate covers seq rewriting with NAT).
 //
 // Impairments are deterministic (drop every probe, or `numgen inc mod 10 < 3` for exactly 30 %),
 // so every count below is exact. Each scenario's lab and agents are shared by its tests (one
