@@ -54,6 +54,16 @@ TEST(Diagnose, BadChecksumOnArrivalIsCorruptionNotUnanswered) {
   EXPECT_NE(v.secondary[0].text.find("1 of 10"), std::string::npos) << v.secondary[0].text;
 }
 
+TEST(Diagnose, EmptyServerCaptureSuggestsServerTarget) {
+  auto c = with_fates({{Fate::lost_forward, 5}});
+  c.server_packets = 0;
+  auto v = diagnose(c);
+  EXPECT_EQ(v.code, "lost_forward");
+  EXPECT_NE(v.text.find("--server-target"), std::string::npos) << v.text;
+  c.server_packets = 3;  // the server saw something: no NAT hint
+  EXPECT_EQ(diagnose(c).text.find("--server-target"), std::string::npos);
+}
+
 TEST(Diagnose, Clean) {
   auto v = diagnose(with_fates({{Fate::answered, 20}}));
   EXPECT_EQ(v.code, "clean");
