@@ -87,11 +87,11 @@ Item some_unknown(const Facts& f, std::uint64_t& w) {
 Item lost_forward(const Facts& f, std::uint64_t& w) {
   if (!(w = f.counts[Fate::lost_forward])) return {};
   std::string text = share_text(w, f.counts.total) + " were lost between the client and the server: the server never saw them.";
-  // Nothing at all in the server's capture, yet some probes were answered or none got through: a
-  // NAT in front of the server would look exactly like this, so say how to rule it out.
-  const bool answered_anyway = f.counts[Fate::reply_lost] == 0 && f.counts[Fate::unanswered] == 0 &&
+  // No probe reached the server and its capture holds nothing at all: a NAT in front of the server
+  // (the agent capturing the wrong flow) looks exactly like this, so say how to rule it out.
+  const bool nothing_reached_server = f.counts[Fate::reply_lost] == 0 && f.counts[Fate::unanswered] == 0 &&
                                f.counts[Fate::answered] == 0;
-  if (f.corr.server_present && f.corr.server_packets == 0 && answered_anyway) {
+  if (f.corr.server_present && f.corr.server_packets == 0 && nothing_reached_server) {
     text += " The server's capture is empty: if a NAT or load balancer rewrites the target's address or port, "
             "pass --server-target with what the server sees.";
   }
