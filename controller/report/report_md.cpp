@@ -200,10 +200,27 @@ std::string next_step(Fate fate, const Correlation& c) {
     case Fate::reply_lost:
       return "The way back: the server answered but its reply never reached the client. Look at the return "
              "path (asymmetric routing, stateful firewalls that did not see the SYN, reverse-path filtering).";
-    case Fate::unanswered:
-      return "The server host itself: the probes reached its capture and it sent nothing back. Look at the "
+    case Fate::unanswered: {
+      std::uint64_t corrupted = 0, n = 0;
+      for (const auto& p : c.probes) {
+        if (p.fate != fate) continue;
+        ++n;
+        for (const auto& ch : p.changes) corrupted += ch.field.ends_with(".checksum");
+      }
+      std::string s;
+      if (corrupted > 0) {
+        s = fmt::format("The path first: {} of these {} probes arrived with a bad checksum, so the server's kernel "
+                        "discarded them after its capture saw them; a device on the way changes packets without "
+                        "fixing the checksum (see the changes in transit). ",
+                        corrupted, n);
+      }
+      if (corrupted < n) {
+        s += "The server host itself: the probes reached its capture and it sent nothing back. Look at the "
              "host firewall (nftables/iptables), whether the service listens, SYN backlog / SYN cookies, "
              "and rp_filter.";
+      }
+      return s;
+    }
     case Fate::injected:
       return fmt::format("The device at {}: the client received replies the server never sent, so a device on "
                          "the path answered in the server's name (a firewall resetting connections, a proxy).",
