@@ -33,7 +33,7 @@ Outcome outcome_of(std::uint32_t i) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: tandem-corrgen DIR [PROBES]\n");
+    std::fprintf(stderr, "usage: tandem-corrgen DIR [PROBES] [--no-client-rst]\n");
     return 1;
   }
   std::string dir = argv[1];
@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
   tandem::synth::Path path;
   path.client_linktype = path.server_linktype = 1;
   path.clock_offset_ns = 1'234'567;
+  // As in real captures the client kernel resets every answered flow (--no-client-rst: as before
+  // 2026-11-23, for comparing with older runs).
+  path.client_rst = !(argc > 3 && std::string(argv[3]) == "--no-client-rst");
   tandem::synth::Plan plan;
   plan.interval_ns = 100'000;
   constexpr std::uint32_t kChunk = 10'000;

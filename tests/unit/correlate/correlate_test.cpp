@@ -128,6 +128,23 @@ TEST(Correlate, ClientKernelRstBelongsToItsProbe) {
   EXPECT_EQ(c.unmatched_server, 1u);
 }
 
+// The same with NAT and a seq rewrite on the way: the server-side RST is placed by the server's view
+// of its probe (no run key shortcut applies there).
+TEST(Correlate, ClientKernelRstFollowedThroughNatAndSeqRewrite) {
+  Path path;
+  path.client_rst = true;
+  path.nat_src = *packet::IpAddr::parse("10.77.2.1");
+  path.nat_sport_base = 50000;
+  path.seq_delta = 0x01000000;
+  auto pair = synth::synthesize(path, Plan{}, {Outcome::answered, Outcome::lost_forward, Outcome::answered});
+  auto c = run(pair);
+  EXPECT_EQ(fates(c), (std::vector<Fate>{Fate::answered, Fate::lost_forward, Fate::answered}));
+  EXPECT_EQ(c.unmatched_client, 0u);
+  EXPECT_EQ(c.unmatched_server, 0u);
+  EXPECT_EQ(c.client_packets, 7u);  // 3 probes, 2 SYN-ACKs, 2 RSTs
+  EXPECT_EQ(c.server_packets, 6u);  // 2 probes, 2 SYN-ACKs, 2 RSTs
+}
+
 TEST(Correlate, BadChecksumOnArrival) {
   const Path path;
   packet::TcpSpec t;

@@ -184,6 +184,17 @@ Pair synthesize(const Path& path, const Plan& plan, const std::vector<Outcome>& 
     sev.push_back({s_tx, sent, true});
     if (oc == Outcome::reply_lost) continue;
     cev.push_back({c_rx, got, false});
+    if (path.client_rst && plan.l4 == Plan::L4::tcp && oc == Outcome::answered) {
+      // No socket owns the flow, so the client kernel resets it: seq = the SYN-ACK's ack.
+      IpSpec rip{path.client, path.server, 0, 64, 0, true, 0};
+      auto rst = must(packet::build_tcp(rip, TcpSpec{sport, plan.dport, seq + 1, 0, packet::kTcpRst, 0, 0, {}}));
+      cev.push_back({c_rx + 20'000, rst, true});
+      IpSpec srip = rip;
+      if (path.nat_src) srip.src = *path.nat_src;
+      srip.ttl = static_cast<std::uint8_t>(rip.ttl - path.forward_hops);
+      auto seen_rst = must(packet::build_tcp(srip, TcpSpec{s_sport, plan.dport, s_seq + 1, 0, packet::kTcpRst, 0, 0, {}}));
+      sev.push_back({c_rx + 20'000 + path.one_way_ns + path.clock_offset_ns, seen_rst, false});
+    }
   }
   auto by_time = [](const Event& a, const Event& b) { return a.ts < b.ts; };
   std::stable_sort(cev.begin(), cev.end(), by_time);

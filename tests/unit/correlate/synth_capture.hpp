@@ -48,6 +48,7 @@ struct Path {
   Nanos one_way_ns = 400'000;
   Nanos turnaround_ns = 30'000;
   Nanos clock_offset_ns = 0;  // server clock minus client clock
+  bool client_rst = false;    // the client kernel answers each SYN-ACK with a bare RST (raw-socket probes)
   int client_linktype = 101, server_linktype = 101;  // LINKTYPE_RAW, ETHERNET (1) or LINUX_SLL2 (276)
 };
 
