@@ -105,6 +105,16 @@ struct ProbeRecord {
   Nanos client_tx_ns = 0, server_rx_ns = 0, server_tx_ns = 0, client_rx_ns = 0;
 };
 
+// The checksum a probe arrived at the server with wrong ("ip.checksum", "tcp.checksum",
+// "udp.checksum"; "" when none): correlate checks it for unanswered probes (outcome.cpp), and such
+// a probe was corrupted on the way rather than ignored by the server.
+inline std::string bad_checksum_field(const ProbeRecord& p) {
+  for (const auto& c : p.changes) {
+    if (c.direction == Direction::forward && c.field.ends_with(".checksum")) return c.field;
+  }
+  return {};
+}
+
 // Changes aggregated over probes: what the §5 "findings" array lists.
 struct Finding {
   std::string code = "modified";

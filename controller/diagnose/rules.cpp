@@ -126,13 +126,7 @@ Item reply_lost(const Facts& f, std::uint64_t& w) {
               Severity::problem);
 }
 
-// The checksum an unanswered probe arrived with wrong ("" when none: correlate's bad_checksum).
-std::string bad_checksum_field(const correlate::ProbeRecord& p) {
-  for (const auto& c : p.changes) {
-    if (c.direction == correlate::Direction::forward && c.field.ends_with(".checksum")) return c.field;
-  }
-  return {};
-}
+using correlate::bad_checksum_field;
 
 std::uint64_t corrupted_count(const Facts& f) {
   std::uint64_t n = 0;

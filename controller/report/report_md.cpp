@@ -205,7 +205,7 @@ std::string next_step(Fate fate, const Correlation& c) {
       for (const auto& p : c.probes) {
         if (p.fate != fate) continue;
         ++n;
-        for (const auto& ch : p.changes) corrupted += ch.field.ends_with(".checksum");
+        corrupted += !correlate::bad_checksum_field(p).empty();
       }
       std::string s;
       if (corrupted > 0) {
