@@ -149,7 +149,9 @@ def compute(cfg, base):
             continue
         owner = None
         for s in server_copies:
-            if s["t"] <= r["t"] + 0.001 and s["src"] == r["dst"] and s["sport"] == r["dport"] \
+            # Strictly before: one clock, and a timer retransmission can leave the server
+            # microseconds before the client's next copy arrives (then it is the earlier copy's).
+            if s["t"] <= r["t"] and s["src"] == r["dst"] and s["sport"] == r["dport"] \
                     and (r["ack"] - s["seq"]) % 2**32 == 1:
                 owner = s
         if owner is not None:

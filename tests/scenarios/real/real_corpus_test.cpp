@@ -149,7 +149,7 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
   std::vector<Row> rows;
   bool by_frame = false;
   auto by = probes_by_frame(report, truth, by_frame);
-  if (!by_frame) rows.push_back({"-", "-", "-", "report.json has no frames.client_probe: paired by source port and order"});
+  if (!by_frame) std::cout << name << ": report.json has no frames.client_probe: probes paired by source port and order\n";
 
   std::set<long> truth_frames;
   for (const auto& s : truth["syns"]) {
@@ -202,7 +202,7 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
   if (not_in.count(code) != 0) rows.push_back({"-", "verdict", code, "must not be " + code});
 
   std::set<std::pair<std::string, std::string>> want_f, got_f;
-  for (const auto& f : expect["findings"]) want_f.insert({f["direction"], f["field"]});
+  for (const auto& f : expect["findings"]) want_f.insert({f["direction"].get<std::string>(), f["field"].get<std::string>()});
   for (const auto& f : report.value("findings", json::array())) {
     got_f.insert({str_or(f, "direction", "?"), str_or(f, "field", "?")});
   }
