@@ -212,28 +212,39 @@ reset_vars() {
   DESC="" EXPECT="" CHECKS="{}" FWD="[]" REV="[]" EVIDENCE=full CLIENT_ADDR=10.77.1.2
 }
 
-# A middlebox that drops SYNs from the client to port 21 with numgen inc (deterministic).
-# drop_nft FAMILY_SADDR_EXPR LIMIT  e.g. drop_nft "ip saddr 10.77.1.2" 3  (30 %)
-drop_nft() {
-  cat <<EOF
-table inet corpus {
-  counter syn_seen {}
-  counter syn_drop {}
-  chain impair {
-    type filter hook forward priority 0; policy accept;
-    $1 tcp dport 21 tcp flags & (syn | ack) == syn counter name "syn_seen"
-    $1 tcp dport 21 tcp flags & (syn | ack) == syn numgen inc mod 10 < $2 counter name "syn_drop" drop
-  }
+# nft_table HOOK "COUNTER..." RULE...: table inet corpus with the named counters and one filter
+# chain on HOOK (forward: the middlebox; input: the server's host firewall) holding the RULEs.
+# Impairments use numgen inc (deterministic), never numgen random.
+nft_table() {
+  local hook="$1" counters="$2" c r
+  shift 2
+  echo "table inet corpus {"
+  for c in $counters; do echo "  counter $c {}"; done
+  echo "  chain impair {"
+  echo "    type filter hook $hook priority 0; policy accept;"
+  for r in "$@"; do echo "    $r"; done
+  echo "  }"
+  echo "}"
 }
-EOF
+SYN='tcp flags & (syn | ack) == syn'
+SYNACK='tcp flags & (syn | ack) == syn | ack'
+
+# A middlebox dropping SYNs to port 21: drop_nft MATCH LIMIT, e.g. drop_nft "ip saddr 10.77.1.2" 3
+# drops 3 of every 10 (30 %).
+drop_nft() {
+  nft_table forward "syn_seen syn_drop" "$1 tcp dport 21 $SYN counter name syn_seen" \
+    "$1 tcp dport 21 $SYN numgen inc mod 10 < $2 counter name syn_drop drop"
 }
 DROP_CHECKS='{"syn_seen": "syn_copies", "syn_drop": "lost_forward"}'
 LOSS_EXPECT='{"verdict_code_in": ["lost_forward"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete"]}'
 GONE_EXPECT='{"verdict_code_in": ["capture_incomplete"], "verdict_code_not_in": ["injected", "corrupted", "clean", "lost_forward", "reply_lost", "unanswered"]}'
 
+# The base of most scenarios: 30 % of the client's SYNs dropped in the middlebox.
+drop_30() { MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"; }
+
 sc_syn_drop_30() {
   DESC="Middlebox drops 30 % of SYNs (numgen inc mod 10 < 3); the kernel client retransmits (1 s, 3 s, 7 s)."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"
+  drop_30
 }
 sc_syn_drop_60() {
   DESC="Middlebox drops 60 % of SYNs (numgen inc mod 10 < 6): 2-3 copies of one SYN are lost before one gets through."
@@ -241,65 +252,37 @@ sc_syn_drop_60() {
 }
 sc_synack_drop_30() {
   DESC="Middlebox drops 30 % of the server's SYN-ACKs; the server retransmits them and answers the client's retransmitted SYNs."
-  MB_NFT='table inet corpus {
-  counter synack_seen {}
-  counter synack_drop {}
-  chain impair {
-    type filter hook forward priority 0; policy accept;
-    ip saddr 10.77.2.2 tcp sport 21 tcp flags & (syn | ack) == syn | ack counter name "synack_seen"
-    ip saddr 10.77.2.2 tcp sport 21 tcp flags & (syn | ack) == syn | ack numgen inc mod 10 < 3 counter name "synack_drop" drop
-  }
-}'
+  MB_NFT="$(nft_table forward "synack_seen synack_drop" \
+    "ip saddr 10.77.2.2 tcp sport 21 $SYNACK counter name synack_seen" \
+    "ip saddr 10.77.2.2 tcp sport 21 $SYNACK numgen inc mod 10 < 3 counter name synack_drop drop")"
   CHECKS='{"synack_seen": "replies_sent", "synack_drop": "replies_lost"}'
   EXPECT='{"verdict_code_in": ["reply_lost"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete", "lost_forward"]}'
 }
 sc_host_firewall_30() {
   DESC="The server's own nftables (input hook) drops 30 % of SYNs to port 21: tcpdump on the server sees them, the kernel never answers."
-  SRV_NFT='table inet hostfw {
-  counter fw_drop {}
-  chain input {
-    type filter hook input priority 0; policy accept;
-    tcp dport 21 tcp flags & (syn | ack) == syn numgen inc mod 10 < 3 counter name "fw_drop" drop
-  }
-}'
+  SRV_NFT="$(nft_table input fw_drop "tcp dport 21 $SYN numgen inc mod 10 < 3 counter name fw_drop drop")"
   CHECKS='{"fw_drop": "unanswered"}'
   EXPECT='{"verdict_code_in": ["unanswered"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete", "lost_forward"]}'
 }
 sc_injected_rst() {
   DESC="Middlebox answers 30 % of SYNs with 'reject with tcp reset' in the server's name; the server never sees those."
-  MB_NFT='table inet corpus {
-  counter syn_reject {}
-  chain impair {
-    type filter hook forward priority 0; policy accept;
-    ip saddr 10.77.1.2 tcp dport 21 tcp flags & (syn | ack) == syn numgen inc mod 10 < 3 counter name "syn_reject" reject with tcp reset
-  }
-}'
+  MB_NFT="$(nft_table forward syn_reject \
+    "ip saddr 10.77.1.2 tcp dport 21 $SYN numgen inc mod 10 < 3 counter name syn_reject reject with tcp reset")"
   CHECKS='{"syn_reject": "injected"}'
   EXPECT='{"verdict_code_in": ["injected"], "verdict_code_not_in": ["corrupted", "clean", "capture_incomplete"]}'
 }
 sc_mss_clamp_curl() {
   DESC="Middlebox clamps the SYNs' MSS to 1200 (tcp option maxseg size set 1200); the client is curl (ftp://), one connection at a time."
-  MB_NFT='table inet corpus {
-  counter mss_set {}
-  chain impair {
-    type filter hook forward priority 0; policy accept;
-    ip daddr 10.77.2.2 tcp dport 21 tcp flags & (syn | ack) == syn counter name "mss_set" tcp option maxseg size set 1200
-  }
-}'
+  MB_NFT="$(nft_table forward mss_set \
+    "ip daddr 10.77.2.2 tcp dport 21 $SYN counter name mss_set tcp option maxseg size set 1200")"
   USE_CURL=1 ATTEMPTS=30 TIMEOUT=5
   CHECKS='{"mss_set": "syn_copies"}' FWD='["tcp.option.mss"]'
   EXPECT='{"verdict_code_in": ["path_modifies"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete", "lost_forward"]}'
 }
 sc_dscp_rewrite() {
   DESC="The client sends with DSCP EF (IP_TOS 0xb8); the middlebox rewrites it to CS0 (ip dscp set cs0)."
-  MB_NFT='table inet corpus {
-  counter dscp_syn {}
-  chain impair {
-    type filter hook forward priority 0; policy accept;
-    ip daddr 10.77.2.2 tcp dport 21 tcp flags & (syn | ack) == syn counter name "dscp_syn"
-    ip daddr 10.77.2.2 tcp dport 21 ip dscp set cs0
-  }
-}'
+  MB_NFT="$(nft_table forward dscp_syn "ip daddr 10.77.2.2 tcp dport 21 $SYN counter name dscp_syn" \
+    "ip daddr 10.77.2.2 tcp dport 21 ip dscp set cs0")"
   TOS=184 CHECKS='{"dscp_syn": "syn_copies"}' FWD='["ip.dscp"]'
   EXPECT='{"verdict_code_in": ["path_modifies"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete", "lost_forward"]}'
 }
@@ -321,26 +304,28 @@ sc_ipv6_syn_drop_30() {
 }
 sc_no_timestamps_syn_drop_30() {
   DESC="Client without TCP timestamps (net.ipv4.tcp_timestamps=0): the copies of a SYN differ only in IP ID and time; middlebox drops 30 %."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" NO_TS=1 CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"
+  drop_30
+  NO_TS=1
 }
 sc_server_any_bridge() {
   DESC="Server behind a bridge (br0 with the veth as port) captured with tcpdump -i any: every server-side packet twice; middlebox drops 30 % of SYNs."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" BRIDGE=bridge SERVER_EVIDENCE=any
-  CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"
+  drop_30
+  BRIDGE=bridge SERVER_EVIDENCE=any
 }
 sc_server_q_in() {
   DESC="Server capture taken with tcpdump -Q in (no packet the server sent); middlebox drops 30 % of SYNs. Only 'never reached the server' is provable."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" SERVER_EVIDENCE=q_in EVIDENCE=inbound_only
-  CHECKS="$DROP_CHECKS" EXPECT="$GONE_EXPECT"
+  drop_30
+  SERVER_EVIDENCE=q_in EVIDENCE=inbound_only EXPECT="$GONE_EXPECT"
 }
 sc_server_empty() {
   DESC="Server capture taken on the wrong interface (lo): an empty file; middlebox drops 30 % of SYNs. Nothing about the server is provable."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" SERVER_EVIDENCE=lo EVIDENCE=none
-  CHECKS="$DROP_CHECKS" EXPECT="$GONE_EXPECT"
+  drop_30
+  SERVER_EVIDENCE=lo EVIDENCE=none EXPECT="$GONE_EXPECT"
 }
 sc_client_snaplen_64() {
   DESC="Client capture with tcpdump -s 64 (TCP options cut off); middlebox drops 30 % of SYNs. Nothing is added or removed by the path."
-  MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" CLIENT_SNAP=64 CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"
+  drop_30
+  CLIENT_SNAP=64
 }
 sc_other_flows_and_clients() {
   DESC="Five connections to a closed port 22 first (RST from the server's kernel), then 10.77.1.2 -> :21 while a second client 10.77.1.3 connects to :21 too; the client capture is 'host 10.77.1.2'; middlebox drops 30 % of both clients' SYNs to 21."

@@ -10,7 +10,6 @@
 // replies.received where the truth has it, no tandem probe that is not a SYN copy of the flow, the
 // verdict code inside / outside the expected sets, and exactly the expected findings
 // (direction, field). Every mismatch is printed as one table row, so the failure lists them all.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/unit/scenarios/run_command.hpp"
 
 namespace {
 
@@ -45,28 +46,9 @@ std::vector<std::string> scenario_names() {
   return names;
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct CmdResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CmdResult run(const std::string& cmd) {
-  CmdResult r;
-  std::FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using tandem::test::CmdResult;
+using tandem::test::quote;
+using tandem::test::run;
 
 json load(const fs::path& p) {
   std::ifstream in(p);
