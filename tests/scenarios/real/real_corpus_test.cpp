@@ -150,6 +150,9 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
     const json& p = *it->second.front();
     const std::string got = str_or(p, "fate", "?");
     std::string note = str_or(p, "note", "");
+    if (s.contains("tight_reply_timing_us")) {
+      note = "(identical replies " + std::to_string(s["tight_reply_timing_us"].get<long>()) + " us apart) " + note;
+    }
     if (got != want) {
       if (s.contains("true_fate")) note = "(true fate " + s["true_fate"].get<std::string>() + ") " + note;
       rows.push_back({std::to_string(frame), want, got, note});
