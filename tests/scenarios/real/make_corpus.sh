@@ -239,6 +239,13 @@ DROP_CHECKS='{"syn_seen": "syn_copies", "syn_drop": "lost_forward"}'
 LOSS_EXPECT='{"verdict_code_in": ["lost_forward"], "verdict_code_not_in": ["injected", "corrupted", "clean", "capture_incomplete"]}'
 GONE_EXPECT='{"verdict_code_in": ["capture_incomplete"], "verdict_code_not_in": ["injected", "corrupted", "clean", "lost_forward", "reply_lost", "unanswered"]}'
 
+sc_clean() {
+  DESC="No impairment: every SYN answered at the first copy (the baseline: 'clean' must stay reachable on real captures)."
+  MB_NFT="$(nft_table forward syn_seen "ip saddr 10.77.1.2 tcp dport 21 $SYN counter name syn_seen")"
+  ATTEMPTS=40 CHECKS='{"syn_seen": "answered"}'
+  EXPECT='{"verdict_code_in": ["clean"], "verdict_code_not_in": ["injected", "corrupted", "capture_incomplete", "lost_forward"]}'
+}
+
 # The base of most scenarios: 30 % of the client's SYNs dropped in the middlebox.
 drop_30() { MB_NFT="$(drop_nft "ip saddr 10.77.1.2" 3)" CHECKS="$DROP_CHECKS" EXPECT="$LOSS_EXPECT"; }
 
@@ -408,7 +415,7 @@ make_other_run() {
   install_scenario "$WORK/other_b" server_other_run_shifted "$WORK/other_a/shifted.pcap"
 }
 
-ALL=(syn_drop_30 syn_drop_60 synack_drop_30 host_firewall_30 injected_rst mss_clamp_curl dscp_rewrite
+ALL=(clean syn_drop_30 syn_drop_60 synack_drop_30 host_firewall_30 injected_rst mss_clamp_curl dscp_rewrite
   nat_port_rewrite ipv6_syn_drop_30 no_timestamps_syn_drop_30 server_any_bridge server_q_in server_empty
   client_snaplen_64 other_flows_and_clients other_run)
 todo=("$@")
