@@ -6,7 +6,8 @@
 //
 // Asserted per scenario (one ctest test each): every SYN copy of the truth has exactly one tandem
 // probe (report.json probes[].frames.client_probe = its 1-based frame in client.pcap) with the
-// same fate (`unknown` only where the truth says the evidence is missing), the same
+// same fate (`unknown` only where the truth says the evidence is missing, or where the oracle marks
+// the reply's attribution as resting on byte-identical replies microseconds apart), the same
 // replies.received where the truth has it, no tandem probe that is not a SYN copy of the flow, the
 // verdict code inside / outside the expected sets, and exactly the expected findings
 // (direction, field). Every mismatch is printed as one table row, so the failure lists them all.
@@ -134,6 +135,7 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
   if (!by_frame) std::cout << name << ": report.json has no frames.client_probe: probes paired by source port and order\n";
 
   std::set<long> truth_frames;
+  std::size_t tight_unknown = 0;
   for (const auto& s : truth["syns"]) {
     const long frame = s["frame"].get<long>();
     truth_frames.insert(frame);
@@ -152,6 +154,14 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
     std::string note = str_or(p, "note", "");
     if (s.contains("tight_reply_timing_us")) {
       note = "(identical replies " + std::to_string(s["tight_reply_timing_us"].get<long>()) + " us apart) " + note;
+    }
+    // Two byte-identical server replies microseconds apart with one arrival: which one arrived is
+    // beyond what the two captures (and a clock good to tens of microseconds plus 1 ms of slack)
+    // can tell — the oracle knew it from the middlebox's own captures. `unknown` is the honest
+    // answer there; any other wrong fate is a mismatch. Counted and printed, not hidden.
+    if (got != want && got == "unknown" && s.contains("tight_reply_timing_us")) {
+      ++tight_unknown;
+      continue;
     }
     if (got != want) {
       if (s.contains("true_fate")) note = "(true fate " + s["true_fate"].get<std::string>() + ") " + note;
@@ -202,7 +212,7 @@ TEST_P(RealCorpus, FatesMatchTheGroundTruthSynBySyn) {
   for (const auto& p : report["probes"]) ++fates[str_or(p, "fate", "?")];
   std::cout << name << ": " << truth["syns"].size() << " truth SYN copies, " << report["probes"].size()
             << " tandem probes " << json(fates).dump() << ", verdict " << code << ", " << rows.size()
-            << " mismatches\n";
+            << " mismatches, " << tight_unknown << " unknown where the replies were indistinguishable\n";
   EXPECT_TRUE(rows.empty()) << table(name, rows);
 }
 
