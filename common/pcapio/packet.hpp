@@ -55,12 +55,16 @@ using PacketFn = std::function<void(const PacketView&)>;
 
 // libpcap/kernel counters. Never a silent zero: when libpcap cannot report them `available` is false
 // and `unavailable_reason` says why; consumers must then treat drops as unknown, not as 0.
+// `warnings` are what else the capture says about its own completeness (a file that ends
+// mid-record: packets after the cut are missing the same way dropped ones are); the reports show
+// them next to the drops.
 struct CaptureStats {
   std::uint64_t received = 0;    // ps_recv: packets the filter accepted (platform-specific meaning)
   std::uint64_t dropped = 0;     // ps_drop: dropped for lack of buffer space (kernel ring full)
   std::uint64_t if_dropped = 0;  // ps_ifdrop: dropped by the interface/driver (often unsupported)
   bool available = false;
   std::string unavailable_reason;
+  std::vector<std::string> warnings;  // one sentence each, e.g. "file ends mid-packet after 20 complete packets"
 };
 
 // Packets stored compactly: one growing byte arena plus a fixed-size index entry per packet, so

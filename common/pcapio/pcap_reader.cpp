@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kSubsystem = "pcap";
 }
 
-Result<PcapReader> PcapReader::open(const std::string& path) {
+Result<PcapReader> PcapReader::open(const std::string& path, CutShort cut) {
   // Opening the FILE ourselves separates "cannot open" (environment) from "not a capture" (bad
   // input): libpcap reports both through the same error string.
   FILE* fp = std::fopen(path.c_str(), "rb");
@@ -33,6 +33,7 @@ Result<PcapReader> PcapReader::open(const std::string& path) {
   r.path_ = path;
   r.linktype_ = linktype_from_dlt(pcap_datalink(p));
   r.snaplen_ = pcap_snapshot(p);
+  r.cut_ = cut;
   return r;
 }
 
@@ -41,7 +42,9 @@ PcapReader::PcapReader(PcapReader&& other) noexcept
       path_(std::move(other.path_)),
       linktype_(other.linktype_),
       snaplen_(other.snaplen_),
-      count_(other.count_) {}
+      count_(other.count_),
+      cut_(other.cut_),
+      cut_short_(std::move(other.cut_short_)) {}
 
 PcapReader& PcapReader::operator=(PcapReader&& other) noexcept {
   if (this != &other) {
@@ -51,6 +54,8 @@ PcapReader& PcapReader::operator=(PcapReader&& other) noexcept {
     linktype_ = other.linktype_;
     snaplen_ = other.snaplen_;
     count_ = other.count_;
+    cut_ = other.cut_;
+    cut_short_ = std::move(other.cut_short_);
   }
   return *this;
 }
@@ -60,6 +65,7 @@ PcapReader::~PcapReader() {
 }
 
 Result<std::optional<PacketView>> PcapReader::next() {
+  if (cut_short_) return std::optional<PacketView>();  // libpcap must not be asked again past the cut
   pcap_pkthdr* h = nullptr;
   const u_char* bytes = nullptr;
   const int rc = pcap_next_ex(handle_, &h, &bytes);
@@ -73,6 +79,14 @@ Result<std::optional<PacketView>> PcapReader::next() {
     return std::optional<PacketView>(v);
   }
   if (rc == PCAP_ERROR_BREAK) return std::optional<PacketView>();
+  // libpcap reads each record (pcap header + body, or a whole pcapng block) with fread of its
+  // announced length: a short read at the end of the file leaves the FILE at EOF, a corrupt record
+  // in the middle does not. So EOF after an error means the file stops inside a record, the way
+  // tshark ("cut short in the middle of a packet") also reads it.
+  if (cut_ == CutShort::stop && std::feof(pcap_file(handle_)) != 0) {
+    cut_short_ = pcap_geterr(handle_);
+    return std::optional<PacketView>();
+  }
   return make_error(Errc::usage, kSubsystem,
                     "read " + path_ + " packet " + std::to_string(count_ + 1) + ": " +
                         pcap_geterr(handle_));

@@ -63,11 +63,17 @@ int run_analyze(const AnalyzeArgs& a) {
   if (!client) return report_error(client.error());
   auto server = report::read_capture_file(a.server_pcap);
   if (!server) return report_error(server.error());
+  if (!a.quiet) {
+    // A file cut short is read up to its last complete packet; the report says so too.
+    for (const auto& w : client->stats.warnings) std::fprintf(stderr, "tandem: warning: %s: %s\n", a.client_pcap.c_str(), w.c_str());
+    for (const auto& w : server->stats.warnings) std::fprintf(stderr, "tandem: warning: %s: %s\n", a.server_pcap.c_str(), w.c_str());
+  }
 
   report::AnalyzeManifest manifest;
   if (!a.manifest.empty()) {
     auto m = report::read_manifest_file(a.manifest);
     if (!m) return report_error(m.error());
+    if (auto st = report::check_manifest_bounds(*m, *client, a.manifest); !st) return report_error(st.error());
     manifest = std::move(*m);
   } else {
     manifest.run.l4.clear();  // inferred from the client capture
@@ -102,13 +108,12 @@ int run_analyze(const AnalyzeArgs& a) {
   report::BundleOptions opts;
   opts.force = a.force;
   opts.json_only = a.json_only;
-  if (auto st = report::write_bundle(a.out, *corr, verdict, ctx, *client, *server, opts); !st) {
-    return report_error(st.error());
-  }
+  auto written = report::write_bundle(a.out, *corr, verdict, ctx, *client, *server, opts);
+  if (!written) return report_error(written.error());
   if (!a.quiet) {
     ctx.client_capture = &*client;
     ctx.server_capture = &*server;
-    std::fputs(report::summary_text(*corr, verdict, ctx, a.out).c_str(), stdout);
+    std::fputs(report::summary_text(*corr, verdict, ctx, a.out, *written).c_str(), stdout);
   }
   return verdict.problem ? kExitProblemFound : 0;
 }

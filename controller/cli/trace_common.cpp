@@ -145,9 +145,7 @@ Status check_out_dir(const std::string& dir, bool force) {
   if (!fs::is_directory(dir, ec)) return make_error(Errc::usage, "trace", "--out " + dir + " exists and is not a directory");
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename();
-    bool bundle_file = false;
-    for (const char* f : report::kBundleFiles) bundle_file = bundle_file || name == f;
-    if (!bundle_file) {
+    if (!report::is_bundle_file(name)) {
       return make_error(Errc::usage, "trace", "--out " + dir + " is not empty and not a tandem bundle (" + name +
                                                   "); choose another directory or pass --force");
     }
@@ -230,10 +228,9 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
   if (write) {
     report::BundleOptions bo;
     bo.force = true;  // checked above, before the run; our own fetched captures are in there now
-    if (auto st = report::write_bundle(req.out_dir, *corr, verdict, ctx, client_side, server_side, bo); !st) {
-      return st.error();
-    }
-    std::fputs(report::summary_text(*corr, verdict, ctx, req.out_dir).c_str(), stdout);
+    auto written = report::write_bundle(req.out_dir, *corr, verdict, ctx, client_side, server_side, bo);
+    if (!written) return written.error();
+    std::fputs(report::summary_text(*corr, verdict, ctx, req.out_dir, *written).c_str(), stdout);
   }
   Analysis a;
   a.correlation = std::move(corr).value();

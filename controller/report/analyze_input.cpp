@@ -95,12 +95,24 @@ Result<AnalyzeManifest> parse_own(const json& j, const std::string& origin) {
   if (auto e = get_uint(j, "dport", m.dport, origin)) return *e;
   if (auto e = get_string(j, "l4", m.l4, origin)) return *e;
   if (m.l4 != "tcp" && m.l4 != "udp" && m.l4 != "icmp") return usage(origin, "\"l4\" must be tcp, udp or icmp");
+  if (m.count && *m.count > kMaxManifestProbes) {
+    return usage(origin, fmt::format("\"count\" {} is above the limit {} (the probe id space)", *m.count,
+                                     kMaxManifestProbes));
+  }
   if (j.contains("variants") && !j["variants"].is_null()) {
+    if (j["variants"].is_array() && j["variants"].size() > kMaxManifestVariants) {
+      return usage(origin, fmt::format("\"variants\" has {} entries, above the limit {}", j["variants"].size(),
+                                       kMaxManifestVariants));
+    }
     if (auto e = get_variants(j["variants"], m.variants, origin)) return *e;
   }
   if (j.contains("probe_variant") && !j["probe_variant"].is_null()) {
     const auto& pv = j["probe_variant"];
     if (!pv.is_array()) return usage(origin, "\"probe_variant\" must be an array of variant indices");
+    if (pv.size() > kMaxManifestProbes) {
+      return usage(origin, fmt::format("\"probe_variant\" has {} entries, above the limit {} (the probe id space)",
+                                       pv.size(), kMaxManifestProbes));
+    }
     for (const auto& x : pv) {
       if (!x.is_number_unsigned() || x.get<std::uint64_t>() >= std::max<std::size_t>(m.variants.size(), 1)) {
         return usage(origin, "\"probe_variant\" entries must be indices into \"variants\"");
@@ -164,13 +176,21 @@ Result<AnalyzeManifest> parse_report(const json& j, const std::string& origin) {
 
 }  // namespace
 
+std::string cut_short_warning(std::uint64_t complete_packets) {
+  return fmt::format("file ends mid-packet after {} complete packets (copied while the capture was running?); "
+                     "later packets are missing",
+                     complete_packets);
+}
+
 Result<correlate::CaptureSide> read_capture_file(const std::string& path) {
   // Whatever libpcap says (missing, not a capture, mixed link types), it is the user's file: exit 1.
   auto named = [&](const Error& e) {
     std::string text = e.text();
     return make_error(Errc::usage, "analyze", text.find(path) != std::string::npos ? text : path + ": " + text);
   };
-  auto r = pcapio::PcapReader::open(path);
+  // A capture copied while tcpdump still wrote it ends inside a record: its complete packets are
+  // evidence (tshark reads them too), the cut is a warning the report carries.
+  auto r = pcapio::PcapReader::open(path, pcapio::CutShort::stop);
   if (!r) return named(r.error());
   correlate::CaptureSide side;
   side.present = true;
@@ -179,6 +199,7 @@ Result<correlate::CaptureSide> read_capture_file(const std::string& path) {
   if (!n) return named(n.error());
   side.stats.available = false;
   side.stats.unavailable_reason = "offline file: drops unknown";
+  if (r->cut_short()) side.stats.warnings.push_back(cut_short_warning(*n));
   return side;
 }
 
@@ -194,6 +215,25 @@ Result<AnalyzeManifest> read_manifest_file(const std::string& path) {
   json j = json::parse(in, nullptr, false);
   if (j.is_discarded()) return usage(path, "not valid JSON");
   return parse_manifest(j, path);
+}
+
+std::uint64_t manifest_probe_limit(std::uint64_t client_packets) {
+  return std::min<std::uint64_t>(kMaxManifestProbes, 2 * client_packets + kManifestProbeSlack);
+}
+
+Status check_manifest_bounds(const AnalyzeManifest& m, const correlate::CaptureSide& client,
+                             const std::string& origin) {
+  const std::uint64_t packets = client.present ? client.packets.size() : 0;
+  const std::uint64_t limit = manifest_probe_limit(packets);
+  auto refuse = [&](const char* key, std::uint64_t value) {
+    return usage(origin, fmt::format("\"{}\" {} is more probes than the client capture can show: at most {} "
+                                     "(2 x its {} packets + {}); without \"count\", probes are taken from the "
+                                     "capture",
+                                     key, value, limit, packets, kManifestProbeSlack));
+  };
+  if (m.run.count && *m.run.count > limit) return refuse("count", *m.run.count);
+  if (m.run.probe_variant.size() > limit) return refuse("probe_variant", m.run.probe_variant.size());
+  return ok_status();
 }
 
 }  // namespace tandem::report

@@ -9,6 +9,9 @@
 #include <iterator>
 #include <unordered_map>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "common/packet/decode.hpp"
@@ -22,21 +25,49 @@ Error env_error(const std::string& what, const std::string& path, int err) {
   return make_error(Errc::environment, "report", fmt::format("{} {}: {}", what, path, std::strerror(err)));
 }
 
+// Writes and fsyncs text (the rename that follows must not publish a file whose bytes are still
+// only in the page cache).
 Status write_text(const fs::path& path, const std::string& text) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return env_error("create", path.string(), errno);
   std::size_t n = std::fwrite(text.data(), 1, text.size(), f);
   int werr = n == text.size() ? 0 : errno;
+  if (werr == 0 && std::fflush(f) != 0) werr = errno;
+  if (werr == 0 && ::fsync(::fileno(f)) != 0) werr = errno;
   if (std::fclose(f) != 0 && werr == 0) werr = errno;
   if (werr != 0) return env_error("write", path.string(), werr);
   return ok_status();
 }
 
-bool is_bundle_file(const std::string& name) {
-  for (const char* f : kBundleFiles) {
-    if (name == f) return true;
+fs::path temp_path(const fs::path& dir, const std::string& name) { return dir / (name + kBundleTempSuffix); }
+
+// Produces dir/name through its temporary: write(tmp) writes and fsyncs the whole file, then it is
+// renamed over name (atomic within the directory). On any failure the temporary is removed and
+// name is left as it was.
+template <class WriteFn>
+Status write_atomic(const fs::path& dir, const std::string& name, std::vector<std::string>& written,
+                    WriteFn write) {
+  const fs::path tmp = temp_path(dir, name);
+  Status st = write(tmp);
+  if (st && ::rename(tmp.c_str(), (dir / name).c_str()) != 0) st = env_error("rename", tmp.string(), errno);
+  if (!st) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return st;
   }
-  return false;
+  written.push_back(name);
+  return ok_status();
+}
+
+// Makes the renames durable (a crash after the summary must not lose report.json's directory
+// entry). Filesystems that cannot sync a directory (EINVAL) lose nothing by it.
+Status sync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return env_error("open", dir.string(), errno);
+  int err = ::fsync(fd) != 0 && errno != EINVAL ? errno : 0;
+  ::close(fd);
+  if (err != 0) return env_error("fsync", dir.string(), err);
+  return ok_status();
 }
 
 // A previous bundle: only bundle files, and a report.json written by tandem. Anything else in the
@@ -125,6 +156,7 @@ pcapio::PcapngInterfaceStats side_stats(const CaptureSide& side, std::int64_t ts
   } else if (!side.stats.unavailable_reason.empty()) {
     s.comment = "drops unknown: " + side.stats.unavailable_reason;
   }
+  for (const auto& w : side.stats.warnings) s.comment += (s.comment.empty() ? "" : "; ") + w;
   s.user_delivered = side.packets.size();
   return s;
 }
@@ -174,6 +206,13 @@ bool as_ethernet(const CaptureSide& side, std::uint32_t i, std::vector<std::uint
 }
 
 }  // namespace
+
+bool is_bundle_file(const std::string& name) {
+  for (const char* f : kBundleFiles) {
+    if (name == f || name == std::string(f) + kBundleTempSuffix) return true;
+  }
+  return false;
+}
 
 std::string packet_comment(const Correlation& c, bool server_side, std::uint32_t index, const CaptureSide& side) {
   return comment_for(c, RecordIndex(c), server_side, index, side);
@@ -252,28 +291,50 @@ Result<MergeResult> write_merged(const std::string& path, const Correlation& c, 
   return res;
 }
 
-Status write_bundle(const std::string& dir, const Correlation& c, const Verdict& v, const ReportContext& ctx,
-                    const CaptureSide& client, const CaptureSide& server, const BundleOptions& options) {
+Result<std::vector<std::string>> write_bundle(const std::string& dir, const Correlation& c, const Verdict& v,
+                                              const ReportContext& ctx, const CaptureSide& client,
+                                              const CaptureSide& server, const BundleOptions& options) {
   fs::path d(dir);
-  if (auto st = check_dir(d, options.force); !st) return st;
+  if (auto st = check_dir(d, options.force); !st) return st.error();
+  // A report.json next to files of another run would pass for one bundle: the previous report.json
+  // goes first, before anything of this run is written, and the new one is renamed in last. With
+  // --json-only the previous run's other files go too, and so do temporaries a killed run left.
+  for (const char* f : kBundleFiles) {
+    for (const fs::path& p : {d / f, temp_path(d, f)}) {
+      if (!options.json_only && std::string(f) != "report.json" && p == d / f) continue;
+      std::error_code ec;
+      fs::remove(p, ec);
+      if (ec) return make_error(Errc::environment, "report", fmt::format("remove {}: {}", p.string(), ec.message()));
+    }
+  }
+  std::vector<std::string> written;
   if (!options.json_only) {
     RecordIndex idx(c);
-    if (auto st = write_side(d / "client.pcapng", "client", c, idx, false, client); !st) return st;
-    if (auto st = write_side(d / "server.pcapng", "server", c, idx, true, server); !st) return st;
-    auto m = write_merged((d / "merged.pcapng").string(), c, client, server);
-    if (!m) return m.error();
+    auto side = [&](const char* name, const char* iface, bool server_side, const CaptureSide& cap) {
+      return write_atomic(d, name, written, [&](const fs::path& tmp) {
+        return write_side(tmp, iface, c, idx, server_side, cap);
+      });
+    };
+    if (auto st = side("client.pcapng", "client", false, client); !st) return st.error();
+    if (auto st = side("server.pcapng", "server", true, server); !st) return st.error();
+    auto merged = write_atomic(d, "merged.pcapng", written, [&](const fs::path& tmp) -> Status {
+      auto m = write_merged(tmp.string(), c, client, server);
+      if (!m) return m.error();
+      return ok_status();
+    });
+    if (!merged) return merged.error();
     ReportContext md_ctx = ctx;
     md_ctx.client_capture = client.present ? &client : nullptr;
     md_ctx.server_capture = server.present ? &server : nullptr;
-    if (auto st = write_text(d / "report.md", report_md(c, v, md_ctx)); !st) return st;
-  } else {
-    // A report.json next to pcapng files of an earlier run would pass for one bundle.
-    std::error_code ec;
-    for (const char* f : kBundleFiles) {
-      if (std::string(f) != "report.json") fs::remove(d / f, ec);
-    }
+    auto md = write_atomic(d, "report.md", written,
+                           [&](const fs::path& tmp) { return write_text(tmp, report_md(c, v, md_ctx)); });
+    if (!md) return md.error();
   }
-  return write_text(d / "report.json", dump_report(report_json(c, v, ctx)));
+  auto json = write_atomic(d, "report.json", written,
+                           [&](const fs::path& tmp) { return write_text(tmp, dump_report(report_json(c, v, ctx))); });
+  if (!json) return json.error();
+  if (auto st = sync_dir(d); !st) return st.error();
+  return written;
 }
 
 }  // namespace tandem::report

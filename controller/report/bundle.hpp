@@ -19,16 +19,28 @@ struct BundleOptions {
 // report.json exists is complete).
 inline constexpr const char* kBundleFiles[] = {"client.pcapng", "server.pcapng", "merged.pcapng", "report.md",
                                                "report.json"};
+// Each file is written as <name><kBundleTempSuffix> in the same directory, fsync'd, then renamed to
+// its name: a file present under its own name is complete, whatever happened to the run.
+inline constexpr const char* kBundleTempSuffix = ".tmp";
+// A bundle file or the temporary of one (a run killed while writing leaves one behind; the next
+// run into the same directory replaces it).
+bool is_bundle_file(const std::string& name);
 
 // Creates `dir` (and its parents) if needed and writes the bundle into it. A directory that exists
 // and is not empty is only reused when it looks like a previous bundle (nothing in it but bundle
-// files, and its report.json says "tool":"tandem") or when options.force is set.
-// Errors: Errc::usage for a refused directory (message says why and mentions --force),
-// Errc::environment when a file cannot be created or written (path and strerror).
+// files and their temporaries, and its report.json says "tool":"tandem") or when options.force is
+// set. A previous report.json is removed before anything is written, so a failed run leaves no
+// report.json that belongs to other files; with json_only the previous run's other bundle files
+// are removed too.
+// Returns the names of the files written, in write order (report.json last; only report.json with
+// json_only). Errors: Errc::usage for a refused directory (message says why and mentions --force),
+// Errc::environment when a file cannot be created, written, synced or renamed (path and strerror);
+// the file being written is then absent, never truncated.
 // The captures are the ones given to correlate(); an absent side (present == false) gets an empty
 // pcapng with no interface.
-Status write_bundle(const std::string& dir, const Correlation& c, const Verdict& v, const ReportContext& ctx,
-                    const CaptureSide& client, const CaptureSide& server, const BundleOptions& options = {});
+Result<std::vector<std::string>> write_bundle(const std::string& dir, const Correlation& c, const Verdict& v,
+                                              const ReportContext& ctx, const CaptureSide& client,
+                                              const CaptureSide& server, const BundleOptions& options = {});
 
 // The per-packet comment of the bundle's pcapng files: "probe <id> <fate> <role>" with role
 // probe | reply | icmp, or "unmatched". `index` is the packet's index in its side's capture.

@@ -56,9 +56,10 @@ std::string dump_report(const nlohmann::ordered_json& report);
 std::string report_md(const Correlation& c, const Verdict& v, const ReportContext& ctx);
 
 // The terminal summary (a dozen lines): verdict, fate counts, findings in plain words, capture and
-// clock caveats, and the bundle path ("" = no bundle written).
+// clock caveats, and the bundle path with the files written there (write_bundle's result; "" = no
+// bundle written).
 std::string summary_text(const Correlation& c, const Verdict& v, const ReportContext& ctx,
-                         const std::string& bundle_dir);
+                         const std::string& bundle_dir, const std::vector<std::string>& bundle_files);
 
 // --- helpers shared by the renderers (exposed for tests) ---
 

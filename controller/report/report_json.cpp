@@ -26,6 +26,7 @@ ojson capture_json(bool present, std::uint64_t packets, const pcapio::CaptureSta
                                                                     : s.unavailable_reason)
                                    : std::string("no capture from this end");
   }
+  if (!s.warnings.empty()) j["warnings"] = s.warnings;  // only when there are some: a file cut short
   return j;
 }
 

@@ -2,6 +2,7 @@
 #include <ctime>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/packet/decode.hpp"
 #include "common/packet/tcp_option.hpp"
@@ -97,6 +98,13 @@ std::string capture_text(const char* side, bool present, std::uint64_t packets, 
   std::uint64_t dropped = s.dropped + s.if_dropped;
   return fmt::format("- {} capture: {} packets, {} dropped by the capture{}.", side, packets, dropped,
                      dropped ? " (**some evidence may be missing**)" : "");
+}
+
+// The capture's warnings (a file cut short), one bullet each after its capture line.
+std::string capture_warnings_text(const char* side, const pcapio::CaptureStats& s) {
+  std::string out;
+  for (const auto& w : s.warnings) out += fmt::format("- {} capture: **warning**: {}.\n", side, w);
+  return out;
 }
 
 std::string clock_text(const correlate::ClockEstimate& k) {
@@ -311,7 +319,9 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
   out += "## Evidence quality\n\n";
   out += clock_text(c.clock) + "\n";
   out += capture_text("Client", c.client_present, c.client_packets, c.client_stats) + "\n";
+  out += capture_warnings_text("Client", c.client_stats);
   out += capture_text("Server", c.server_present, c.server_packets, c.server_stats) + "\n";
+  out += capture_warnings_text("Server", c.server_stats);
   if (c.ambiguous) out += fmt::format("- {} packets matched more than one probe and were not used.\n", c.ambiguous);
   if (c.unmatched_client || c.unmatched_server) {
     out += fmt::format("- Packets about no probe: {} in the client capture, {} in the server capture.\n",
@@ -370,7 +380,8 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
   return out;
 }
 
-std::string summary_text(const Correlation& c, const Verdict& v, const ReportContext& ctx, const std::string& bundle_dir) {
+std::string summary_text(const Correlation& c, const Verdict& v, const ReportContext& ctx, const std::string& bundle_dir,
+                         const std::vector<std::string>& bundle_files) {
   auto counts = fate_counts(c);
   std::uint64_t total = c.probes.size();
   std::string out = fmt::format("verdict: {} [{}]\n", v.text, v.code);
@@ -402,7 +413,7 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
                        "\"flows\"; --target HOST:PORT picks one)\n",
                        others, other_probes);
   }
-  if (!bundle_dir.empty()) out += fmt::format("bundle:  {} (report.md, report.json, merged.pcapng)\n", bundle_dir);
+  if (!bundle_dir.empty()) out += fmt::format("bundle:  {} ({})\n", bundle_dir, fmt::join(bundle_files, ", "));
   return out;
 }
 

@@ -140,5 +140,49 @@ TEST(CaptureFile, ScenarioFileHasUnknownDrops) {
   EXPECT_EQ(side->stats.unavailable_reason, "offline file: drops unknown");
 }
 
+// docs/analyze.md "Bounds": fixed limits at parse time, the capture-derived one before correlate.
+TEST(ManifestBounds, FixedLimitsNameTheKey) {
+  auto big = parse_manifest(json::parse(R"({"count": 16777217})"), "m.json");
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, Errc::usage);
+  EXPECT_NE(big.error().text().find("\"count\" 16777217 is above the limit 16777216"), std::string::npos)
+      << big.error().text();
+  EXPECT_TRUE(parse_manifest(json::parse(R"({"count": 16777216})"), "m.json").ok());
+  json v = {{"variants", json::array()}};
+  for (int i = 0; i < 256; ++i) v["variants"].push_back({{"name", "v" + std::to_string(i)}});
+  EXPECT_TRUE(parse_manifest(v, "m.json").ok());
+  v["variants"].push_back({{"name", "one too many"}});
+  auto many = parse_manifest(v, "m.json");
+  ASSERT_FALSE(many.ok());
+  EXPECT_NE(many.error().text().find("\"variants\" has 257 entries"), std::string::npos) << many.error().text();
+}
+
+TEST(ManifestBounds, CountNeedsPacketsBehindIt) {
+  EXPECT_EQ(manifest_probe_limit(0), 65536u);
+  EXPECT_EQ(manifest_probe_limit(60), 65656u);
+  EXPECT_EQ(manifest_probe_limit(100'000'000), 16777216u);
+  test::Fixture fx;  // its client capture holds a handful of packets
+  const std::uint64_t limit = manifest_probe_limit(fx.client.packets.size());
+  AnalyzeManifest m;
+  m.run.count = static_cast<std::uint32_t>(limit);
+  EXPECT_TRUE(check_manifest_bounds(m, fx.client, "m.json").ok());
+  m.run.count = static_cast<std::uint32_t>(limit + 1);
+  auto st = check_manifest_bounds(m, fx.client, "m.json");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::usage);
+  EXPECT_NE(st.error().text().find("\"count\" " + std::to_string(limit + 1)), std::string::npos) << st.error().text();
+  EXPECT_NE(st.error().text().find("at most " + std::to_string(limit)), std::string::npos) << st.error().text();
+  m.run.count.reset();
+  m.run.probe_variant.assign(limit + 1, 0);
+  auto pv = check_manifest_bounds(m, fx.client, "m.json");
+  ASSERT_FALSE(pv.ok());
+  EXPECT_NE(pv.error().text().find("\"probe_variant\""), std::string::npos) << pv.error().text();
+  // An absent client capture backs no probe beyond the slack.
+  correlate::CaptureSide absent;
+  m.run.probe_variant.clear();
+  m.run.count = 65537;
+  EXPECT_FALSE(check_manifest_bounds(m, absent, "m.json").ok());
+}
+
 }  // namespace
 }  // namespace tandem::report

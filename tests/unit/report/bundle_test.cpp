@@ -26,7 +26,7 @@ class BundleTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  Status write(const BundleOptions& o = {}) { return write_bundle(dir_.string(), fx_.c, fx_.verdict, fx_.ctx, fx_.client, fx_.server, o); }
+  Result<std::vector<std::string>> write(const BundleOptions& o = {}) { return write_bundle(dir_.string(), fx_.c, fx_.verdict, fx_.ctx, fx_.client, fx_.server, o); }
 
   fs::path dir_;
   Fixture fx_;

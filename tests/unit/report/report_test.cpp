@@ -187,12 +187,12 @@ TEST(ReportMd, CleanRunSaysSo) {
 
 TEST(Summary, ShortWithBundlePathAndHonestDrops) {
   Fixture fx;
-  std::string s = summary_text(fx.c, fx.verdict, fx.ctx, "/tmp/out");
+  std::string s = summary_text(fx.c, fx.verdict, fx.ctx, "/tmp/out", {"report.md", "report.json"});
   EXPECT_NE(s.find("verdict: Some probes were lost before the server. [lost_forward]"), std::string::npos) << s;
   EXPECT_NE(s.find("1 answered, 1 lost_forward"), std::string::npos) << s;
   EXPECT_NE(s.find("finding: MSS option rewritten"), std::string::npos) << s;
   EXPECT_NE(s.find("capture: client 0 dropped, server drops unknown"), std::string::npos) << s;
-  EXPECT_NE(s.find("bundle:  /tmp/out"), std::string::npos) << s;
+  EXPECT_NE(s.find("bundle:  /tmp/out (report.md, report.json)\n"), std::string::npos) << s;
   EXPECT_LT(std::count(s.begin(), s.end(), '\n'), 12);
 }
 
