@@ -166,9 +166,9 @@ void register_agent_status(CLI::App& app, CommandContext& ctx) {
   sub->footer(
       "Sends no probe and changes nothing on the agent (HELLO, STATUS, CLOCK_PROBE, BYE).\n"
       "Exit: 0 every agent answered, 1 usage/config, 3 an agent did not answer or refused our key.");
-  sub->add_option("agents", args->agents, "AGENT lines: tcp://HOST:PORT#KEY (or tcp://HOST:PORT with --agent-key)")
+  sub->add_option("agents", args->agents, "AGENT lines: tcp://HOST:PORT/KEY or tcp://HOST:PORT#KEY (or tcp://HOST:PORT with --agent-key)")
       ->required();
-  sub->add_option("--agent-key", args->agent_key, "The agent's public key file, for an AGENT without #KEY");
+  sub->add_option("--agent-key", args->agent_key, "The agent's public key file, for an AGENT without a key");
   sub->add_option("--key", args->key, "This controller's secret key file; default $TANDEM_KEY or "
                                       "~/.config/tandem/controller.key");
   sub->add_option("--timeout", args->timeout_s, "Seconds to wait for each answer")

@@ -13,6 +13,7 @@
 
 #include "common/packet/decode.hpp"
 #include "common/pcapio/pcapng_writer.hpp"
+#include "controller/report/report_html.hpp"
 
 namespace tandem::report {
 namespace fs = std::filesystem;
@@ -266,6 +267,7 @@ Status write_bundle(const std::string& dir, const Correlation& c, const Verdict&
     md_ctx.client_capture = client.present ? &client : nullptr;
     md_ctx.server_capture = server.present ? &server : nullptr;
     if (auto st = write_text(d / "report.md", report_md(c, v, md_ctx)); !st) return st;
+    if (auto st = write_text(d / "report.html", report_html(c, v, md_ctx)); !st) return st;
   } else {
     // A report.json next to pcapng files of an earlier run would pass for one bundle.
     std::error_code ec;

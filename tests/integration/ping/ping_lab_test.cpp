@@ -103,8 +103,11 @@ void expect_states(LabFixture& lab, const std::string& target, bool v6) {
     EXPECT_GE(p["rtt_us"].get<std::int64_t>(), 0);
   }
 
+  // DESIGN.md §3: a closed port is an answer but not the healthy one: `tandem ping … && echo up`
+  // must not say "up".
   auto closed = ping(lab, with({"-p", "23"}), "closed");
-  EXPECT_EQ(closed.proc.exit_code, 0) << closed.proc.out << closed.proc.err;
+  EXPECT_EQ(closed.proc.exit_code, 4) << closed.proc.out << closed.proc.err;
+  EXPECT_EQ(closed.report["verdict"]["code"], "closed");
   EXPECT_EQ(state_count(closed.report, "closed"), 3u) << closed.report.dump(2);
   for (const auto& p : closed.report["probes"]) EXPECT_EQ(p["reply"], "rst");
 
@@ -326,6 +329,8 @@ table inet imp {
 listen = [80]
 )");
   ASSERT_TRUE(lab.ok()) << lab.error();
+  TcpdumpCapture cap(lab.server_ns(), temp_path("until.pcap"), "tcp dst port 80");
+  ASSERT_TRUE(cap.ok());
   PingRun run;
   std::thread pinger([&] {
     run = ping(lab, {"10.77.2.2", "-p", "80", "--until", "open", "-i", "0.1", "--timeout", "0.3", "-c", "200"}, "until");
@@ -340,7 +345,13 @@ listen = [80]
   ASSERT_GE(probes.size(), 2u);
   EXPECT_LT(probes.size(), 200u) << "must stop once open";
   EXPECT_EQ(probes[0]["state"], "filtered");
-  EXPECT_GE(state_count(run.report, "open"), 1u);
+  // It stops AT the probe that reached the state: that probe is the last one reported, and no probe
+  // was sent after it — the server's own tcpdump saw exactly one SYN (before the flush the
+  // middlebox dropped them all).
+  EXPECT_EQ(state_count(run.report, "open"), 1u) << run.report.dump(2);
+  EXPECT_EQ(probes.back()["state"], "open") << run.report.dump(2);
+  auto frames = cap.stop_and_read();
+  EXPECT_EQ(syns_at_server(frames).size(), 1u) << run.proc.out;
 }
 
 }  // namespace
