@@ -12,10 +12,12 @@ out=${2:?usage: gen-man.sh BIN_DIR OUT_DIR}
 mkdir -p "$out"
 export COLUMNS=100 LC_ALL=C.UTF-8
 
-# Help text as a verbatim roff block: backslashes doubled, lines starting with . or ' protected.
+# Help text as a verbatim roff block: backslashes escaped, every '-' a real minus (so that options
+# copied from the page work), lines starting with . or ' protected, the binary's path as its name.
 verbatim() {
   printf '.nf\n'
-  sed -e 's/\\/\\e/g' -e "s/^\\([.']\\)/\\\\\\&\\1/" -e 's/^-/\\-/'
+  sed -e 's/\\/\\e/g' -e 's/-/\\-/g' -e "s/^\\([.']\\)/\\\\\\&\\1/" \
+      -e 's|^Usage: [^ ]*/\(tandem[^ ]*\)|Usage: \1|'
   printf '.fi\n'
 }
 
