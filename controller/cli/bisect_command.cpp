@@ -181,6 +181,11 @@ int run_bisect(BisectArgs& a) {
   ctx.dport = req->plan.dport;
   ctx.l4 = "tcp";
   ctx.client = req->client_source;
+  // Who is who as the captures show it, as trace does (the server's own address under NAT).
+  if (auto ends = report::infer_endpoints(client_side, server_side, req->client_source, std::nullopt)) {
+    if (!ctx.client) ctx.client = ends->client;
+    ctx.server = ends->server;
+  }
   ctx.client_agent = req->client.endpoint;
   ctx.server_agent = req->server ? req->server->endpoint : "";
   ctx.count = static_cast<std::uint32_t>(evidence.correlation().probes.size());

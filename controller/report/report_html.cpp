@@ -257,7 +257,8 @@ std::string report_html(const Correlation& c, const Verdict& v, const ReportCont
     s += "</ul>";
   }
   s += "</section>";
-  s += fmt::format("<p class=\"meta\">Client {}{} · server {}{} · probe {}</p>", html_escape(client),
+  s += fmt::format("<p class=\"meta\">Client {}{} · server {}{} · probe {}</p>",
+                   html_escape(ctx.client ? ctx.client->to_string() : "unknown"),
                    ctx.client_agent.empty() ? "" : " (agent " + html_escape(ctx.client_agent) + ")",
                    html_escape(ctx.server ? ctx.server->to_string() : "unknown"),
                    ctx.server_agent.empty() ? "" : " (agent " + html_escape(ctx.server_agent) + ")",
