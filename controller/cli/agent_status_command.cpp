@@ -98,8 +98,9 @@ void print_text(const Checked& c) {
               c.hello.agent_version.c_str(), static_cast<unsigned>(c.hello.version), caps.empty() ? "none" : caps.c_str());
   std::printf("  state:    %s (%s)\n", std::string(state_name(c.status.state)).c_str(), c.status.detail.c_str());
   if (c.clock) {
-    std::printf("  clock:    agent %+lld ns from ours, ± %s (round trip %s)\n", static_cast<long long>(c.clock->offset_ns),
-                us(c.clock->error_ns).c_str(), us(c.clock->rtt_ns).c_str());
+    // µs like every clock and RTT in text output (the JSON keeps ns).
+    std::printf("  clock:    agent %+.1f µs from ours, ± %s (round trip %s)\n",
+                static_cast<double>(c.clock->offset_ns) / 1e3, us(c.clock->error_ns).c_str(), us(c.clock->rtt_ns).c_str());
   } else {
     std::printf("  clock:    unknown (no usable CLOCK_PROBE sample)\n");
   }

@@ -97,4 +97,18 @@ TEST_F(ManPages, BashCompletionCompletesSubcommandsAndOptions) {
   EXPECT_NE(complete("tandem trace --cl", 2).find("--client"), std::string::npos);
 }
 
+// `cmake --install` puts the pages and the completion where man(1) and bash-completion look.
+TEST_F(ManPages, InstallTargetInstallsPagesAndCompletion) {
+  const fs::path prefix = out_ / "prefix";
+  auto r = sh("cmake --install " + std::string(TANDEM_BINARY_DIR) + " --prefix " + prefix.string());
+  ASSERT_EQ(r.code, 0) << r.text;
+  for (const char* f : {"bin/tandem", "bin/tandem-agent", "share/man/man1/tandem.1", "share/man/man8/tandem-agent.8",
+                        "share/bash-completion/completions/tandem"}) {
+    EXPECT_TRUE(fs::exists(prefix / f)) << f;
+  }
+  EXPECT_EQ(slurp(prefix / "share/man/man1/tandem.1"), slurp(kSource / "docs/man/tandem.1"));
+  auto w = sh("MANPATH=" + (prefix / "share/man").string() + " man -w tandem-agent");
+  EXPECT_EQ(w.text, (prefix / "share/man/man8/tandem-agent.8").string() + "\n");
+}
+
 }  // namespace
