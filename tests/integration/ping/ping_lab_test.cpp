@@ -13,40 +13,13 @@
 
 #include "common/packet/decode.hpp"
 #include "tests/integration/common/lab_fixture.hpp"
+#include "tests/integration/ping/ping_lab_common.hpp"
 #include "tests/integration/ping/tcpdump_capture.hpp"
 
 namespace tandem::testing {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kBasicScenario = R"(
-name = "ping-basic"
-[middlebox]
-nft = """
-table inet imp {
-  chain forw {
-    type filter hook forward priority 0;
-    tcp dport 25 drop
-    udp dport 5353 drop
-    tcp dport 22 reject with icmpx type admin-prohibited
-  }
-}
-"""
-[server]
-listen = [21, 80]
-listen_udp = [7]
-)";
-
-std::string temp_path(const std::string& name) {
-  return "/tmp/tandem-pingtest-" + std::to_string(::getpid()) + "-" + name;
-}
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-  return j;
-}
 
 struct PingRun {
   ProcOutput proc;
@@ -74,7 +47,7 @@ class PingLab : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (lab_skip_reason()) return;
-    lab_ = std::make_unique<LabFixture>(kBasicScenario);
+    lab_ = std::make_unique<LabFixture>(kPingBasicScenario);
   }
   static void TearDownTestSuite() { lab_.reset(); }
   void SetUp() override {

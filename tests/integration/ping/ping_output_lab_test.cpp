@@ -17,6 +17,7 @@
 
 #include "common/packet/decode.hpp"
 #include "tests/integration/common/lab_fixture.hpp"
+#include "tests/integration/ping/ping_lab_common.hpp"
 #include "tests/integration/ping/tcpdump_capture.hpp"
 
 namespace tandem::testing {
@@ -24,36 +25,11 @@ namespace {
 
 using nlohmann::json;
 
-// Port 21 listens, 23 is closed (RST from the kernel), 25 is dropped by the middlebox.
-constexpr const char* kScenario = R"(
-name = "ping-output"
-[middlebox]
-nft = """
-table inet imp {
-  chain forw {
-    type filter hook forward priority 0;
-    tcp dport 25 drop
-  }
-}
-"""
-[server]
-listen = [21]
-)";
-
-std::string temp_path(const std::string& name) {
-  return "/tmp/tandem-pingout-" + std::to_string(::getpid()) + "-" + name;
-}
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f, nullptr, /*allow_exceptions=*/false);
-}
-
 class PingOutput : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (lab_skip_reason()) return;
-    lab_ = std::make_unique<LabFixture>(kScenario);
+    lab_ = std::make_unique<LabFixture>(kPingBasicScenario);
   }
   static void TearDownTestSuite() { lab_.reset(); }
   void SetUp() override {
@@ -69,9 +45,9 @@ class PingOutput : public ::testing::Test {
   // Runs ping with --json and a tcpdump at the server as the oracle of what arrived and left.
   static Run ping(std::vector<std::string> args, std::uint16_t port, const std::string& tag) {
     Run r;
-    TcpdumpCapture cap(lab_->server_ns(), temp_path(tag + ".pcap"), "tcp port " + std::to_string(port));
+    TcpdumpCapture cap(lab_->server_ns(), temp_path("out-" + tag + ".pcap"), "tcp port " + std::to_string(port));
     EXPECT_TRUE(cap.ok());
-    std::string path = temp_path(tag + ".json");
+    std::string path = temp_path("out-" + tag + ".json");
     args.insert(args.begin(), "ping");
     args.insert(args.end(), {"--json", path});
     r.proc = lab_->run_tandem_in_client(args);
