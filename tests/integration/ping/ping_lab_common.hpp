@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/integration/common/lab_fixture.hpp"
 
 namespace tandem::testing {
 
@@ -40,5 +44,20 @@ inline nlohmann::json read_json(const std::string& path) {
   std::ifstream f(path);
   return nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
 }
+
+// One basic lab per test suite, shared by its tests (building a lab takes about a second).
+class PingLabSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (lab_skip_reason()) return;
+    lab_ = std::make_unique<LabFixture>(kPingBasicScenario);
+  }
+  static void TearDownTestSuite() { lab_.reset(); }
+  void SetUp() override {
+    TANDEM_REQUIRE_LAB();
+    ASSERT_TRUE(lab_ && lab_->ok()) << (lab_ ? lab_->error() : "no lab");
+  }
+  static inline std::unique_ptr<LabFixture> lab_;
+};
 
 }  // namespace tandem::testing

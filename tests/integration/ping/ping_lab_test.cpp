@@ -43,20 +43,7 @@ std::uint64_t state_count(const json& report, const std::string& state) {
   return report["summary"]["states"].value(state, std::uint64_t{0});
 }
 
-class PingLab : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (lab_skip_reason()) return;
-    lab_ = std::make_unique<LabFixture>(kPingBasicScenario);
-  }
-  static void TearDownTestSuite() { lab_.reset(); }
-  void SetUp() override {
-    TANDEM_REQUIRE_LAB();
-    ASSERT_TRUE(lab_ && lab_->ok()) << (lab_ ? lab_->error() : "no lab");
-  }
-  static std::unique_ptr<LabFixture> lab_;
-};
-std::unique_ptr<LabFixture> PingLab::lab_;
+using PingLab = PingLabSuite;
 
 void expect_states(LabFixture& lab, const std::string& target, bool v6) {
   std::vector<std::string> common = {target, "-c", "3", "-i", "0.05", "--timeout", "0.5"};

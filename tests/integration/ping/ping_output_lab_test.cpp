@@ -25,17 +25,8 @@ namespace {
 
 using nlohmann::json;
 
-class PingOutput : public ::testing::Test {
+class PingOutput : public PingLabSuite {
  protected:
-  static void SetUpTestSuite() {
-    if (lab_skip_reason()) return;
-    lab_ = std::make_unique<LabFixture>(kPingBasicScenario);
-  }
-  static void TearDownTestSuite() { lab_.reset(); }
-  void SetUp() override {
-    TANDEM_REQUIRE_LAB();
-    ASSERT_TRUE(lab_ && lab_->ok()) << (lab_ ? lab_->error() : "no lab");
-  }
   struct Run {
     ProcOutput proc;
     json report;
@@ -64,9 +55,7 @@ class PingOutput : public ::testing::Test {
   static std::uint64_t states(const Run& r, const std::string& s) {
     return r.report["summary"]["states"].value(s, std::uint64_t{0});
   }
-  static std::unique_ptr<LabFixture> lab_;
 };
-std::unique_ptr<LabFixture> PingOutput::lab_;
 
 // nmap's ACK scan: the server kernel answers an unexpected ACK with RST (unfiltered); behind the
 // dropping middlebox nothing comes back (filtered). The banner names the ACK probe.
