@@ -37,7 +37,8 @@ tandem::Result<std::string> agent_line(const std::string& listen, const std::str
     return tandem::make_error(tandem::Errc::usage, "agent",
                               "--listen " + listen + " is a wildcard address; say which address controllers reach with --advertise HOST");
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "tcp://" + host + ":" + std::to_string(parsed->port) + "#" + key;
+  // The quote-free form (tcp://HOST:PORT/BASE64URL): a remote admin's line pastes into any shell.
+  return "tcp://" + host + ":" + std::to_string(parsed->port) + "/" + tandem::transport::z85_key_to_base64url(key);
 }
 
 // The policy file plus the --allow-controller keys; at least one controller key.
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   app.add_option("--audit-log", audit_file, "append audit lines to this file (also on stderr)");
   app.add_option("--data-dir", data_dir, "where run captures are kept until RUN_END")->capture_default_str();
   app.add_option("--advertise", advertise, "host controllers use to reach us (for --print-address with a wildcard --listen)");
-  app.add_flag("--print-address", print_address, "print the one-line AGENT address to send to the controller's user, then exit");
+  app.add_flag("--print-address", print_address, "print the one-line AGENT address (tcp://HOST:PORT/KEY, no shell quoting needed) to send to the controller's user, then exit");
   app.add_flag("-v,--verbose", verbose, "more logging (repeatable)");
   app.set_version_flag("--version", std::string("tandem-agent ") + tandem::kVersion);
   try {

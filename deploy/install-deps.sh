@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package tandem needs to build, test and run its lab.
+# Installs every Debian 12 package tandem needs to build, test and run its lab (chromium: the
+# headless-browser test of report.html).
 #   deploy/install-deps.sh          build + test + lab dependencies
 #   deploy/install-deps.sh --bench  also the peer tools and extras bench/ compares against
 #   deploy/install-deps.sh --corpus also what tests/scenarios/real/make_corpus.sh needs to re-make
@@ -12,6 +13,7 @@ pkgs=(
   libpcap-dev libzmq3-dev cppzmq-dev libsodium-dev libcereal-dev libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev
   iproute2 nftables tcpdump tshark procps
+  chromium fonts-dejavu-core
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(nmap hping3 python3-scapy libbenchmark-dev clang-14 libclang-rt-14-dev hyperfine time)

@@ -61,7 +61,9 @@ Result<SendReport> SendLoop::run(RawSender& sender) {
     }
     const std::uint64_t left = c.count == 0 ? max_batch : c.count - next;
     const Due due = pacer.wait_due(next, std::min<std::uint64_t>(left, max_batch), c.stop);
-    if (due.count == 0) {  // stop flag raised while waiting
+    // Checked again after the wait: an answer that arrived while waiting (ping --until) must stop
+    // the run before one more packet leaves.
+    if (due.count == 0 || stop_requested(c)) {  // stop flag raised while waiting
       report.stopped = true;
       break;
     }

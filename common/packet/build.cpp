@@ -160,7 +160,7 @@ Result<std::vector<std::uint8_t>> icmp_echo(const IpSpec& ip, std::uint16_t id, 
 }
 
 bool patch_tcp_probe(std::span<std::uint8_t> pkt, std::uint16_t sport, std::uint32_t seq,
-                     std::uint16_t ip_id, std::uint32_t flow_label) {
+                     std::uint16_t ip_id, std::uint32_t flow_label, std::optional<std::uint32_t> ack) {
   if (pkt.empty()) return false;
   std::uint8_t* p = pkt.data();
   std::size_t l4_off = 0;
@@ -186,6 +186,11 @@ bool patch_tcp_probe(std::span<std::uint8_t> pkt, std::uint16_t sport, std::uint
   c = checksum_adjust(c, load_be16(t), sport);
   c = checksum_adjust(c, load_be16(t + 4), static_cast<std::uint16_t>(seq >> 16));
   c = checksum_adjust(c, load_be16(t + 6), static_cast<std::uint16_t>(seq));
+  if (ack) {
+    c = checksum_adjust(c, load_be16(t + 8), static_cast<std::uint16_t>(*ack >> 16));
+    c = checksum_adjust(c, load_be16(t + 10), static_cast<std::uint16_t>(*ack));
+    store_be32(t + 8, *ack);
+  }
   store_be16(t, sport);
   store_be32(t + 4, seq);
   store_be16(t + 16, c);

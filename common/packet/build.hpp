@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -67,7 +68,10 @@ Result<std::vector<std::uint8_t>> icmp_echo(const IpSpec& ip, std::uint16_t id, 
 // fixes the checksums incrementally (RFC 1624): TCP source port and sequence number, IPv4 ID (and
 // header checksum), IPv6 flow label (ignored for IPv4; ip_id ignored for IPv6). No allocation.
 // Returns false, leaving pkt untouched, if pkt is not such a packet (too short, not TCP).
+// `ack`, when given, rewrites the acknowledgment number too (ACK probes carry their identity there,
+// because a RST answering an ACK takes its sequence number from it, RFC 9293 §3.10.7.1).
 bool patch_tcp_probe(std::span<std::uint8_t> pkt, std::uint16_t sport, std::uint32_t seq,
-                     std::uint16_t ip_id, std::uint32_t flow_label);
+                     std::uint16_t ip_id, std::uint32_t flow_label,
+                     std::optional<std::uint32_t> ack = std::nullopt);
 
 }  // namespace tandem::packet

@@ -14,6 +14,10 @@ Result<std::unique_ptr<ProbeModule>> make_tcp_syn(const ProbeSpec&, const ProbeE
 Result<std::unique_ptr<ProbeModule>> make_udp(const ProbeSpec&, const ProbeEndpoints&, RunKey, std::uint32_t);
 Result<std::unique_ptr<ProbeModule>> make_icmp_echo(const ProbeSpec&, const ProbeEndpoints&, RunKey, std::uint32_t);
 
+// The TCP module's name for a flag combination: tcp-syn, tcp-ack, tcp-fin, tcp-null, tcp-xmas, else
+// "tcp-" + the flag letters (what ping's banner and report.json call the probe).
+std::string tcp_module_name(std::uint8_t flags);
+
 // The IP layer every module uses: TOS, TTL, DF from the spec.
 packet::IpSpec ip_spec_for(const ProbeSpec& spec, const ProbeEndpoints& ends);
 

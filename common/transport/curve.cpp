@@ -83,6 +83,19 @@ Status create_exclusive(const std::string& path, mode_t mode, const std::string&
   return st;
 }
 
+// Which half a key file holds, as far as its name and keygen's comment line tell: a Z85 line alone
+// cannot say (both halves are 32 random bytes), so the other half given by mistake would fail only
+// later, at the handshake, as "wrong key or agent down?".
+enum class KeyHalf { unknown, public_half, secret_half };
+KeyHalf key_half(const std::string& path, const std::string& content) {
+  auto ends_with = [&](std::string_view suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (content.find("CurveZMQ public key") != std::string::npos || ends_with(".pub")) return KeyHalf::public_half;
+  if (content.find("CurveZMQ SECRET key") != std::string::npos || ends_with(".key")) return KeyHalf::secret_half;
+  return KeyHalf::unknown;
+}
+
 bool exists_nofollow(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
@@ -130,6 +143,17 @@ Result<CurveKeypair> CurveKeypair::load_secret_file(const std::string& path) {
     return config_error(path, why);
   };
   if (!S_ISREG(st.st_mode)) return refuse("secret key is not a regular file");
+  // Reading before the owner/mode checks is safe (we only look at it), and says the real problem
+  // at once when the public half was given: "chmod 600" advice would be wrong for a .pub file.
+  auto content = read_small_fd(fd, path);
+  if (!content) {
+    ::close(fd);
+    return content.error();
+  }
+  if (key_half(path, *content) == KeyHalf::public_half) {
+    return refuse("this is a public key file; a secret key is needed here (PREFIX.key from `tandem keygen`, "
+                  "not PREFIX.pub)");
+  }
   if (st.st_uid != ::geteuid())
     return refuse("secret key is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
                   std::to_string(::geteuid()) + "); refusing to use it");
@@ -138,9 +162,7 @@ Result<CurveKeypair> CurveKeypair::load_secret_file(const std::string& path) {
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return refuse(std::string("secret key has mode ") + mode + " (readable by others); run: chmod 600 " + path);
   }
-  auto content = read_small_fd(fd, path);
   ::close(fd);
-  if (!content) return content.error();
   auto secret = key_line(path, *content);
   if (!secret) return secret.error();
   if (auto avail = curve_available(); !avail) return avail.error();
@@ -156,6 +178,10 @@ Result<std::string> load_public_key_file(const std::string& path) {
   auto content = read_small_fd(fd, path);
   ::close(fd);
   if (!content) return content.error();
+  if (key_half(path, *content) == KeyHalf::secret_half) {
+    return config_error(path, "this is a secret key file; a public key is needed here (PREFIX.pub, never the "
+                              "secret PREFIX.key)");
+  }
   return key_line(path, *content);
 }
 

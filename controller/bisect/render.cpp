@@ -174,13 +174,13 @@ std::string variant_table(const Experiment& e) {
     return r + std::string(rest) + "\n";
   };
   std::string s = row("variant", "tcp_options", other_w > 0 ? "also" : "",
-                      fmt::format("{:>5} {:>6} {:>6}  {}", "sent", "failed", "rate", "95 % CI"));
+                      fmt::format("{:>5} {:>6} {:>6}  {}", "sent", "failed", "rate", "95 % CI (%)"));
   for (const auto& v : e.variants()) {
     if (!v.counts.sent && !v.excluded) continue;
     auto ci = wilson(v.counts.failed, v.counts.sent, 0.95);
     s += row(v.def.name, v.def.tcp_options.empty() ? "none" : v.def.tcp_options, others(v.def),
-             fmt::format("{:>5} {:>6} {:>5.1f}%  [{:.2f}, {:.2f}]", v.counts.sent, v.counts.failed,
-                         100 * rate(v.counts), ci.lo, ci.hi));
+             fmt::format("{:>5} {:>6} {:>5.1f}%  [{:.1f}, {:.1f}]", v.counts.sent, v.counts.failed,
+                         100 * rate(v.counts), 100 * ci.lo, 100 * ci.hi));
   }
   return s;
 }

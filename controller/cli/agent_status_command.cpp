@@ -98,8 +98,9 @@ void print_text(const Checked& c) {
               c.hello.agent_version.c_str(), static_cast<unsigned>(c.hello.version), caps.empty() ? "none" : caps.c_str());
   std::printf("  state:    %s (%s)\n", std::string(state_name(c.status.state)).c_str(), c.status.detail.c_str());
   if (c.clock) {
-    std::printf("  clock:    agent %+lld ns from ours, ± %s (round trip %s)\n", static_cast<long long>(c.clock->offset_ns),
-                us(c.clock->error_ns).c_str(), us(c.clock->rtt_ns).c_str());
+    // µs like every clock and RTT in text output (the JSON keeps ns).
+    std::printf("  clock:    agent %+.1f µs from ours, ± %s (round trip %s)\n",
+                static_cast<double>(c.clock->offset_ns) / 1e3, us(c.clock->error_ns).c_str(), us(c.clock->rtt_ns).c_str());
   } else {
     std::printf("  clock:    unknown (no usable CLOCK_PROBE sample)\n");
   }
@@ -166,9 +167,9 @@ void register_agent_status(CLI::App& app, CommandContext& ctx) {
   sub->footer(
       "Sends no probe and changes nothing on the agent (HELLO, STATUS, CLOCK_PROBE, BYE).\n"
       "Exit: 0 every agent answered, 1 usage/config, 3 an agent did not answer or refused our key.");
-  sub->add_option("agents", args->agents, "AGENT lines: tcp://HOST:PORT#KEY (or tcp://HOST:PORT with --agent-key)")
+  sub->add_option("agents", args->agents, "AGENT lines: tcp://HOST:PORT/KEY or tcp://HOST:PORT#KEY (or tcp://HOST:PORT with --agent-key)")
       ->required();
-  sub->add_option("--agent-key", args->agent_key, "The agent's public key file, for an AGENT without #KEY");
+  sub->add_option("--agent-key", args->agent_key, "The agent's public key file, for an AGENT without a key");
   sub->add_option("--key", args->key, "This controller's secret key file; default $TANDEM_KEY or "
                                       "~/.config/tandem/controller.key");
   sub->add_option("--timeout", args->timeout_s, "Seconds to wait for each answer")

@@ -15,6 +15,7 @@
 #include "common/probe/spec.hpp"
 #include "controller/bisect/experiment.hpp"
 #include "controller/bisect/render.hpp"
+#include "controller/cli/bisect_evidence.hpp"
 #include "controller/cli/command.hpp"
 #include "controller/cli/probe_flags.hpp"
 #include "controller/cli/trace_common.hpp"
@@ -41,22 +42,6 @@ struct BisectArgs {
   std::uint64_t seed = 0;  // 0 = a fresh random seed per round
 };
 
-Status check_out(const std::string& dir, bool force) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (force || !fs::exists(dir, ec)) return ok_status();
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename();
-    bool ok = false;
-    for (const char* f : report::kBundleFiles) ok = ok || name == f;
-    if (!ok) {
-      return make_error(Errc::usage, "bisect", "--out " + dir + " is not empty and not a tandem bundle (" + name +
-                                                   "); choose another directory or pass --force");
-    }
-  }
-  return ok_status();
-}
-
 int run_bisect(BisectArgs& a) {
   if (a.client_only) a.trace.server.clear();
   if (a.trace.probe.tcp_options.empty()) a.trace.probe.tcp_options = "linux";
@@ -65,7 +50,7 @@ int run_bisect(BisectArgs& a) {
   if (req->plan.l4 != proto::L4::tcp) {
     return report_error(make_error(Errc::usage, "bisect", "bisect varies TCP SYN features: use a TCP probe"));
   }
-  if (auto st = check_out(a.trace.out, a.trace.force); !st) return report_error(st.error());
+  if (auto st = prepare_out_dir(a.trace.out, a.trace.force, "bisect"); !st) return report_error(st.error());
   auto opts = probe::parse_tcp_options(a.trace.probe.tcp_options);
   if (!opts) return report_error(opts.error());
   auto features = bisect::option_features(*opts);
@@ -120,6 +105,8 @@ int run_bisect(BisectArgs& a) {
 
   const bool tty = ::isatty(STDERR_FILENO);
   std::optional<Analysis> last;
+  // Every round's probes and packets, for the bundle (the far admin must find a failing probe).
+  BisectEvidence evidence;
   for (;;) {
     auto round = exp.plan_round();
     if (round.variants.empty()) break;
@@ -149,6 +136,11 @@ int run_bisect(BisectArgs& a) {
       exp.record(round.variants[p.variant], outcome, fate);
     }
     exp.end_round();
+    if (auto st = evidence.add_round(an->correlation, round.variants, a.trace.out + "/client.pcapng",
+                                     an->correlation.server_present ? a.trace.out + "/server.pcapng" : "");
+        !st) {
+      return report_error(st.error());
+    }
     last = std::move(an).value();
     if (!a.trace.quiet) {
       std::string table = bisect::variant_table(exp);
@@ -163,23 +155,21 @@ int run_bisect(BisectArgs& a) {
   }
   if (!last) return report_error(make_error(Errc::usage, "bisect", "--budget too small for one round"));
 
+  // The experiment's variants (later stages add some): the bundle's variant table.
+  std::vector<correlate::Variant> all_variants;
+  for (const auto& v : exp.variants()) {
+    const auto& d = v.def;
+    all_variants.push_back(correlate::Variant{d.name, d.tcp_options, d.tos, d.sport, d.ttl != 0 ? d.ttl : req->plan.ttl});
+  }
+  evidence.set_variants(std::move(all_variants));
   auto res = exp.result();
   auto block = bisect::bisect_block(exp, res);
 
-  // The bundle: the final round's captures (left in --out by run_trace) and probes, with the
+  // The bundle: every round's probes (variant = the experiment's) and packets, with the
   // experiment's verdict and block.
-  auto client = report::read_capture_file(a.trace.out + "/client.pcapng");
-  if (!client) return report_error(client.error());
-  correlate::CaptureSide client_side = std::move(client).value();
-  client_side.stats = last->correlation.client_stats;
+  correlate::CaptureSide client_side = evidence.client();
   client_side.local = req->client_source;
-  correlate::CaptureSide server_side;
-  if (last->correlation.server_present) {
-    auto server = report::read_capture_file(a.trace.out + "/server.pcapng");
-    if (!server) return report_error(server.error());
-    server_side = std::move(server).value();
-    server_side.stats = last->correlation.server_stats;
-  }
+  const correlate::CaptureSide& server_side = evidence.server();
   diagnose::Verdict v;
   v.code = "bisect_" + std::string(bisect::kind_name(res.kind));
   v.text = bisect::verdict_sentence(exp, res);
@@ -191,9 +181,14 @@ int run_bisect(BisectArgs& a) {
   ctx.dport = req->plan.dport;
   ctx.l4 = "tcp";
   ctx.client = req->client_source;
+  // Who is who as the captures show it, as trace does (the server's own address under NAT).
+  if (auto ends = report::infer_endpoints(client_side, server_side, req->client_source, std::nullopt)) {
+    if (!ctx.client) ctx.client = ends->client;
+    ctx.server = ends->server;
+  }
   ctx.client_agent = req->client.endpoint;
   ctx.server_agent = req->server ? req->server->endpoint : "";
-  ctx.count = static_cast<std::uint32_t>(last->correlation.probes.size());
+  ctx.count = static_cast<std::uint32_t>(evidence.correlation().probes.size());
   if (req->plan.rate_pps) ctx.rate_pps = req->plan.rate_pps;
   ctx.probe = fmt::format("tcp dport {} options {} (bisect)", req->plan.dport, a.trace.probe.tcp_options);
   ctx.bisect = block;
@@ -201,13 +196,13 @@ int run_bisect(BisectArgs& a) {
   ctx.server_capture = &server_side;
   report::BundleOptions bo;
   bo.force = true;  // checked before the first round; the rounds' captures are in there now
-  if (auto st = report::write_bundle(a.trace.out, last->correlation, v, ctx, client_side, server_side, bo); !st) {
+  if (auto st = report::write_bundle(a.trace.out, evidence.correlation(), v, ctx, client_side, server_side, bo); !st) {
     return report_error(st.error());
   }
   std::fputs(bisect::variant_table(exp).c_str(), stdout);
   std::fputs(bisect::human_report(exp, res).c_str(), stdout);
-  std::printf("  bundle:   %s (final round's captures; report.json \"bisect\" holds every round)\n",
-              a.trace.out.c_str());
+  std::printf("  bundle:   %s (every round: %zu probes in report.json/report.html, captures of all %zu rounds)\n",
+              a.trace.out.c_str(), evidence.correlation().probes.size(), evidence.rounds());
   return v.problem ? kExitProblemFound : 0;
 }
 

@@ -1,6 +1,5 @@
 // `tandem demo [NAME]`: runs a built-in scenario in a fresh lab (DESIGN.md §4). With no name it runs
 // the story of DESIGN.md §1: SYNs carrying window scale dropped ~30 % in flight to an FTP port.
-#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -32,17 +31,16 @@ int run_demo(const DemoArgs& a) {  // NOLINT(misc-no-recursion): the story runs 
   }
   if (a.name.empty()) {
     std::string base = a.out.empty() ? "tandem-demo" : a.out;
-    int worst = 0;
     for (const char* act : kStory) {
       DemoArgs one;
       one.name = act;
       one.out = base + "/" + act;
       int rc = run_demo(one);
-      if (rc != 0 && rc != kExitProblemFound) return rc;  // could not run: stop here
-      worst = std::max(worst, rc);
+      if (rc != 0) return rc;  // could not run: stop here
       std::printf("\n");
     }
-    return worst;
+    std::printf("tandem demo: both acts ran as designed (evidence in %s/)\n", base.c_str());
+    return 0;
   }
   for (const auto& s : builtin_scenarios()) {
     if (s.name != a.name) continue;
@@ -52,7 +50,16 @@ int run_demo(const DemoArgs& a) {  // NOLINT(misc-no-recursion): the story runs 
     std::printf("tandem demo %s: %s\n\n", a.name.c_str(), scenario->description.c_str());
     std::fflush(stdout);
     int rc = run_scenario(*scenario, out, "");
-    std::printf("\n(demo exit code %d; the evidence bundle is in %s/)\n", rc, out.c_str());
+    // The stories show problems on purpose: a run that completed and found one (exit 4 for a real
+    // `tandem trace`) is the demo working. Only a run that could not complete fails the demo.
+    if (rc == 0 || rc == kExitProblemFound) {
+      std::printf("\ndemo ran as designed: %s (a real run would exit %d); the evidence bundle is in %s/\n",
+                  rc == 0 ? "the path came out clean" : "the run found the problem the scenario builds in", rc,
+                  out.c_str());
+      std::fflush(stdout);
+      return 0;
+    }
+    std::printf("\ndemo FAILED: the run could not complete (exit code %d); see the error above\n", rc);
     return rc;
   }
   return report_error(make_error(Errc::usage, "demo", "no built-in scenario '" + a.name + "' (see tandem demo --list)"));
@@ -66,7 +73,9 @@ void register_demo(CLI::App& app, CommandContext& ctx) {
   sub->add_option("name", args->name, "Scenario name (tandem demo --list); default: the FTP story, traced then bisected");
   sub->add_option("--out", args->out, "Bundle directory (default ./tandem-demo-NAME, or ./tandem-demo/ACT for the story)");
   sub->add_flag("--list", args->list, "List the built-in scenarios");
-  sub->footer("The scenarios are the files of deploy/scenarios, built into the binary.");
+  sub->footer("The scenarios are the files of deploy/scenarios, built into the binary.\n"
+              "Exit: 0 when the demo ran as designed (its stories show problems on purpose: a run that finds\n"
+              "one is the demo working), 1 usage, 2 environment (not root, no netns), 3 agent/protocol.");
   sub->callback([args, &ctx] { ctx.exit_code = run_demo(*args); });
 }
 

@@ -3,7 +3,9 @@
 #include <atomic>
 #include <cctype>
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -27,6 +29,9 @@ struct PingArgs {
   double timeout = 1.0;
   std::optional<std::string> until;
   std::string json_path;
+  std::string json_lines;  // "" none, "-" stdout, else a file
+  bool timestamps = false;
+  std::string time_format = "epoch";
   std::string device = "any";
   bool quiet = false;
   bool count_given = false;
@@ -40,13 +45,19 @@ Result<ping::PingOptions> to_options(const PingArgs& a) {
   auto spec = probe_spec_from(a.probe, o.target.version);
   if (!spec) return spec.error();
   o.spec = std::move(spec).value();
+  if (o.spec.l4 == probe::ProbeSpec::L4::tcp) {
+    if (auto kind = ping::tcp_probe_kind(o.spec.tcp_flags); !kind) return kind.error();
+  }
   o.count = a.count;
   if (a.probe.rate) o.rate_pps = *a.probe.rate;
   if (a.probe.interval) o.interval_s = *a.probe.interval;
   o.timeout_s = a.timeout;
   if (a.until) {
     auto st = ping::parse_state(*a.until);
-    if (!st) return make_error(Errc::usage, "ping", "--until takes open, closed or filtered, not '" + *a.until + "'");
+    if (!st) {
+      return make_error(Errc::usage, "ping",
+                        "--until takes open, closed, filtered, open|filtered or unfiltered, not '" + *a.until + "'");
+    }
     o.until = *st;
     if (!a.count_given) o.count = 0;
   }
@@ -62,17 +73,24 @@ void register_ping(CLI::App& app, CommandContext& ctx) {
   sub->footer(
       "States (nmap's words): open = SYN-ACK / UDP reply / echo reply; closed = RST (or ICMP port\n"
       "unreachable for UDP); filtered = no answer or an ICMP error (its type, code and sender are shown);\n"
-      "open|filtered = UDP probe with no answer.\n"
+      "open|filtered = UDP, FIN, NULL or Xmas probe with no answer; unfiltered = ACK probe answered by RST.\n"
       "TCP options: --tcp-options mss=1460,sack,ts,nop,ws=7 | ts=VAL:ECR | eol | kind=30:0a0b | linux | none\n"
       "(see docs/probes.md). Needs CAP_NET_RAW (raw socket + capture).\n"
-      "Exit: 0 every probe answered (or --until met), 1 usage, 2 environment/permission, 4 some probe unanswered.");
+      "Exit: 0 every probe got the healthy answer (open; unfiltered for --flags A; closed for F/none/FPU) or\n"
+      "--until was met, 1 usage, 2 environment/permission, 4 otherwise (closed, filtered, lost).");
   sub->add_option("target", args->target, "Host name or address (IPv6 may be written [addr])")->required();
   args->probe.tcp_options = "none";  // ping sends exactly what it is told
   add_probe_flags(sub, args->probe);
   auto* count = sub->add_option("-c,--count", args->count, "Probes to send (0 = until stopped or --until)")->capture_default_str();
   sub->add_option("--timeout", args->timeout, "Seconds to wait for each probe's answer")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--until", args->until, "Stop at the first probe in this state: open, closed or filtered");
+  sub->add_option("--until", args->until, "Stop at the first probe in this state: open, closed, filtered, unfiltered");
   sub->add_option("--json", args->json_path, "Write report.json (DESIGN.md §5, mode \"ping\") to this file");
+  sub->add_option("--json-lines", args->json_lines,
+                  "Write one JSON object per probe as it completes to FILE (- = stdout; the text then goes to stderr)");
+  sub->add_flag("-D,--timestamp", args->timestamps, "Print the send time before each probe line (like ping -D)");
+  sub->add_option("--time-format", args->time_format, "Timestamp format for -D: epoch (seconds.micro) or iso (ISO 8601 UTC)")
+      ->check(CLI::IsMember({"epoch", "iso"}))
+      ->capture_default_str();
   sub->add_option("--device", args->device, "Capture device (default any)")->capture_default_str();
   sub->add_flag("-q,--quiet", args->quiet, "Only the summary, no per-probe lines");
 
@@ -91,22 +109,43 @@ void register_ping(CLI::App& app, CommandContext& ctx) {
 
     bool v6 = !opts->target.is_v4();
     bool quiet = args->quiet;
+    // With --json-lines - the JSON owns stdout; the human text moves to stderr.
+    const bool lines_to_stdout = args->json_lines == "-";
+    std::FILE* text = lines_to_stdout ? stderr : stdout;
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> lines_file(nullptr, std::fclose);
+    std::FILE* lines = lines_to_stdout ? stdout : nullptr;
+    if (!args->json_lines.empty() && !lines_to_stdout) {
+      lines_file.reset(std::fopen(args->json_lines.c_str(), "w"));
+      if (!lines_file) {
+        ctx.exit_code = report_error(make_error(Errc::environment, "ping", "cannot write " + args->json_lines + ": " +
+                                                                                 std::strerror(errno)));
+        return;
+      }
+      lines = lines_file.get();
+    }
+    const auto tf = args->time_format == "iso" ? ping::TimeFormat::iso : ping::TimeFormat::epoch;
     auto result = ping::run_ping(
         *opts,
         [&](const ping::PingResult& header) {
-          std::printf("%s\n", ping::format_header(*opts, header).c_str());
-          std::fflush(stdout);
+          std::fprintf(text, "%s\n", ping::format_header(*opts, header).c_str());
+          std::fflush(text);
         },
         [&](const ping::ProbeOutcome& p) {
-          if (quiet) return;
-          std::printf("%s\n", ping::format_probe_line(p, v6).c_str());
-          std::fflush(stdout);
+          if (lines) {
+            std::fprintf(lines, "%s\n", ping::probe_json(p, v6).dump().c_str());
+            std::fflush(lines);
+          }
+          if (quiet || lines_to_stdout) return;
+          std::string line = ping::format_probe_line(p, v6);
+          if (args->timestamps) line = ping::format_timestamp(p.sent_ns, tf) + " " + line;
+          std::fprintf(text, "%s\n", line.c_str());
+          std::fflush(text);
         });
     if (!result) {
       ctx.exit_code = report_error(result.error());
       return;
     }
-    std::printf("\n%s", ping::format_summary(*opts, *result).c_str());
+    std::fprintf(text, "\n%s", ping::format_summary(*opts, *result).c_str());
     if (!args->json_path.empty()) {
       std::ofstream f(args->json_path);
       f << ping::to_json(*opts, *result).dump(2) << "\n";

@@ -34,7 +34,7 @@ void add_probe_flags(CLI::App* sub, ProbeFlags& f, bool with_port, ProbeScope sc
   sub->add_option("--ttl", f.ttl, "IP TTL / hop limit (default 64)")->check(CLI::Range(1, 255));
   sub->add_flag("--df", f.df, "Set IPv4 don't-fragment");
   sub->add_option("--window", f.window, "TCP window (default 64240)")->check(CLI::Range(0, 65535));
-  sub->add_option("--flags", f.flags, "TCP flags, e.g. S (default), SA, A, F, R, SE (letters FSRPAUEC)")
+  sub->add_option("--flags", f.flags, "TCP flags: S (SYN, default), A (ACK), F (FIN), none (NULL), FPU (Xmas); letters FSRPAUEC")
       ->group(ping_only);
   sub->add_option("--icmp-type", f.icmp_type, "ICMP type for --icmp (default echo request)")
       ->check(CLI::Range(0, 255))
@@ -98,6 +98,7 @@ Result<std::pair<std::string, std::uint16_t>> split_host_port(const std::string&
 
 Result<std::uint8_t> parse_tcp_flags(const std::string& text) {
   static constexpr std::string_view kLetters = "FSRPAUEC";
+  if (text == "none" || text == "null" || text == "NULL") return std::uint8_t{0};  // nmap's NULL probe
   std::uint8_t flags = 0;
   for (char c : text) {
     auto pos = kLetters.find(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));

@@ -29,14 +29,15 @@ std::string default_key_path() {
 }
 
 void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
-  sub->add_option("--client", a.client, "Client agent: tcp://HOST:PORT#KEY (or with --client-key)")->required();
-  auto* server = sub->add_option("--server", a.server, "Server agent: tcp://HOST:PORT#KEY (or with --server-key)");
+  sub->add_option("--client", a.client, "Client agent: tcp://HOST:PORT/KEY as tandem-agent --print-address prints it (or #KEY, or --client-key)")->required();
+  auto* server = sub->add_option("--server", a.server, "Server agent: tcp://HOST:PORT/KEY (or #KEY, or --server-key)");
   if (!bisect) server->required();
-  sub->add_option("--client-key", a.client_key, "Client agent's public key file, if --client has no #KEY");
-  sub->add_option("--server-key", a.server_key, "Server agent's public key file, if --server has no #KEY");
+  sub->add_option("--client-key", a.client_key, "Client agent's public key file (.pub), if --client has no key");
+  sub->add_option("--server-key", a.server_key, "Server agent's public key file (.pub), if --server has no key");
   sub->add_option("--key", a.key, "This controller's secret key file (tandem keygen); default $TANDEM_KEY or "
                                   "~/.config/tandem/controller.key");
-  sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT)")->required();
+  sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT; HOST alone with --icmp)")
+      ->required();
   sub->add_option("--server-target", a.server_target,
                   "Behind a DNAT: ADDR:PORT (or ADDR, or :PORT) the server sees the probes arrive on, so its agent "
                   "captures them (default: --target)");
@@ -73,13 +74,14 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
     return make_error(Errc::usage, "trace",
                       "--flags, --icmp-type, --icmp-code and --data-len work with `tandem ping` only so far");
   }
+  // ICMP has no port: --target HOST (DESIGN.md §3); HOST:PORT is still accepted and the port unused.
   auto hp = split_host_port(a.target);
-  if (!hp) return hp.error();
-  auto target = resolve_target(hp->first, a.probe.want_v6, a.probe.want_v4);
+  if (!hp && !a.probe.icmp) return hp.error();
+  auto target = resolve_target(hp ? hp->first : a.target, a.probe.want_v6, a.probe.want_v4);
   if (!target) return target.error();
   r.target = *target;
   ProbeFlags pf = a.probe;
-  pf.port = hp->second;
+  if (hp && !a.probe.icmp) pf.port = hp->second;
   auto spec = probe_spec_from(pf, r.target.version);
   if (!spec) return spec.error();
 
@@ -134,37 +136,67 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   return r;
 }
 
-namespace {
-
-// Refuses, before spending a run, an --out that is a non-empty directory holding anything but a
-// previous bundle (write_bundle applies the same rule at the end).
-Status check_out_dir(const std::string& dir, bool force) {
+Status prepare_out_dir(const std::string& dir, bool force, const std::string& command) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(dir, ec) || force) return ok_status();
-  if (!fs::is_directory(dir, ec)) return make_error(Errc::usage, "trace", "--out " + dir + " exists and is not a directory");
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename();
-    if (!report::is_bundle_file(name)) {
-      return make_error(Errc::usage, "trace", "--out " + dir + " is not empty and not a tandem bundle (" + name +
-                                                  "); choose another directory or pass --force");
+  if (fs::exists(dir, ec) && !force) {
+    if (!fs::is_directory(dir, ec)) return make_error(Errc::usage, command, "--out " + dir + " exists and is not a directory");
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      std::string name = e.path().filename();
+      if (!report::is_bundle_file(name)) {
+        return make_error(Errc::usage, command, "--out " + dir + " is not empty and not a tandem bundle (" + name +
+                                                    "); choose another directory or pass --force");
+      }
     }
   }
+  // docs/report-format.md: the bundle directory is created with its parents.
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(Errc::environment, command, "cannot create --out " + dir + ": " + ec.message());
   return ok_status();
 }
 
-void progress_line(const orchestrate::Progress& p, bool tty) {
-  std::string line = p.phase == "send"
-                         ? fmt::format("[trace] send {}/{} ({:.0f} %) {}", p.sent, p.total,
-                                       p.total ? 100.0 * p.sent / p.total : 0.0, p.detail)
-                         : fmt::format("[trace] {} {}", p.phase, p.detail);
-  if (tty) {
-    std::fprintf(stderr, "\r\033[K%s", line.c_str());
-  } else if (p.phase != "send" || p.detail == "done") {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  std::fflush(stderr);
+namespace {
+
+// What a phase does, for the steps whose Progress carries no detail of its own.
+const char* phase_words(const std::string& phase) {
+  if (phase == "capture") return "starting the captures on both ends";
+  if (phase == "send") return "sending";
+  if (phase == "fetch") return "fetching both captures";
+  if (phase == "end") return "ending the run on both agents";
+  return "";
 }
+
+// One progress line on stderr: rewritten in place on a terminal; otherwise one line per phase and,
+// while sending, a line at least once a second whenever the count moved (a log must show that a
+// long run is alive, DESIGN.md §8 "Time is not a limit").
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool tty) : tty_(tty) {}
+  void operator()(const orchestrate::Progress& p) {
+    const std::string detail = p.detail.empty() ? phase_words(p.phase) : p.detail;
+    std::string line = p.phase == "send"
+                           ? fmt::format("[trace] send {}/{} ({:.0f} %) {}", p.sent, p.total,
+                                         p.total ? 100.0 * p.sent / p.total : 0.0, detail)
+                           : fmt::format("[trace] {} {}", p.phase, detail);
+    const Nanos now = monotonic_ns();
+    if (tty_) {
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    } else if (p.phase != "send" || p.detail == "done" || !send_shown_ ||
+               (p.sent != last_sent_ && now - last_print_ >= 1'000'000'000)) {
+      send_shown_ = send_shown_ || p.phase == "send";
+      std::fprintf(stderr, "%s\n", line.c_str());
+      last_print_ = now;
+      last_sent_ = p.sent;
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  bool tty_;
+  bool send_shown_ = false;
+  Nanos last_print_ = 0;
+  std::uint32_t last_sent_ = 0;
+};
 
 correlate::CaptureSide with_stats(correlate::CaptureSide side, const proto::CaptureStats& s) {
   side.stats.available = true;
@@ -180,11 +212,12 @@ correlate::CaptureSide with_stats(correlate::CaptureSide side, const proto::Capt
 Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std::string& mode, bool write,
                                  bool force, const nlohmann::ordered_json& bisect_block, bool quiet) {
   if (write) {
-    if (auto st = check_out_dir(req.out_dir, force); !st) return st.error();
+    if (auto st = prepare_out_dir(req.out_dir, force, mode); !st) return st.error();
   }
   bool tty = !quiet && ::isatty(STDERR_FILENO);
+  ProgressPrinter progress(tty);
   auto ev = orchestrate::run_trace(req, [&](const orchestrate::Progress& p) {
-    if (!quiet) progress_line(p, tty);
+    if (!quiet) progress(p);
   });
   if (tty) std::fprintf(stderr, "\n");
   if (!ev) return ev.error();

@@ -53,6 +53,11 @@ int run_trace_command(const TraceArgs& a, const std::string& mode);
 Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std::string& mode, bool write_bundle,
                                  bool force, const nlohmann::ordered_json& bisect_block, bool quiet);
 
+// Refuses, before spending a run, an --out that is a non-empty directory holding anything but a
+// previous bundle (write_bundle applies the same rule at the end) unless `force`; then creates it
+// with its parents. `command` names the subsystem in the one-line error.
+Status prepare_out_dir(const std::string& dir, bool force, const std::string& command);
+
 // The controller key file when --key is not given: $TANDEM_KEY, else ~/.config/tandem/controller.key.
 std::string default_key_path();
 

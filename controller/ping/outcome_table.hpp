@@ -88,7 +88,7 @@ class OutcomeTable {
     s.icmp_type = o.icmp_type;
     s.icmp_code = o.icmp_code;
     s.reply_from = o.from;
-    s.state = classify(opts_.spec.l4, v6, o.reply, o.icmp_type, o.icmp_code);
+    s.state = classify(opts_.spec.l4, v6, o.reply, o.icmp_type, o.icmp_code, opts_.spec.tcp_flags);
     if (!set_flags(s, o.index, kAnswered)) return;
     if (opts_.until && s.state == *opts_.until) until_hit_.store(true, std::memory_order_release);
   }
@@ -131,7 +131,7 @@ class OutcomeTable {
         p.reply_from = s.reply_from;
         p.state = s.state;
       } else {
-        p.state = classify(opts_.spec.l4, !opts_.target.is_v4(), probe::ReplyKind::none, 0, 0);
+        p.state = classify(opts_.spec.l4, !opts_.target.is_v4(), probe::ReplyKind::none, 0, 0, opts_.spec.tcp_flags);
       }
       p.duplicates = static_cast<std::uint32_t>((w & kDupMask) >> kDupShift);
       out.push_back(p);

@@ -9,6 +9,7 @@
 #include "common/base/log.hpp"
 #include "common/netio/raw_sender.hpp"
 #include "common/netio/route.hpp"
+#include "common/packet/build.hpp"
 #include "common/packet/decode.hpp"
 #include "common/pcapio/capture_session.hpp"
 
@@ -20,6 +21,7 @@ std::string_view state_name(PortState s) {
     case PortState::closed: return "closed";
     case PortState::filtered: return "filtered";
     case PortState::open_filtered: return "open|filtered";
+    case PortState::unfiltered: return "unfiltered";
   }
   return "filtered";
 }
@@ -29,12 +31,45 @@ std::optional<PortState> parse_state(std::string_view text) {
   if (text == "closed") return PortState::closed;
   if (text == "filtered") return PortState::filtered;
   if (text == "open|filtered") return PortState::open_filtered;
+  if (text == "unfiltered") return PortState::unfiltered;
   return std::nullopt;
 }
 
+Result<TcpProbeKind> tcp_probe_kind(std::uint8_t f) {
+  const bool syn = f & packet::kTcpSyn, ack = f & packet::kTcpAck, rst = f & packet::kTcpRst,
+             fin = f & packet::kTcpFin;
+  if (syn && !ack && !rst) return TcpProbeKind::syn;
+  if (ack && !syn && !rst && !fin) return TcpProbeKind::ack;
+  if (!syn && !ack && !rst) return TcpProbeKind::fin_null_xmas;
+  return make_error(Errc::usage, "ping",
+                    "--flags " + probe::format_tcp_flags(f) +
+                        ": no port state is defined for this combination; use S (SYN), A (ACK), F (FIN), "
+                        "none (NULL) or FPU (Xmas), optionally with P, U, E, C");
+}
+
+PortState healthy_state(const probe::ProbeSpec& spec) {
+  if (spec.l4 != probe::ProbeSpec::L4::tcp) return PortState::open;
+  auto kind = tcp_probe_kind(spec.tcp_flags);
+  if (!kind || *kind == TcpProbeKind::syn) return PortState::open;
+  return *kind == TcpProbeKind::ack ? PortState::unfiltered : PortState::closed;
+}
+
 PortState classify(probe::ProbeSpec::L4 l4, bool v6, probe::ReplyKind reply, std::uint8_t icmp_type,
-                   std::uint8_t icmp_code) {
+                   std::uint8_t icmp_code, std::uint8_t tcp_flags) {
   using probe::ReplyKind;
+  if (l4 == probe::ProbeSpec::L4::tcp) {
+    auto kind = tcp_probe_kind(tcp_flags);
+    if (kind && *kind == TcpProbeKind::ack) {
+      // nmap's ACK scan: a RST proves the probe got through; silence or an ICMP error does not.
+      return reply == ReplyKind::rst ? PortState::unfiltered : PortState::filtered;
+    }
+    if (kind && *kind == TcpProbeKind::fin_null_xmas) {
+      // RFC 9293: a closed port answers RST, an open one drops these silently.
+      if (reply == ReplyKind::rst) return PortState::closed;
+      if (reply == ReplyKind::none) return PortState::open_filtered;
+      return PortState::filtered;
+    }
+  }
   switch (reply) {
     case ReplyKind::syn_ack:
     case ReplyKind::udp:
@@ -178,8 +213,18 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
     table.collect_final(now, done, ready);
     for (const auto& p : ready) {
       if (!p.sent) continue;
+      // --until ends the run AT the probe that reached the state: probes sent after it (in flight
+      // at a high rate) are counted, not reported, so the last line is the one that answered.
+      if (result.until_reached) {
+        ++result.after_until;
+        continue;
+      }
       if (on_outcome) on_outcome(p);
       result.probes.push_back(p);
+      if (opts.until && p.state == *opts.until) {
+        result.until_reached = true;
+        stop_sending.store(true);
+      }
     }
     if (done) {
       std::uint64_t attempted = send_result ? send_result->attempted : 0;
@@ -190,7 +235,6 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   sender_thread.join();
   if (!send_result) return send_result.error();
   result.send = std::move(send_result).value();
-  result.until_reached = table.until_hit();
 
   auto cap = capture.stop(std::chrono::milliseconds(0));
   if (!cap) return cap.error();

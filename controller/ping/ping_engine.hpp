@@ -27,11 +27,22 @@
 namespace tandem::ping {
 
 // nmap's words: open (SYN-ACK / UDP reply / echo reply), closed (RST / ICMP port unreachable for
-// UDP), filtered (nothing, or an ICMP error), open|filtered (UDP with no answer: nothing proves
-// either).
-enum class PortState : std::uint8_t { open, closed, filtered, open_filtered };
+// UDP), filtered (nothing, or an ICMP error), open|filtered (UDP, FIN, NULL or Xmas probe with no
+// answer: nothing proves either), unfiltered (an ACK probe answered with RST: it got through).
+enum class PortState : std::uint8_t { open, closed, filtered, open_filtered, unfiltered };
 std::string_view state_name(PortState s);
 std::optional<PortState> parse_state(std::string_view text);
+
+// What a TCP flag combination probes, in nmap's terms: a SYN probe (S without A or R), an ACK probe
+// (A without S, R or F: does the path let it through?), or a FIN/NULL/Xmas probe (none of S, A, R:
+// RST = closed, silence = open|filtered). Other combinations have no defined states and are refused.
+enum class TcpProbeKind : std::uint8_t { syn, ack, fin_null_xmas };
+Result<TcpProbeKind> tcp_probe_kind(std::uint8_t tcp_flags);
+
+// The answer that means "healthy" for this probe (exit code 0 of DESIGN.md §3): open for SYN, UDP
+// and ICMP echo probes, unfiltered for ACK probes, closed (the target itself answered) for
+// FIN/NULL/Xmas probes.
+PortState healthy_state(const probe::ProbeSpec& spec);
 
 struct PingOptions {
   packet::IpAddr target;
@@ -83,7 +94,8 @@ struct PingResult {
   std::uint64_t unmatched_packets = 0;  // captured but about none of our probes
   Nanos started_ns = 0, ended_ns = 0;
   bool interrupted = false;
-  bool until_reached = false;
+  bool until_reached = false;      // a reported probe (the last one) ended in the --until state
+  std::uint64_t after_until = 0;   // probes sent after it, in flight when it was reached: not reported
 
   std::uint64_t count(PortState s) const;
   RttStats rtt() const;
@@ -97,8 +109,9 @@ using OutcomeFn = std::function<void(const ProbeOutcome&)>;
 // Errors: no route to the target (environment), no CAP_NET_RAW (permission), bad spec (usage).
 Result<PingResult> run_ping(const PingOptions& options, const StartFn& on_start, const OutcomeFn& on_outcome);
 
-// How a reply or an ICMP error maps to a state for a probe type (pure; unit-tested).
+// How a reply or an ICMP error maps to a state for a probe type (pure; unit-tested). `tcp_flags`
+// are the probe's (TCP only): they decide what a RST and silence mean.
 PortState classify(probe::ProbeSpec::L4 l4, bool v6, probe::ReplyKind reply, std::uint8_t icmp_type,
-                   std::uint8_t icmp_code);
+                   std::uint8_t icmp_code, std::uint8_t tcp_flags = 0x02);
 
 }  // namespace tandem::ping

@@ -16,6 +16,7 @@
 
 #include "common/packet/decode.hpp"
 #include "common/pcapio/pcapng_writer.hpp"
+#include "controller/report/report_html.hpp"
 
 namespace tandem::report {
 namespace fs = std::filesystem;
@@ -329,6 +330,9 @@ Result<std::vector<std::string>> write_bundle(const std::string& dir, const Corr
     auto md = write_atomic(d, "report.md", written,
                            [&](const fs::path& tmp) { return write_text(tmp, report_md(c, v, md_ctx)); });
     if (!md) return md.error();
+    auto html = write_atomic(d, "report.html", written,
+                             [&](const fs::path& tmp) { return write_text(tmp, report_html(c, v, md_ctx)); });
+    if (!html) return html.error();
   }
   auto json = write_atomic(d, "report.json", written,
                            [&](const fs::path& tmp) { return write_text(tmp, dump_report(report_json(c, v, ctx))); });

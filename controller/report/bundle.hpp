@@ -1,5 +1,5 @@
-// The evidence bundle of DESIGN.md §5: report.json, report.md, client.pcapng, server.pcapng and
-// merged.pcapng in one directory. Shared by trace, lab run and analyze.
+// The evidence bundle of DESIGN.md §5: report.json, report.md, report.html, client.pcapng,
+// server.pcapng and merged.pcapng in one directory. Shared by trace, lab run and analyze.
 #pragma once
 
 #include <string>
@@ -18,7 +18,7 @@ struct BundleOptions {
 // The files of a bundle, in the order they are written (report.json last, so that a bundle whose
 // report.json exists is complete).
 inline constexpr const char* kBundleFiles[] = {"client.pcapng", "server.pcapng", "merged.pcapng", "report.md",
-                                               "report.json"};
+                                               "report.html", "report.json"};
 // Each file is written as <name><kBundleTempSuffix> in the same directory, fsync'd, then renamed to
 // its name: a file present under its own name is complete, whatever happened to the run.
 inline constexpr const char* kBundleTempSuffix = ".tmp";

@@ -68,6 +68,10 @@ std::string format_utc(Nanos ts_ns);
 // A finding in plain words: "MSS option rewritten 1460 → 1200 on the way to the server (all 30
 // probes)". `total` is the number of probes of the run.
 std::string finding_sentence(const correlate::Finding& f, std::uint64_t total);
+// What a fate means, in one phrase ("left the client, never seen at the server").
+std::string fate_meaning(correlate::Fate fate);
+// Ids of up to `max` probes of `variant` whose fate is a failure on the path (diagnose's failed()).
+std::vector<std::uint32_t> failing_probe_ids(const Correlation& c, std::uint16_t variant, std::size_t max);
 // Number of probes per fate, indexed by Fate.
 std::vector<std::uint64_t> fate_counts(const Correlation& c);
 // "probe 7 lost_forward probe" style merged.pcapng comments are in bundle.hpp; this is the fate

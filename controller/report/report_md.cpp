@@ -17,6 +17,8 @@ using correlate::ProbeRecord;
 
 constexpr std::size_t kExamplesPerFate = 5;
 
+}  // namespace
+
 std::string fate_meaning(Fate f) {
   switch (f) {
     case Fate::answered: return "reached the server, and the server's reply reached the client";
@@ -30,6 +32,8 @@ std::string fate_meaning(Fate f) {
   }
   return "";
 }
+
+namespace {
 
 // Plain-word values: numbers as numbers, a removed option as "(absent)", arrays joined by commas.
 std::string value_text(const nlohmann::json& j) {
@@ -111,11 +115,12 @@ std::string clock_text(const correlate::ClockEstimate& k) {
   if (k.source.empty() || k.source == "none") {
     return "- Clock offset between the two ends: unknown (server timestamps are shown on the server's own clock).";
   }
-  double ms = static_cast<double>(k.offset_ns) / 1e6;
-  double err = static_cast<double>(k.error_ns) / 1e6;
-  return fmt::format("- Clock offset: the server's clock is {:.3f} ms {} the client's (± {:.3f} ms, from {}). "
+  // µs, as every text output gives clock offsets and RTTs.
+  double us = static_cast<double>(k.offset_ns) / 1e3;
+  double err = static_cast<double>(k.error_ns) / 1e3;
+  return fmt::format("- Clock offset: the server's clock is {:.1f} µs {} the client's (± {:.1f} µs, from {}). "
                      "Timestamps below are each end's own clock.",
-                     ms < 0 ? -ms : ms, ms < 0 ? "behind" : "ahead of", err, k.source);
+                     us < 0 ? -us : us, us < 0 ? "behind" : "ahead of", err, k.source);
 }
 
 // How a probe looks in one capture: "10.0.0.1:40001 → 10.0.0.2:21 seq 12345".
@@ -302,6 +307,25 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
   }
   out += "\n";
 
+  if (c.variants.size() > 1) {
+    // Per variant (bisect: every round's probes): where the failures are, and probes to look up.
+    out += "## Per variant\n\n| Variant | TCP options | Probes | Failed | Failure rate | Failing probes (ids) |\n"
+           "|---|---|---:|---:|---:|---|\n";
+    for (const auto& vs : diagnose::summarize_variants(c)) {
+      std::string ids;
+      for (auto id : failing_probe_ids(c, vs.variant, 8)) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
+      const auto& var = c.variants[vs.variant];
+      out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", md_escape(var.name),
+                         md_escape(var.tcp_options.empty() ? "none" : var.tcp_options), vs.fates.total,
+                         vs.fates.failed(),
+                         vs.fates.decided() ? fmt::format("{:.1f} %", 100.0 * static_cast<double>(vs.fates.failed()) /
+                                                                          static_cast<double>(vs.fates.decided()))
+                                            : std::string("—"),
+                         ids.empty() ? "—" : ids);
+    }
+    out += "\n";
+  }
+
   out += "## Changes made in transit\n\n";
   if (c.findings.empty()) {
     out += "None: every field compared arrived as it was sent (TTL decrements and checksum updates are normal "
@@ -395,7 +419,8 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
   out += fmt::format("capture: {}, {}\n", drops("client", c.client_present, c.client_stats),
                      drops("server", c.server_present, c.server_stats));
   if (!c.clock.source.empty() && c.clock.source != "none") {
-    out += fmt::format("clock:   server offset {} ns ± {} ns ({})\n", c.clock.offset_ns, c.clock.error_ns, c.clock.source);
+    out += fmt::format("clock:   server offset {:.1f} µs ± {:.1f} µs ({})\n", static_cast<double>(c.clock.offset_ns) / 1e3,
+                       static_cast<double>(c.clock.error_ns) / 1e3, c.clock.source);
   }
   for (const auto& pr : c.capture_problems) {
     out += fmt::format("warning: {} capture: {}\n         retake: {}\n", pr.side, pr.text, pr.retake);

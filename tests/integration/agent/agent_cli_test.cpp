@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 
+#include "common/transport/agent_address.hpp"
 #include "tests/integration/agent/fixture.hpp"
 
 namespace tandem::agent::test {
@@ -54,13 +55,15 @@ class AgentCli : public ::testing::Test {
 TEST_F(AgentCli, PrintAddressGivesTheOneLineAgentAddress) {
   auto r = run("--listen tcp://192.0.2.5:7070 " + base() + " --print-address");
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(r.out, "tcp://192.0.2.5:7070#" + agent_pub_ + "\n");
+  // The quote-free form: no shell metacharacter, and it names the same key.
+  EXPECT_EQ(r.out, "tcp://192.0.2.5:7070/" + transport::z85_key_to_base64url(agent_pub_) + "\n");
+  EXPECT_EQ(r.out.find_first_of("#!$&()*<>?;|'\"`\\ {}~^"), std::string::npos) << r.out;
   auto w = run("--listen tcp://0.0.0.0:7070 " + base() + " --print-address");
   EXPECT_EQ(w.code, 1);
   EXPECT_NE(w.out.find("--advertise"), std::string::npos) << w.out;
   auto a = run("--listen tcp://0.0.0.0:7070 " + base() + " --print-address --advertise 2001:db8::5");
   EXPECT_EQ(a.code, 0);
-  EXPECT_EQ(a.out, "tcp://[2001:db8::5]:7070#" + agent_pub_ + "\n");
+  EXPECT_EQ(a.out, "tcp://[2001:db8::5]:7070/" + transport::z85_key_to_base64url(agent_pub_) + "\n");
 }
 
 TEST_F(AgentCli, ConfigErrorsExitOne) {

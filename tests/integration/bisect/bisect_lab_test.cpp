@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/common/lab_fixture.hpp"
+#include "tests/unit/report/browser.hpp"
 
 namespace tandem::testing {
 namespace {
@@ -157,6 +160,76 @@ TEST(BisectLab, FixedSeedRepeatsTheExperiment) {
   EXPECT_EQ(a.bisect["variants"], b.bisect["variants"]);
   EXPECT_EQ(a.bisect["probes_used"], b.bisect["probes_used"]);
   EXPECT_EQ(a.bisect["posterior"], b.bisect["posterior"]);
+}
+
+// DESIGN.md §5: a bisect bundle keeps every round, failing probes included — the far admin must
+// find a failing probe of the trigger variant in it. Oracles: the experiment's own per-variant
+// counts (report.json "bisect", summed over its rounds as they ran) and tshark's count of the SYNs
+// in client.pcapng.
+TEST(BisectLab, BundleKeepsEveryRoundWithFailingProbesOfTheTrigger) {
+  TANDEM_REQUIRE_LAB();
+  const fs::path out = fs::temp_directory_path() / ("tandem-bisect-bundle-" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  std::string cmd = "timeout 90 " + LabFixture::tandem_binary() + " lab run " TANDEM_SCENARIO_DIR
+                    "/bisect-wscale.toml --out " + out.string() + " > " + out.string() + ".log 2>&1";
+  int st = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 4) << st;
+  std::ifstream f(out / "report.json");
+  json j = json::parse(f, nullptr, false);
+  ASSERT_TRUE(j.is_object());
+  const json& b = j["bisect"];
+  ASSERT_GT(b["rounds"].get<int>(), 1) << "one round proves nothing about keeping every round";
+
+  // Every probe of every round, each with its variant.
+  EXPECT_EQ(j["probes"].size(), b["probes_used"].get<std::size_t>());
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> seen;  // variant -> (probes, failed)
+  for (const auto& p : j["probes"]) {
+    auto& c = seen[p["variant"].get<std::string>()];
+    ++c.first;
+    const std::string fate = p["fate"];
+    if (fate != "answered" && fate != "not_sent" && fate != "unknown") ++c.second;
+  }
+  std::uint64_t trigger_failures = 0;
+  for (const auto& v : b["variants"]) {
+    const std::string name = v["name"];
+    EXPECT_EQ(seen[name].first, v["sent"].get<std::uint64_t>() + v.value("excluded", std::uint64_t{0})) << name;
+    EXPECT_EQ(seen[name].second, v["failed"].get<std::uint64_t>()) << name;
+    if (name.find("wscale") != std::string::npos && name[0] != '-') trigger_failures += seen[name].second;
+  }
+  EXPECT_GT(trigger_failures, 0u) << "no failing probe of a variant carrying the trigger";
+
+  // All rounds' packets: every SYN the client sent is in client.pcapng.
+  auto syns = std::system(("test $(tshark -r " + (out / "client.pcapng").string() +
+                           " -Y 'tcp.flags.syn==1 && tcp.flags.ack==0' 2>/dev/null | wc -l) -eq " +
+                           std::to_string(b["probes_used"].get<std::uint64_t>()))
+                              .c_str());
+  EXPECT_EQ(syns, 0) << "client.pcapng does not hold every round's probes";
+
+  // report.md: the per-variant table, with failing probe ids of the trigger variant.
+  std::ifstream md(out / "report.md");
+  std::string text((std::istreambuf_iterator<char>(md)), {});
+  EXPECT_NE(text.find("## Per variant"), std::string::npos);
+  EXPECT_NE(text.find("\n| wscale | "), std::string::npos) << text;
+
+  // report.html in a real browser: both variant tables, and ladders of the failing fate.
+  if (chromium_binary()) {
+    const fs::path scratch = out.string() + "-chromium";
+    fs::create_directories(scratch);
+    Rendered r = render(out / "report.html", 1000, scratch);
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    EXPECT_EQ(r.probe["verdict"], j["verdict"]["text"]);
+    EXPECT_EQ(r.probe["tables"]["variants"].get<std::size_t>(), j["variants"].size());
+    EXPECT_EQ(r.probe["tables"]["bisect-variants"].get<std::size_t>(), b["variants"].size());
+    std::size_t lost = 0;
+    for (const auto& l : r.probe["ladders"]) lost += l["fate"] == "lost_forward" ? 1 : 0;
+    EXPECT_EQ(lost, 2u);
+    if (const char* shot = std::getenv("TANDEM_SCREENSHOT_DIR")) {  // docs/ screenshots
+      screenshot(out / "report.html", fs::path(shot) / "report-bisect.png", 900, 2000, scratch);
+    }
+    fs::remove_all(scratch);
+  }
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
 }
 
 }  // namespace

@@ -13,40 +13,13 @@
 
 #include "common/packet/decode.hpp"
 #include "tests/integration/common/lab_fixture.hpp"
+#include "tests/integration/ping/ping_lab_common.hpp"
 #include "tests/integration/ping/tcpdump_capture.hpp"
 
 namespace tandem::testing {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kBasicScenario = R"(
-name = "ping-basic"
-[middlebox]
-nft = """
-table inet imp {
-  chain forw {
-    type filter hook forward priority 0;
-    tcp dport 25 drop
-    udp dport 5353 drop
-    tcp dport 22 reject with icmpx type admin-prohibited
-  }
-}
-"""
-[server]
-listen = [21, 80]
-listen_udp = [7]
-)";
-
-std::string temp_path(const std::string& name) {
-  return "/tmp/tandem-pingtest-" + std::to_string(::getpid()) + "-" + name;
-}
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-  return j;
-}
 
 struct PingRun {
   ProcOutput proc;
@@ -70,20 +43,7 @@ std::uint64_t state_count(const json& report, const std::string& state) {
   return report["summary"]["states"].value(state, std::uint64_t{0});
 }
 
-class PingLab : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (lab_skip_reason()) return;
-    lab_ = std::make_unique<LabFixture>(kBasicScenario);
-  }
-  static void TearDownTestSuite() { lab_.reset(); }
-  void SetUp() override {
-    TANDEM_REQUIRE_LAB();
-    ASSERT_TRUE(lab_ && lab_->ok()) << (lab_ ? lab_->error() : "no lab");
-  }
-  static std::unique_ptr<LabFixture> lab_;
-};
-std::unique_ptr<LabFixture> PingLab::lab_;
+using PingLab = PingLabSuite;
 
 void expect_states(LabFixture& lab, const std::string& target, bool v6) {
   std::vector<std::string> common = {target, "-c", "3", "-i", "0.05", "--timeout", "0.5"};
@@ -103,8 +63,11 @@ void expect_states(LabFixture& lab, const std::string& target, bool v6) {
     EXPECT_GE(p["rtt_us"].get<std::int64_t>(), 0);
   }
 
+  // DESIGN.md §3: a closed port is an answer but not the healthy one: `tandem ping … && echo up`
+  // must not say "up".
   auto closed = ping(lab, with({"-p", "23"}), "closed");
-  EXPECT_EQ(closed.proc.exit_code, 0) << closed.proc.out << closed.proc.err;
+  EXPECT_EQ(closed.proc.exit_code, 4) << closed.proc.out << closed.proc.err;
+  EXPECT_EQ(closed.report["verdict"]["code"], "closed");
   EXPECT_EQ(state_count(closed.report, "closed"), 3u) << closed.report.dump(2);
   for (const auto& p : closed.report["probes"]) EXPECT_EQ(p["reply"], "rst");
 
@@ -326,6 +289,8 @@ table inet imp {
 listen = [80]
 )");
   ASSERT_TRUE(lab.ok()) << lab.error();
+  TcpdumpCapture cap(lab.server_ns(), temp_path("until.pcap"), "tcp dst port 80");
+  ASSERT_TRUE(cap.ok());
   PingRun run;
   std::thread pinger([&] {
     run = ping(lab, {"10.77.2.2", "-p", "80", "--until", "open", "-i", "0.1", "--timeout", "0.3", "-c", "200"}, "until");
@@ -340,7 +305,13 @@ listen = [80]
   ASSERT_GE(probes.size(), 2u);
   EXPECT_LT(probes.size(), 200u) << "must stop once open";
   EXPECT_EQ(probes[0]["state"], "filtered");
-  EXPECT_GE(state_count(run.report, "open"), 1u);
+  // It stops AT the probe that reached the state: that probe is the last one reported, and no probe
+  // was sent after it — the server's own tcpdump saw exactly one SYN (before the flush the
+  // middlebox dropped them all).
+  EXPECT_EQ(state_count(run.report, "open"), 1u) << run.report.dump(2);
+  EXPECT_EQ(probes.back()["state"], "open") << run.report.dump(2);
+  auto frames = cap.stop_and_read();
+  EXPECT_EQ(syns_at_server(frames).size(), 1u) << run.proc.out;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -27,6 +28,7 @@
 #include "controller/lab/lab_agents.hpp"
 #include "tests/integration/common/lab_fixture.hpp"
 #include "tests/integration/trace/scenarios.hpp"
+#include "tests/unit/report/browser.hpp"
 
 namespace tandem::testing {
 namespace {
@@ -341,6 +343,37 @@ void check_lost_forward(const TraceRun& r) {
 
 TEST_F(TraceLostForward, ExactlyNineOfThirtyIpv4) { check_lost_forward(run(kV4)); }
 TEST_F(TraceLostForward, ExactlyNineOfThirtyIpv6) { check_lost_forward(run(kV6)); }
+
+// report.html of a real trace bundle in a real browser (headless chromium): the verdict, and two
+// ladders each for the answered and the lost probes, as laid out.
+TEST_F(TraceLostForward, ReportHtmlInABrowser) {
+  if (!chromium_binary()) GTEST_SKIP() << "chromium not installed";
+  auto r = run(kV4);
+  ASSERT_EQ(r.proc.exit_code, 4) << r.log();
+  const fs::path scratch = r.dir + "-chromium";
+  fs::create_directories(scratch);
+  Rendered page = render(r.dir + "/report.html", 1000, scratch);
+  ASSERT_TRUE(page.error.empty()) << page.error;
+  EXPECT_EQ(page.probe["verdict"], r.report["verdict"]["text"]);
+  std::map<std::string, int> ladders;
+  for (const auto& l : page.probe["ladders"]) ladders[l["fate"].get<std::string>()]++;
+  EXPECT_EQ(ladders, (std::map<std::string, int>{{"answered", 2}, {"lost_forward", 2}}));
+  EXPECT_EQ(page.probe["tables"]["fates"], 8);
+  if (const char* shot = std::getenv("TANDEM_SCREENSHOT_DIR")) {  // the screenshot in docs/
+    screenshot(r.dir + "/report.html", fs::path(shot) / "report-trace.png", 900, 1900, scratch);
+  }
+  fs::remove_all(scratch);
+}
+
+// DESIGN.md §3: an ICMP trace takes --target HOST, no port.
+TEST_F(TraceClean, IcmpTargetWithoutPort) {
+  Family icmp = kV4;
+  icmp.target = "10.77.2.2";
+  auto r = run(icmp, {"--icmp"});
+  EXPECT_EQ(r.proc.exit_code, 0) << r.log();
+  ASSERT_TRUE(r.report.is_object()) << r.log();
+  EXPECT_EQ(r.report["summary"]["fates"]["answered"], kCount) << r.report["summary"].dump();
+}
 
 // --- unanswered: the server's input hook drops the SYNs after its capture ----------------------
 

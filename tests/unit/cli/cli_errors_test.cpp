@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -100,6 +101,80 @@ TEST_F(CliErrors, BisectFeatureFlagsAreChecked) {
     EXPECT_EQ(o.code, 1) << c.extra << ": " << o.err;
     EXPECT_NE(o.err.find(c.says), std::string::npos) << c.extra << ": " << o.err;
   }
+}
+
+// A .pub given where the secret key belongs (and the other way round) is named at once, in one
+// line, before any connection is tried (it used to give "chmod 600" advice, then fail 3 s later).
+TEST_F(CliErrors, PublicKeyGivenAsSecretKeyAndViceVersa) {
+  std::string prefix = trace_prefix();
+  auto swap = [&](const std::string& from, const std::string& to) {
+    std::string s = prefix;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  auto pub_as_secret = run(swap("--key " + (dir_ / "ctl.key").string(), "--key " + (dir_ / "ctl.pub").string()) +
+                           "--target 10.77.2.2:21");
+  EXPECT_EQ(pub_as_secret.code, 1) << pub_as_secret.err;
+  EXPECT_NE(pub_as_secret.err.find("public key file"), std::string::npos) << pub_as_secret.err;
+  EXPECT_EQ(pub_as_secret.err.find("chmod"), std::string::npos) << pub_as_secret.err;
+  EXPECT_EQ(std::count(pub_as_secret.err.begin(), pub_as_secret.err.end(), '\n'), 1) << pub_as_secret.err;
+
+  auto secret_as_pub = run(swap("--client-key " + (dir_ / "agent.pub").string(),
+                                "--client-key " + (dir_ / "agent.key").string()) +
+                           "--target 10.77.2.2:21");
+  EXPECT_EQ(secret_as_pub.code, 1) << secret_as_pub.err;
+  EXPECT_NE(secret_as_pub.err.find("secret key file"), std::string::npos) << secret_as_pub.err;
+  EXPECT_EQ(std::count(secret_as_pub.err.begin(), secret_as_pub.err.end(), '\n'), 1) << secret_as_pub.err;
+
+  // A key file renamed away from keygen's names is still told apart by keygen's comment line.
+  std::filesystem::copy_file(dir_ / "ctl.pub", dir_ / "renamed");
+  auto renamed = run(swap("--key " + (dir_ / "ctl.key").string(), "--key " + (dir_ / "renamed").string()) +
+                     "--target 10.77.2.2:21");
+  EXPECT_EQ(renamed.code, 1) << renamed.err;
+  EXPECT_NE(renamed.err.find("public key file"), std::string::npos) << renamed.err;
+}
+
+// Things that used to be refused before the run and now reach the connection to the (absent)
+// agent, which fails with exit 3: the quote-free agent address tcp://HOST:PORT/BASE64URL, an ICMP
+// trace with --target HOST (no port), and an --out whose parents do not exist (created).
+TEST_F(CliErrors, QuoteFreeAddressIcmpTargetAndOutParentsGetToTheAgent) {
+  // The agent key in base64url, computed independently of tandem: Z85 decode by hand.
+  std::ifstream pub(dir_ / "agent.pub");
+  std::string z85;
+  for (std::string line; std::getline(pub, line);) if (!line.empty() && line[0] != '#') z85 = line;
+  ASSERT_EQ(z85.size(), 40u);
+  static const std::string kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  std::string bytes;
+  for (std::size_t i = 0; i < z85.size(); i += 5) {
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 5; ++k) v = v * 85 + static_cast<std::uint32_t>(kZ85.find(z85[i + k]));
+    for (int k = 3; k >= 0; --k) bytes += static_cast<char>((v >> (8 * k)) & 0xff);
+  }
+  static const std::string kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string b64;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    std::uint32_t v = 0;
+    std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
+    for (std::size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? static_cast<std::uint8_t>(bytes[i + k]) : 0u);
+    for (std::size_t k = 0; k < n + 1; ++k) b64 += kB64[(v >> (18 - 6 * k)) & 63];
+  }
+  ASSERT_EQ(b64.size(), 43u);
+
+  const auto out = dir_ / "no" / "such" / "parents";
+  std::string args = "trace --client tcp://127.0.0.1:9/" + b64 + " --server tcp://127.0.0.1:9/" + b64 + " --key " +
+                     (dir_ / "ctl.key").string() + " --out " + out.string() + " --icmp --target 10.77.2.2 -q";
+  auto o = run(args);
+  EXPECT_EQ(o.code, 3) << o.err;  // nothing listens on port 9: the agent is not reached
+  EXPECT_EQ(o.err.find("HOST:PORT"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("agent-address"), std::string::npos) << o.err;
+  EXPECT_TRUE(std::filesystem::is_directory(out)) << o.err;
+
+  // A mistyped key in the new form is still a one-line usage error.
+  auto bad = run("trace --client tcp://127.0.0.1:9/" + b64.substr(1) + " --server tcp://127.0.0.1:9/" + b64 +
+                 " --key " + (dir_ / "ctl.key").string() + " --out " + out.string() + " --target 10.77.2.2:21");
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("base64url"), std::string::npos) << bad.err;
 }
 
 TEST_F(CliErrors, UnknownSubcommandAndMissingArgumentsAreUsageErrors) {

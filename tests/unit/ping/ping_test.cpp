@@ -181,9 +181,34 @@ TEST(PingResult, CountsSentProbesByState) {
 TEST(Verdict, Clean) {
   auto v = verdict_of(tcp_options_v4(), result_with({answered(0, 1, ReplyKind::syn_ack, 100, PortState::open),
                                                      answered(1, 2, ReplyKind::rst, 100, PortState::closed)}));
+  // DESIGN.md §3: a closed port is an answer, not the healthy one: exit 4.
+  EXPECT_EQ(v.code, "loss");
+  EXPECT_EQ(v.text, "1 of 2 probes (50.0 %) did not end open: 1 closed.");
+  EXPECT_TRUE(v.problem);
+  v = verdict_of(tcp_options_v4(), result_with({answered(0, 1, ReplyKind::syn_ack, 100, PortState::open),
+                                                answered(1, 2, ReplyKind::syn_ack, 100, PortState::open)}));
   EXPECT_EQ(v.code, "clean");
-  EXPECT_EQ(v.text, "All 2 probes were answered by the target.");
+  EXPECT_EQ(v.text, "All 2 probes were answered open by the target.");
   EXPECT_FALSE(v.problem);
+  v = verdict_of(tcp_options_v4(), result_with({answered(0, 1, ReplyKind::rst, 100, PortState::closed),
+                                                answered(1, 2, ReplyKind::rst, 100, PortState::closed)}));
+  EXPECT_EQ(v.code, "closed");
+  EXPECT_TRUE(v.problem);
+}
+
+TEST(Verdict, HealthyAnswerDependsOnTheProbe) {
+  auto ack = tcp_options_v4();
+  ack.spec.tcp_flags = 0x10;
+  auto v = verdict_of(ack, result_with({answered(0, 1, ReplyKind::rst, 100, PortState::unfiltered)}));
+  EXPECT_EQ(v.code, "clean") << v.text;
+  v = verdict_of(ack, result_with({unanswered(0, 1)}));
+  EXPECT_TRUE(v.problem);
+  auto fin = tcp_options_v4();
+  fin.spec.tcp_flags = 0x01;
+  EXPECT_EQ(healthy_state(fin.spec), PortState::closed);
+  v = verdict_of(fin, result_with({unanswered(0, 1, PortState::open_filtered)}));
+  EXPECT_TRUE(v.problem);
+  EXPECT_EQ(v.text, "None of 1 probes was answered (1 open|filtered).");
 }
 
 TEST(Verdict, Loss) {
@@ -194,14 +219,14 @@ TEST(Verdict, Loss) {
                                                      unanswered(1, 2), err, unanswered(3, 4)}));
   EXPECT_EQ(v.code, "loss");
   // An ICMP error from a router is not an answer from the target.
-  EXPECT_EQ(v.text, "3 of 4 probes (75.0 %) got no answer from the target.");
+  EXPECT_EQ(v.text, "3 of 4 probes (75.0 %) did not end open: 3 filtered.");
   EXPECT_TRUE(v.problem);
 }
 
 TEST(Verdict, NoAnswerAndNoProbes) {
   auto v = verdict_of(tcp_options_v4(), result_with({unanswered(0, 1), unanswered(1, 2)}));
   EXPECT_EQ(v.code, "no_answer");
-  EXPECT_EQ(v.text, "None of 2 probes was answered by the target.");
+  EXPECT_EQ(v.text, "None of 2 probes was answered (2 filtered).");
   EXPECT_TRUE(v.problem);
   v = verdict_of(tcp_options_v4(), result_with({}));
   EXPECT_EQ(v.code, "no_probes");
@@ -301,9 +326,9 @@ TEST(ToJson, UdpStatesIncludeOpenFiltered) {
 
 TEST(FormatProbeLine, Examples) {
   EXPECT_EQ(format_probe_line(answered(0, 40000, ReplyKind::syn_ack, 1234, PortState::open), false),
-            "seq=0     sport=40000 open          syn_ack  rtt=1234 us");
+            "seq=0     sport=40000 open          syn_ack  rtt=1234 µs");
   EXPECT_EQ(format_probe_line(answered(12, 1025, ReplyKind::rst, 87, PortState::closed), false),
-            "seq=12    sport=1025  closed        rst  rtt=87 us");
+            "seq=12    sport=1025  closed        rst  rtt=87 µs");
   EXPECT_EQ(format_probe_line(unanswered(3, 40003), false), "seq=3     sport=40003 filtered      no reply");
   EXPECT_EQ(format_probe_line(unanswered(4, 33434, PortState::open_filtered), false),
             "seq=4     sport=33434 open|filtered no reply");
@@ -313,18 +338,57 @@ TEST(FormatProbeLine, Examples) {
   err.icmp_code = 13;
   err.reply_from = addr("10.77.1.1");
   EXPECT_EQ(format_probe_line(err, false),
-            "seq=5     sport=40005 filtered      icmp 3/13 admin-prohibited from 10.77.1.1  rtt=310 us");
+            "seq=5     sport=40005 filtered      icmp 3/13 admin-prohibited from 10.77.1.1  rtt=310 µs");
 
   auto err6 = answered(6, 40006, ReplyKind::icmp_error, 42, PortState::closed);
   err6.icmp_type = 1;
   err6.icmp_code = 4;
   err6.reply_from = addr("fd77:2::2");
   EXPECT_EQ(format_probe_line(err6, true),
-            "seq=6     sport=40006 closed        icmp 1/4 port-unreachable from fd77:2::2  rtt=42 us");
+            "seq=6     sport=40006 closed        icmp 1/4 port-unreachable from fd77:2::2  rtt=42 µs");
 
   auto echo = answered(7, 0, ReplyKind::echo_reply, 99, PortState::open);
   echo.duplicates = 2;
-  EXPECT_EQ(format_probe_line(echo, true), "seq=7     sport=0     open          icmp:129/0  rtt=99 us  (+2 dup)");
+  EXPECT_EQ(format_probe_line(echo, true), "seq=7     sport=0     open          icmp:129/0  rtt=99 µs  (+2 dup)");
+}
+
+TEST(FormatTimestamp, EpochAndIso) {
+  const Nanos t = 1'733'515'200'123'456'789;  // 2024-12-06T20:00:00.123456789Z
+  EXPECT_EQ(format_timestamp(t, TimeFormat::epoch), "[1733515200.123456]");
+  EXPECT_EQ(format_timestamp(t, TimeFormat::iso), "2024-12-06T20:00:00.123456Z");
+}
+
+TEST(FormatHeader, NamesEveryNonDefaultField) {
+  auto o = tcp_options_v4();
+  EXPECT_EQ(non_default_fields(o), "");
+  o.spec.tos = 0xb8;
+  o.spec.ttl = 7;
+  o.spec.df = true;
+  o.spec.window = 1024;
+  o.spec.tcp_flags = 0x10;
+  o.spec.sport = *probe::parse_sport("40000");
+  o.spec.payload_len = 20;
+  o.device = "eth1";
+  EXPECT_EQ(non_default_fields(o),
+            ", tos 0xb8 (dscp 46, ecn 0), ttl 7, df, window 1024, flags A, sport 40000, payload 20 bytes, device eth1");
+}
+
+TEST(Classify, NonSynProbesFollowNmap) {
+  using probe::ReplyKind;
+  // ACK: RST = unfiltered; nothing or an ICMP error = filtered.
+  EXPECT_EQ(classify(L4::tcp, false, ReplyKind::rst, 0, 0, 0x10), PortState::unfiltered);
+  EXPECT_EQ(classify(L4::tcp, false, ReplyKind::none, 0, 0, 0x10), PortState::filtered);
+  EXPECT_EQ(classify(L4::tcp, false, ReplyKind::icmp_error, 3, 13, 0x10), PortState::filtered);
+  // FIN, NULL, Xmas: RST = closed; silence = open|filtered; ICMP error = filtered.
+  for (std::uint8_t f : {std::uint8_t{0x01}, std::uint8_t{0x00}, std::uint8_t{0x29}}) {
+    EXPECT_EQ(classify(L4::tcp, false, ReplyKind::rst, 0, 0, f), PortState::closed);
+    EXPECT_EQ(classify(L4::tcp, false, ReplyKind::none, 0, 0, f), PortState::open_filtered);
+    EXPECT_EQ(classify(L4::tcp, false, ReplyKind::icmp_error, 3, 13, f), PortState::filtered);
+  }
+  EXPECT_TRUE(tcp_probe_kind(0x02).ok());
+  EXPECT_FALSE(tcp_probe_kind(0x12).ok());  // SYN-ACK: no defined state
+  EXPECT_FALSE(tcp_probe_kind(0x04).ok());  // RST
+  EXPECT_FALSE(tcp_probe_kind(0x11).ok());  // FIN-ACK
 }
 
 TEST(IcmpName, Examples) {
@@ -366,9 +430,9 @@ TEST(FormatSummary, LossAndRtt) {
   EXPECT_NE(s.find("3 probes sent, 2 open, 0 closed, 1 filtered, 33.3% unanswered, time 3000 ms\n"),
             std::string::npos)
       << s;
-  EXPECT_NE(s.find("rtt min/avg/max/mdev = 100/200/300/100 us\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("rtt min/avg/max/mdev = 100/200/300/100 µs\n"), std::string::npos) << s;
   EXPECT_NE(s.find("capture: 6 packets, 3 dropped by the kernel"), std::string::npos) << s;
-  EXPECT_NE(s.find("1 of 3 probes (33.3 %) got no answer from the target.\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("1 of 3 probes (33.3 %) did not end open: 1 filtered.\n"), std::string::npos) << s;
 }
 
 }  // namespace

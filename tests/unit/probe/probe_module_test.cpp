@@ -223,6 +223,43 @@ TEST_P(TcpSyn, RecognisesAdminProhibitedQuotingHeaderPlus8) {
   EXPECT_FALSE(see(*m, icmp_error(h.router, h.stranger, type, code, probe)));
 }
 
+// Non-SYN probes (ping --flags): an ACK probe carries its identity in the acknowledgment number
+// too, and the RST that answers it (seq = that ack, no ACK flag, RFC 9293 §3.10.7.1) is matched;
+// a FIN probe's RST acknowledges seq + 1, a NULL probe's seq + 0.
+TEST_P(TcpSyn, NonSynProbesAreMatchedToTheirRst) {
+  bool v6 = GetParam();
+  auto h = hosts(v6);
+  for (std::uint8_t flags : {packet::kTcpAck, packet::kTcpFin, std::uint8_t{0}}) {
+    ProbeSpec spec = default_spec(ProbeSpec::L4::tcp, v6 ? IpVersion::v6 : IpVersion::v4);
+    spec.dport = 21;
+    spec.tcp_flags = flags;
+    auto m = make_probe_module(spec, ProbeEndpoints{h.src, h.dst}, RunKey{kKey}, kCount);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ((*m)->name(), flags == packet::kTcpAck ? "tcp-ack" : flags ? "tcp-fin" : "tcp-null");
+    auto probe = build_probe(**m, 23);
+    auto d = packet::decode_ip(probe);
+    EXPECT_TRUE(d.anomalies.empty());  // checksums still right after the ack patch
+    EXPECT_EQ(d.tcp.flags, flags);
+    std::vector<std::uint8_t> rst;
+    if (flags & packet::kTcpAck) {
+      EXPECT_EQ(d.tcp.ack, RunKey{kKey}.tcp_seq(23));
+      packet::TcpSpec t;
+      t.sport = d.tcp.dport;
+      t.dport = d.tcp.sport;
+      t.seq = d.tcp.ack;
+      t.flags = packet::kTcpRst;
+      rst = ok(packet::build_tcp(ip_from_to(h.dst, h.src), t));
+    } else {
+      rst = tcp_reply(h, **m, probe, packet::kTcpRst | packet::kTcpAck, (flags & packet::kTcpFin) ? 1 : 0);
+    }
+    auto o = see(**m, rst);
+    ASSERT_TRUE(o) << int{flags};
+    EXPECT_EQ(o->what, What::reply);
+    EXPECT_EQ(o->index, 23u);
+    EXPECT_EQ(o->reply, ReplyKind::rst);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(V4V6, TcpSyn, ::testing::Bool(), version_name);
 
 // --- udp ---

@@ -164,7 +164,7 @@ TEST(ReportMd, HasEverySectionAndAdvicePerFate) {
                         "| Rate | 100 probes/s |", "2023-11-14 22:13:20.000000 UTC", "## Fates",
                         "| `lost_forward` | 1 | 12.5 % |", "## Changes made in transit",
                         "MSS option rewritten 1460 → 1200 on the way to the server (3 of 8 probes)",
-                        "## Evidence quality", "server's clock is 2.000 ms ahead of the client's",
+                        "## Evidence quality", "server's clock is 2000.0 µs ahead of the client's",
                         "Server capture: 2 packets; drops **unknown** (offline file: drops unknown)",
                         "Client capture: 4 packets, 0 dropped", "## What to look at next", "The path before the server",
                         "The way back", "The server host itself", "The device at 10.77.1.1",

@@ -157,8 +157,55 @@ TEST(AgentAddress, RejectsWithTheExpectedForm) {
     auto r = parse_agent_address(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, Errc::usage);
-    EXPECT_NE(r.error().message.find("tcp://HOST:PORT#AGENT_PUBLIC_KEY"), std::string::npos);
+    EXPECT_NE(r.error().message.find("tcp://HOST:PORT/KEY"), std::string::npos) << r.error().message;
   }
+}
+
+// The quote-free form: the same 32 bytes in base64url after a '/'.
+TEST(AgentAddress, QuoteFreeBase64UrlForm) {
+  for (int i = 0; i < 200; ++i) {
+    auto kp = CurveKeypair::generate();
+    ASSERT_TRUE(kp.ok());
+    const std::string b64 = z85_key_to_base64url(kp->public_z85);
+    ASSERT_EQ(b64.size(), 43u);
+    EXPECT_EQ(b64.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+              std::string::npos)
+        << b64;
+    EXPECT_EQ(base64url_key_to_z85(b64), kp->public_z85);
+    auto a = parse_agent_address("tcp://[2001:db8::5]:7070/" + b64);
+    ASSERT_TRUE(a.ok()) << a.error().text();
+    EXPECT_EQ(a->server_key, kp->public_z85);
+    EXPECT_EQ(a->host, "2001:db8::5");
+    EXPECT_EQ(a->to_url(), "tcp://[2001:db8::5]:7070/" + b64);
+  }
+  // A known vector: 32 zero bytes are "0000…" in Z85 and "AAAA…A" (43) in base64url.
+  EXPECT_EQ(z85_key_to_base64url(std::string(40, '0')), std::string(43, 'A'));
+  // The last character carries 2 unused bits, which must be zero: 'B' (000001) is not a key.
+  EXPECT_EQ(base64url_key_to_z85(std::string(42, 'A') + "B"), "");
+  for (std::string bad : {std::string("tcp://1.2.3.4:7070/") + std::string(42, 'A'),
+                          std::string("tcp://1.2.3.4:7070/") + std::string(42, 'A') + "=",
+                          std::string("tcp://1.2.3.4:7070/") + std::string(44, 'A'), std::string("tcp://1.2.3.4:7070/")}) {
+    auto r = parse_agent_address(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("base64url"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(CurveKeys, TheOtherHalfIsRefusedAtOnce) {
+  TempDir dir;
+  auto kp = CurveKeypair::generate();
+  ASSERT_TRUE(save_keypair(*kp, dir / "k", false).ok());
+  auto pub_as_secret = CurveKeypair::load_secret_file(dir / "k.pub");
+  ASSERT_FALSE(pub_as_secret.ok());
+  EXPECT_NE(pub_as_secret.error().message.find("public key file"), std::string::npos) << pub_as_secret.error().text();
+  auto secret_as_pub = load_public_key_file(dir / "k.key");
+  ASSERT_FALSE(secret_as_pub.ok());
+  EXPECT_NE(secret_as_pub.error().message.find("secret key file"), std::string::npos);
+  // Renamed files are told apart by keygen's comment line.
+  fs::copy_file(dir / "k.key", dir / "renamed-secret");
+  EXPECT_FALSE(load_public_key_file(dir / "renamed-secret").ok());
+  EXPECT_TRUE(CurveKeypair::load_secret_file(dir / "k.key").ok());
+  EXPECT_TRUE(load_public_key_file(dir / "k.pub").ok());
 }
 
 TEST(AgentAddress, KeyFromFile) {
