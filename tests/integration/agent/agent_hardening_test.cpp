@@ -26,6 +26,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A run of `role` with these flows and a 60 s lease.
+proto::RunSetup run_with(const std::string& id, proto::Role role, std::vector<proto::Flow> flows) {
+  proto::RunSetup s;
+  s.run_id = id;
+  s.lease_deadline_ns = realtime_ns() + 60'000'000'000;
+  s.role = role;
+  s.flows = std::move(flows);
+  return s;
+}
+
 class AgentHardening : public AgentFixture {};
 
 // M11: a newline (and a quote) in controller_name cannot start a line of its own.
@@ -56,11 +66,7 @@ TEST_F(AgentHardening, NewlineInControllerNameCannotForgeAnAuditLine) {
 // M11 through a plan's tcp_options (256 bytes of controller text in a refused plan).
 TEST_F(AgentHardening, NewlineInTcpOptionsCannotForgeAnAuditLine) {
   auto c = hello_client(ctl_a_);
-  proto::RunSetup s;
-  s.run_id = "opts";
-  s.lease_deadline_ns = realtime_ns() + 10'000'000'000;
-  s.role = proto::Role::client;
-  s.flows = {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, 80}};
+  auto s = run_with("opts", proto::Role::client, {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, 80}});
   s.plan.count = 1;
   s.plan.rate_pps = 10;
   s.plan.dport = 80;
@@ -109,12 +115,8 @@ TEST_F(AgentHardening, PlaintextAndWrongServerKeyClientsAreAudited) {
 // L8: another allowed controller opening 256 connections does not evict the run holder's session.
 TEST_F(AgentHardening, ManyConnectionsOfAnotherKeyDoNotEvictTheRunHolder) {
   auto a = hello_client(ctl_a_);
-  proto::RunSetup s;
-  s.run_id = "holder";
-  s.lease_deadline_ns = realtime_ns() + 60'000'000'000;
-  s.role = proto::Role::server;
-  s.flows = {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, 80}};
-  auto ok = a->request_as<proto::RunOk>(s);
+  auto ok = a->request_as<proto::RunOk>(
+      run_with("holder", proto::Role::server, {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, 80}}));
   ASSERT_TRUE(ok) << ok.error().text();
 
   void* ctx = zmq_ctx_new();
@@ -186,14 +188,6 @@ void send_udp(std::uint16_t port, const std::string& payload) {
   ::close(fd);
 }
 
-proto::RunSetup run_with(const std::string& id, proto::Role role, std::vector<proto::Flow> flows) {
-  proto::RunSetup s;
-  s.run_id = id;
-  s.lease_deadline_ns = realtime_ns() + 60'000'000'000;
-  s.role = role;
-  s.flows = std::move(flows);
-  return s;
-}
 
 class AgentCaptureHardening : public AgentFixture {
  protected:
@@ -350,201 +344,6 @@ TEST(AgentDataDir, SharedDirectoryIsRefusedAndLeftAlone) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   std::error_code ec;
   std::filesystem::remove_all(base, ec);
-}
-
-}  // namespace
-}  // namespace tandem::agent::test
-
-namespace tandem::agent::test {
-namespace {
-
-using namespace std::chrono_literals;
-
-// kB of a /proc/<pid>/status field ("VmHWM", "VmRSS"); -1 if absent.
-long proc_status_kb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
-}
-
-// M10: one multipart message of 2,400 frames (each under the frame limit) from an allowed key does
-// not make the agent hold it: the connection is dropped once it holds more than the bound, the
-// agent's peak RSS (VmHWM of the real tandem-agent process) stays flat, and it keeps serving.
-TEST(AgentMemory, MultipartMessageDoesNotGrowTheAgent) {
-  if (!have_raw()) GTEST_SKIP() << "needs root (the agent checks CAP_NET_RAW at start)";
-  const std::string agent_bin = std::string(TANDEM_BINARY_DIR) + "/bin/tandem-agent";
-  auto dir = make_temp_dir("mem");
-  auto agent = *transport::CurveKeypair::generate();
-  auto ctl = *transport::CurveKeypair::generate();
-  ASSERT_TRUE(transport::save_keypair(agent, (dir / "agent").string(), false));
-  ASSERT_TRUE(transport::save_keypair(ctl, (dir / "ctl").string(), false));
-  std::ofstream(dir / "policy.toml") << "[controllers]\nkey_files = [\"ctl.pub\"]\n[send]\ndestinations = [\"127.0.0.0/8\"]\n";
-  const auto audit = dir / "audit.log";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string key = (dir / "agent.key").string(), pol = (dir / "policy.toml").string(), data = (dir / "data").string(),
-                a = audit.string();
-    ::execl(agent_bin.c_str(), agent_bin.c_str(), "--listen", "tcp://127.0.0.1:*", "--key", key.c_str(), "--policy",
-            pol.c_str(), "--data-dir", data.c_str(), "--audit-log", a.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  auto audit_text = [&] {
-    std::ifstream in(audit);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return render_audit(ss.str());
-  };
-  auto wait_for = [&](const std::string& needle, std::chrono::milliseconds limit) {
-    for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
-      if (audit_text().find(needle) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  };
-  ASSERT_TRUE(wait_for("audit agent_started", 10s)) << audit_text();
-  const std::string text = audit_text();
-  const auto at = text.find("endpoint=");
-  const std::string endpoint = text.substr(at + 9, text.find(' ', at) - at - 9);
-
-  transport::ClientOptions co;
-  co.agent = *transport::parse_agent_address(endpoint + "#" + agent.public_z85);
-  co.keypair = ctl;
-  co.timeout = 5000ms;
-  auto before = transport::ControllerClient::connect(co);
-  ASSERT_TRUE(before);
-  ASSERT_TRUE((*before)->request_as<proto::HelloOk>(proto::Hello{1, 1, "before", {}}));
-  const long hwm_before = proc_status_kb(pid, "VmHWM");
-
-  {
-    RawClient attacker(endpoint, RawClient::Curve{ctl, agent.public_z85});
-    auto status = *proto::encode(proto::StatusRequest{}, 7);
-    attacker.send_many(2399, 131072, status);  // 2,400 frames, 300 MiB in one message
-    EXPECT_TRUE(wait_for("audit connection_dropped", 60s)) << audit_text();
-  }
-  const long hwm_after = proc_status_kb(pid, "VmHWM");
-  std::cout << "[ measured ] agent VmHWM before " << hwm_before << " kB, after 2400 x 128 KiB frames " << hwm_after
-            << " kB\n";
-  EXPECT_LT(hwm_after - hwm_before, 64 * 1024) << "the agent held the message";
-
-  auto after = transport::ControllerClient::connect(co);
-  ASSERT_TRUE(after);
-  EXPECT_TRUE((*after)->request_as<proto::HelloOk>(proto::Hello{1, 1, "after", {}})) << "the agent keeps serving";
-  ::kill(pid, SIGTERM);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-}
-
-}  // namespace
-}  // namespace tandem::agent::test
-
-namespace tandem::agent::test {
-namespace {
-
-using namespace std::chrono_literals;
-
-std::string proc_status_field(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(field + ":", 0) == 0) return line.substr(field.size() + 1);
-  return {};
-}
-
-// T24 / issue 10 item 7: the real agent as uid 65534 with CAP_NET_RAW only (ambient, bounding set
-// reduced to it, no_new_privs: what the systemd unit does) completes a client run over loopback:
-// probes sent, SYN and SYN-ACK captured, capture fetched.
-TEST(AgentPrivilege, UnprivilegedUserWithOnlyNetRawCompletesARun) {
-  if (!have_raw()) GTEST_SKIP() << "needs root (to drop to another user)";
-  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) not installed";
-  const std::string agent_bin = std::string(TANDEM_BINARY_DIR) + "/bin/tandem-agent";
-  auto dir = make_temp_dir("priv");
-  auto agent = *transport::CurveKeypair::generate();
-  auto ctl = *transport::CurveKeypair::generate();
-  ASSERT_TRUE(transport::save_keypair(agent, (dir / "agent").string(), false));
-  ASSERT_TRUE(transport::save_keypair(ctl, (dir / "ctl").string(), false));
-  std::ofstream(dir / "policy.toml") << "[controllers]\nkey_files = [\"ctl.pub\"]\n[send]\ndestinations = [\"127.0.0.0/8\"]\n";
-  for (const auto& e : std::filesystem::directory_iterator(dir)) ASSERT_EQ(::chown(e.path().c_str(), 65534, 65534), 0);
-  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
-  ::chmod(dir.c_str(), 0700);
-
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in la{};
-  la.sin_family = AF_INET;
-  la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&la), sizeof la), 0);
-  ::listen(lfd, 128);
-  socklen_t llen = sizeof la;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&la), &llen);
-  const std::uint16_t port = ntohs(la.sin_port);
-
-  const auto audit = dir / "audit.log";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string key = (dir / "agent.key").string(), pol = (dir / "policy.toml").string(), data = (dir / "data").string(),
-                a = audit.string();
-    ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all,+net_raw",
-            "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw", "--no-new-privs", agent_bin.c_str(), "--listen",
-            "tcp://127.0.0.1:*", "--key", key.c_str(), "--policy", pol.c_str(), "--data-dir", data.c_str(), "--audit-log",
-            a.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::string text;
-  for (int i = 0; i < 500 && text.find("audit agent_started") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(20ms);
-    std::ifstream in(audit);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = render_audit(ss.str());
-  }
-  ASSERT_NE(text.find("audit agent_started"), std::string::npos) << "the unprivileged agent did not start";
-  EXPECT_EQ(proc_status_field(pid, "CapEff"), "\t0000000000002000");  // CAP_NET_RAW (13) only
-  EXPECT_EQ(proc_status_field(pid, "Uid").substr(0, 6), "\t65534");
-  const auto at = text.find("endpoint=");
-  const std::string endpoint = text.substr(at + 9, text.find(' ', at) - at - 9);
-
-  transport::ClientOptions co;
-  co.agent = *transport::parse_agent_address(endpoint + "#" + agent.public_z85);
-  co.keypair = ctl;
-  co.timeout = 5000ms;
-  auto c = std::move(transport::ControllerClient::connect(co)).value();
-  ASSERT_TRUE(c->request_as<proto::HelloOk>(proto::Hello{1, 1, "unprivileged", {}}));
-  proto::RunSetup s;
-  s.run_id = "nobody";
-  s.lease_deadline_ns = realtime_ns() + 30'000'000'000;
-  s.role = proto::Role::client;
-  s.flows = {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, port}};
-  auto ok = c->request_as<proto::RunOk>(s);
-  ASSERT_TRUE(ok) << ok.error().text();
-  auto started = c->request_as<proto::CaptureStats>(proto::CaptureStart{});
-  ASSERT_TRUE(started) << started.error().text();
-  proto::ProbePlan plan;
-  plan.count = 10;
-  plan.rate_pps = 100;
-  plan.seed = 42;
-  plan.dport = port;
-  plan.dst = "127.0.0.1";
-  plan.l4 = proto::L4::tcp;
-  plan.sport = "random";
-  auto report = c->request_as<proto::SendReport>(proto::SendPlan{plan}, 10s);
-  ASSERT_TRUE(report) << report.error().text();
-  EXPECT_EQ(report->sent, 10u);
-  auto stats = c->request_as<proto::CaptureStats>(proto::CaptureStop{300}, 10s);
-  ASSERT_TRUE(stats) << stats.error().text();
-  EXPECT_GE(stats->received, 20u) << "10 SYNs and the kernel's 10 SYN-ACKs";
-  auto chunk = c->request_as<proto::CaptureChunk>(proto::FetchCapture{0, 65536});
-  ASSERT_TRUE(chunk) << chunk.error().text();
-  EXPECT_EQ(chunk->bytes.size(), stats->available_bytes);
-  EXPECT_TRUE(c->request_as<proto::RunOk>(proto::RunEnd{}));
-  ::close(lfd);
-  ::kill(pid, SIGTERM);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
