@@ -29,7 +29,7 @@ namespace tandem::agent {
 
 struct AuditLimits {
   std::uint64_t max_file_bytes = 10u << 20;  // rotate the file at this size
-  std::size_t max_files = 5;                 // rotated files kept (FILE.1 ... FILE.N)
+  std::size_t max_files = 5;                 // rotated files kept (audit.1.log ... audit.5.log for audit.log)
   double burst = 100;                        // lines of one event written back to back
   double per_second = 10;                    // steady lines per second per event
 };
