@@ -12,6 +12,8 @@
 
 #include "agent/capture/run_capture.hpp"
 #include "agent/send/plan_sender.hpp"
+#include "agent/session/connections.hpp"
+#include "agent/storage/data_dir.hpp"
 #include "agent/session/session.hpp"
 #include "common/base/log.hpp"
 #include "common/base/version.hpp"
@@ -23,8 +25,6 @@ namespace tandem::agent {
 
 namespace {
 
-constexpr std::size_t kMaxConnections = 256;  // sessions remembered; the least recently seen goes (T29)
-constexpr const char* kRunFileSuffix = ".pcapng";
 
 std::string hex(const std::vector<std::uint8_t>& b) {
   std::string s;
@@ -66,7 +66,7 @@ struct Daemon::Impl {
   DaemonOptions opt;
   std::unique_ptr<transport::AgentServer> server;
   std::shared_ptr<spdlog::logger> log = tandem::log::get("agent");
-  std::map<std::string, Connection> connections;  // by routing id
+  ConnectionTable connections;  // by routing id; bounded without evicting the run holder (T29)
   std::optional<Run> run;
   std::string expired_owner;
 
@@ -219,17 +219,7 @@ struct Daemon::Impl {
     const proto::Envelope& env = dec.value();
     to.version = env.header.version;
 
-    auto it = connections.find(in.routing_id);
-    if (it == connections.end()) {
-      if (connections.size() >= kMaxConnections) {
-        auto oldest = std::min_element(connections.begin(), connections.end(), [](const auto& a, const auto& b) {
-          return a.second.last_seen_mono < b.second.last_seen_mono;
-        });
-        connections.erase(oldest);
-      }
-      it = connections.emplace(in.routing_id, Connection{in.user_id}).first;
-    }
-    Connection& conn = it->second;
+    Connection& conn = connections.admit(in.routing_id, in.user_id, run ? run->owner : std::string());
     conn.last_seen_mono = monotonic_ns();
     if (run && run->owner == in.user_id) run->lease.touch(conn.last_seen_mono);
 
@@ -237,7 +227,7 @@ struct Daemon::Impl {
     Decision d = decide(conn, run ? run->owner : std::string(), run ? run->phase : RunPhase::none, type, expired_owner);
     switch (d.verdict) {
       case Verdict::close:
-        connections.erase(it);
+        connections.erase(in.routing_id);
         return;
       case Verdict::invalid:
         error_to(to, proto::ErrorCode::unexpected_message,
@@ -332,6 +322,11 @@ struct Daemon::Impl {
       error_to(to, proto::ErrorCode::policy_refused, text, c.key);
     };
     if (auto st = check_run_setup(opt.policy, m, now); !st) return refuse(st.error().text());
+    if (m.role == proto::Role::server) {
+      auto local = netio::local_addresses();
+      if (!local) return refuse(local.error().text());
+      if (auto st = check_server_flows(opt.policy, m, *local); !st) return refuse(st.error().text());
+    }
     int snaplen = static_cast<int>(m.snaplen ? m.snaplen : opt.policy.snaplen);
     // The sending end knows its own source address better than the controller: fill it in so the
     // capture also takes the ICMP errors routers send back about the probes (they are addressed to
@@ -367,7 +362,7 @@ struct Daemon::Impl {
     std::uint64_t used = 0;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(opt.data_dir, ec)) {
-      if (e.is_regular_file(ec)) used += e.file_size(ec);
+      if (e.is_regular_file(ec) && is_run_file(e.path())) used += e.file_size(ec);
     }
     return used;
   }
@@ -376,10 +371,16 @@ struct Daemon::Impl {
     Run& r = *run;
     std::uint64_t used = other_files_bytes();
     std::uint64_t left = used >= opt.policy.quota_bytes ? 0 : opt.policy.quota_bytes - used;
-    if (left < 4096) {
-      opt.audit.record("capture_refused", c.key, fmt::format("run={} reason=\"disk quota\" used={}", r.id, used));
+    const std::string description = fmt::format("tandem-agent {} ({}) device any, run {}, filter: {}",
+                                                opt.policy.agent_id, role_name(r.role), r.id, r.filter);
+    // The file's header carries the description (the whole filter): it must fit with room to spare.
+    if (left < 4096 + description.size()) {
+      opt.audit.record("capture_refused", c.key,
+                       fmt::format("run={} reason=\"disk quota\" used={} header={}", r.id, used, description.size()));
       error_to(to, proto::ErrorCode::policy_refused,
-               fmt::format("policy: capture not allowed (disk quota {} bytes, {} in use)", opt.policy.quota_bytes, used), c.key);
+               fmt::format("policy: capture not allowed (disk quota {} bytes, {} in use, this run's file header {} bytes)",
+                           opt.policy.quota_bytes, used, description.size()),
+               c.key);
       return;
     }
     RunCaptureConfig cfg;
@@ -388,8 +389,7 @@ struct Daemon::Impl {
     cfg.scrub_payload = opt.policy.scrub_payload;
     cfg.quota_bytes = left;
     cfg.interface_name = role_name(r.role);
-    cfg.description = fmt::format("tandem-agent {} ({}) device any, run {}, filter: {}", opt.policy.agent_id,
-                                  role_name(r.role), r.id, r.filter);
+    cfg.description = description;
     auto cap = RunCapture::start(std::move(cfg));
     if (!cap) {
       opt.audit.record("capture_failed", c.key, fmt::format("run={} error=\"{}\"", r.id, cap.error().text()));
@@ -442,7 +442,7 @@ struct Daemon::Impl {
     // SEND_REPORT still goes to its requester, with what was sent).
     if (r.sender) stop_sender_and_report(r);
     auto drain = std::chrono::milliseconds(std::min(m.drain_ms, opt.policy.max_drain_ms));
-    auto path = opt.data_dir / (r.id + "." + role_name(r.role) + kRunFileSuffix);
+    auto path = run_file(opt.data_dir, r.id, role_name(r.role));
     RunCapture* cap = r.capture.get();
     r.stopping = std::async(std::launch::async, [cap, drain, path] { return cap->stop_and_write(drain, path); });
     r.stop_reply = to;
@@ -490,7 +490,7 @@ struct Daemon::Impl {
   void remove_stale_files() {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(opt.data_dir, ec)) {
-      if (e.path().extension() == kRunFileSuffix) {
+      if (e.is_regular_file(ec) && is_run_file(e.path())) {
         std::error_code rm;
         std::filesystem::remove(e.path(), rm);
         opt.audit.record("files_deleted", "", "reason=\"stale at start\" file=" + e.path().string());
@@ -507,13 +507,7 @@ Daemon::~Daemon() {
 Result<std::unique_ptr<Daemon>> Daemon::start(DaemonOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
-  std::error_code ec;
-  std::filesystem::create_directories(impl->opt.data_dir, ec);
-  if (ec)
-    return make_error(Errc::environment, "agent", "data dir " + impl->opt.data_dir.string() + ": " + ec.message());
-  ::chmod(impl->opt.data_dir.c_str(), 0700);
-  if (::access(impl->opt.data_dir.c_str(), W_OK) != 0)
-    return make_error(Errc::environment, "agent", "data dir " + impl->opt.data_dir.string() + " is not writable");
+  if (auto st = prepare_data_dir(impl->opt.data_dir); !st) return st.error();
   impl->remove_stale_files();
 
   transport::ServerOptions so;
@@ -524,6 +518,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(DaemonOptions options) {
   so.audit = [audit](const transport::AuthDecision& d) {
     audit.record(d.accepted ? "key_accepted" : "key_refused", d.client_key,
                  fmt::format("peer={} reason=\"{}\"", d.peer_address, d.reason));
+  };
+  so.guard_events = [audit](const transport::GuardEvent& e) {
+    audit.record(e.kind == transport::GuardEvent::Kind::handshake_failed ? "handshake_failed" : "connection_dropped", "",
+                 fmt::format("peer={} reason=\"{}\"", e.peer, e.reason));
   };
   auto server = transport::AgentServer::start(std::move(so));
   if (!server) return server.error();

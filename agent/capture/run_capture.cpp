@@ -17,6 +17,36 @@
 namespace tandem::agent {
 namespace {
 
+// 32-bit words of an address, for BPF comparisons ("icmp[24:4] == 0x0a000001").
+std::vector<std::uint32_t> words(const packet::IpAddr& a) {
+  std::vector<std::uint32_t> w;
+  for (std::size_t i = 0; i < a.size(); i += 4)
+    w.push_back(static_cast<std::uint32_t>(a.bytes[i]) << 24 | static_cast<std::uint32_t>(a.bytes[i + 1]) << 16 |
+                static_cast<std::uint32_t>(a.bytes[i + 2]) << 8 | a.bytes[i + 3]);
+  return w;
+}
+
+// ICMP errors addressed to `src` that quote a packet of flow `f` (src -> dst, its protocol, its
+// dport). IPv4: the quoted header starts at icmp[8] (IHL from icmp[8]); IPv6: at icmp6[8], 40
+// bytes, no extension headers assumed (an error quoting one is not kept).
+std::string quoted_flow_filter(const proto::Flow& f, const packet::IpAddr& dst, const packet::IpAddr& src) {
+  const int proto_num = f.l4 == proto::L4::udp ? 17 : 6;
+  std::string q;
+  if (dst.is_v4()) {
+    q = fmt::format("icmp and dst host {} and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or "
+                    "icmp[icmptype] == icmp-paramprob) and icmp[17] == {} and icmp[20:4] == {:#x} and icmp[24:4] == {:#x} "
+                    "and icmp[8 + ((icmp[8] & 0xf) << 2) + 2 : 2] == {}",
+                    src.to_string(), proto_num, words(src)[0], words(dst)[0], f.dport);
+  } else {
+    q = fmt::format("icmp6 and dst host {} and ip6[40] < 5 and icmp6[14] == {}", src.to_string(), proto_num);
+    auto ws = words(src), wd = words(dst);
+    for (std::size_t i = 0; i < 4; ++i) q += fmt::format(" and icmp6[{}:4] == {:#x}", 16 + 4 * i, ws[i]);
+    for (std::size_t i = 0; i < 4; ++i) q += fmt::format(" and icmp6[{}:4] == {:#x}", 32 + 4 * i, wd[i]);
+    q += fmt::format(" and icmp6[50:2] == {}", f.dport);
+  }
+  return "(" + q + ")";
+}
+
 std::string flow_filter(const proto::Flow& f) {
   auto dst = packet::IpAddr::parse(f.dst);
   std::optional<packet::IpAddr> src;
@@ -41,12 +71,11 @@ std::string flow_filter(const proto::Flow& f) {
   }
   std::string out = fmt::format("({} and (({}) or ({})))", l4, fwd, rev);
   if (src) {
-    // ICMP errors quoting a probe come from any router on the path, addressed to the prober.
-    std::string errors = v4 ? fmt::format("(icmp and dst host {} and (icmp[icmptype] == icmp-unreach or "
-                                          "icmp[icmptype] == icmp-timxceed or icmp[icmptype] == icmp-paramprob))",
-                                          s)
-                            : fmt::format("(icmp6 and dst host {} and ip6[40] < 5)", s);
-    out += " or " + errors;
+    // ICMP errors about a probe come from any router on the path, addressed to the prober. Only
+    // errors that QUOTE this flow are kept (quoted protocol, source, destination and destination
+    // port at their fixed offsets), so errors about the host's other traffic never enter the
+    // capture (attack-report row C2).
+    out += " or " + quoted_flow_filter(f, *dst, *src);
   }
   return out;
 }
@@ -63,12 +92,42 @@ Result<std::string> flows_filter(const std::vector<proto::Flow>& flows, const st
     f += flow_filter(flow);
   }
   if (f.empty()) return make_error(Errc::usage, "capture", "no flows");
-  if (!extra.empty()) f = "(" + f + ") and (" + extra + ")";
+  if (!extra.empty()) {
+    // Operator-allowed filter text may only narrow (T13, attack-report row P11). It must compile
+    // on its own, so it is one balanced expression; parenthesised and AND-ed, it cannot reach
+    // outside its parentheses ("1=1) or (1=1" does not compile alone and is refused).
+    if (auto st = pcapio::check_filter(pcapio::linktype::kLinuxSll, extra, snaplen); !st)
+      return make_error(Errc::usage, "capture", "filter text does not compile on its own: " + st.error().message);
+    int depth = 0;
+    for (char c : extra) {
+      depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+      if (depth < 0) return make_error(Errc::usage, "capture", "filter text has unbalanced parentheses");
+    }
+    if (depth != 0) return make_error(Errc::usage, "capture", "filter text has unbalanced parentheses");
+    f = "(" + f + ") and (" + extra + ")";
+  }
   // Device "any" gives Linux cooked frames; the filter is checked for that link type now, so a bad
   // one is a RUN_SETUP refusal rather than a CAPTURE_START failure.
   if (auto st = pcapio::check_filter(pcapio::linktype::kLinuxSll, f, snaplen); !st) return st.error();
   return f;
 }
+
+namespace {
+// Where the quoted packet's L4 header ends in an ICMP error (the frame's end if unknown).
+template <class OffsetOf>
+std::uint32_t quoted_headers_end(const packet::Decoded& d, OffsetOf offset_of) {
+  const auto& q = d.icmp.quoted;
+  if (!d.icmp.has_quoted || q.ip.payload.empty()) return offset_of(nullptr);
+  const std::uint32_t start = offset_of(q.ip.payload.data());
+  const auto& l4 = q.ip.payload;
+  std::uint32_t len = 8;
+  if (q.ip.protocol == 6 && l4.size() >= 13) len = std::max<std::uint32_t>(20, 4u * (l4[12] >> 4));
+  else if ((q.ip.protocol == 17 || q.ip.protocol == 1 || q.ip.protocol == 58) && l4.size() >= 12 &&
+           std::memcmp(l4.data() + 8, "TNDM", 4) == 0)
+    len = 20;  // the 12-byte tandem identity tag after the UDP/ICMP header
+  return start + len;
+}
+}  // namespace
 
 std::uint32_t scrubbed_length(int linktype, const pcapio::PacketView& p) {
   auto caplen = p.caplen();
@@ -87,7 +146,11 @@ std::uint32_t scrubbed_length(int linktype, const pcapio::PacketView& p) {
   switch (d.l4) {
     case packet::L4::tcp: keep = l4_start + 4u * d.tcp.data_offset; break;
     case packet::L4::udp: keep = l4_start + 8 + tag(d.udp.payload); break;
-    case packet::L4::icmp: keep = d.icmp.is_error ? caplen : l4_start + 8 + tag(d.icmp.body); break;
+    case packet::L4::icmp:
+      // An error keeps the quoted packet's headers (the evidence: addresses, ports, sequence,
+      // TCP options), scrubbed like any packet: the quoted payload goes.
+      keep = d.icmp.is_error ? quoted_headers_end(d, offset_of) : l4_start + 8 + tag(d.icmp.body);
+      break;
     default: break;
   }
   return std::min(keep, caplen);
@@ -129,8 +192,19 @@ Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain
   iface.description = config_.description;
   auto id = w->add_interface(iface);
   if (!id) return fail(id.error());
-  // SHB + IDB with their options stay well under 512 bytes; each EPB is 32 bytes + padded data.
-  std::uint64_t estimate = 512;
+  // The quota counts every byte of the file (attack-report row P15): the SHB and IDB as written
+  // (the IDB description holds the whole filter), each EPB (32 bytes + padded data), and room for
+  // the closing ISB with its comment.
+  if (auto st = w->flush(); !st) return fail(st.error());
+  std::error_code hec;
+  const std::uint64_t header_bytes = std::filesystem::file_size(path, hec);
+  if (hec) return fail(make_error(Errc::environment, "capture", "stat " + path.string() + ": " + hec.message()));
+  constexpr std::uint64_t kStatisticsReserve = 256;
+  std::uint64_t estimate = header_bytes + kStatisticsReserve;
+  if (estimate > config_.quota_bytes)
+    return fail(make_error(Errc::environment, "capture",
+                           fmt::format("disk quota: the file's header blocks alone take {} bytes, {} bytes of quota left",
+                                       header_bytes, config_.quota_bytes)));
   for (const auto& pkt : res->packets) {
     std::uint32_t keep = config_.scrub_payload ? scrubbed_length(res->linktype, pkt) : pkt.caplen();
     std::uint64_t block = 32 + ((keep + 3u) & ~3u);
@@ -161,6 +235,10 @@ Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain
   std::error_code ec;
   out.size = std::filesystem::file_size(path, ec);
   if (ec) return fail(make_error(Errc::environment, "capture", "stat " + path.string() + ": " + ec.message()));
+  if (out.size > config_.quota_bytes)  // the accounting above is exact; this is its check
+    return fail(make_error(Errc::internal, "capture",
+                           fmt::format("capture file of {} bytes exceeds the quota left ({} bytes)", out.size,
+                                       config_.quota_bytes)));
   auto h = sha256_file(path);
   if (!h) return fail(h.error());
   out.sha256 = std::move(h).value();

@@ -19,16 +19,18 @@ namespace tandem::agent {
 
 // The BPF filter for a run's flows. Addresses are re-formatted from their parsed form, ports are
 // numbers, so no controller text reaches the filter compiler verbatim. Per TCP/UDP flow: both
-// directions of dst:dport (with the src host and sport range when declared), plus ICMP errors
-// addressed to the declared src; per ICMP flow: ICMP between the two hosts. Flows must have passed
-// check_run_setup(). `extra` (RUN_SETUP.capture_filter, only if the policy allows it) can only
-// narrow: it is AND-ed. Errc::usage if the result does not compile (check_filter).
+// directions of dst:dport (with the src host and sport range when declared), plus the ICMP errors
+// addressed to the declared src that quote a packet of this flow (protocol, src, dst, dport); per
+// ICMP flow: ICMP between the two hosts. Flows must have passed check_run_setup(). `extra`
+// (RUN_SETUP.capture_filter, only if the policy allows it) can only narrow: it must compile on its
+// own with balanced parentheses (else Errc::usage), then it is parenthesised and AND-ed.
+// Errc::usage if the result does not compile (check_filter).
 Result<std::string> flows_filter(const std::vector<proto::Flow>& flows, const std::string& extra, int snaplen);
 
 // How many leading bytes of a captured frame a scrubbed capture keeps: link, IP and L4 headers
 // (TCP options included); for UDP and ICMP echo also a 12-byte tandem identity tag if the payload
-// starts with one; ICMP errors whole (the quoted packet is the evidence); unknown L4 up to the IP
-// header's end.
+// starts with one; ICMP errors up to the end of the quoted packet's L4 header (the same rules
+// inside the quote: its payload goes); unknown L4 up to the IP header's end.
 std::uint32_t scrubbed_length(int linktype, const pcapio::PacketView& p);
 
 struct RunCaptureConfig {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -427,6 +428,19 @@ Status check_run_setup(const Policy& p, const proto::RunSetup& s, Nanos now_ns) 
     double need_s = (s.plan.count - 1) / rate;
     if (need_s > static_cast<double>(s.lease_deadline_ns - now_ns) / 1e9)
       return refuse(fmt::format("plan of {:.1f} s", need_s), "longer than the run's lease");
+  }
+  return ok_status();
+}
+
+Status check_server_flows(const Policy& p, const proto::RunSetup& s, const std::vector<packet::IpAddr>& local) {
+  if (s.role != proto::Role::server) return ok_status();
+  for (std::size_t i = 0; i < s.flows.size(); ++i) {
+    auto dst = packet::IpAddr::parse(s.flows[i].dst);
+    if (!dst) return refuse(fmt::format("flow {} dst '{}'", i, s.flows[i].dst), "an IP address is required");
+    if (std::find(local.begin(), local.end(), *dst) != local.end() || p.destination_allowed(*dst)) continue;
+    return refuse(fmt::format("server flow {} to {}", i, dst->to_string()),
+                  "a server-role flow must name an address of this host, or one in destinations: " +
+                      destinations_text(p));
   }
   return ok_status();
 }

@@ -75,6 +75,11 @@ std::string summary(const Policy& p);
 // The checks. Each returns the first refusal as Error{Errc::config, "policy", "<what> not allowed (<limit>)"}.
 // now_ns: CLOCK_REALTIME.
 Status check_run_setup(const Policy& p, const proto::RunSetup& setup, Nanos now_ns);
+// A server-role run captures this host's own conversations only (attack-report row P16): every
+// flow's dst (the address the server is reached at) must be one of `local` (the host's addresses)
+// or inside [send] destinations (where an operator lists a public, NAT-ed address of this host).
+// Client-role runs pass unchecked (their dst is checked against destinations by check_run_setup).
+Status check_server_flows(const Policy& p, const proto::RunSetup& setup, const std::vector<packet::IpAddr>& local);
 // A probe plan for a client-role run with these flows: sending allowed, destination inside
 // `destinations` AND declared as a flow's dst (the peer the controller named), protocol, port, rate,
 // packets (already_sent counts earlier plans of the same run), duration, option/sport syntax.

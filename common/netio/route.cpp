@@ -112,4 +112,16 @@ Result<std::string> interface_for(const packet::IpAddr& dst) {
   return *name;
 }
 
+Result<std::vector<packet::IpAddr>> local_addresses() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0)
+    return make_error(Errc::environment, kSubsystem, std::string("local addresses: getifaddrs: ") + std::strerror(errno));
+  std::vector<packet::IpAddr> out;
+  for (const ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
+    if (auto a = from_sockaddr(it->ifa_addr)) out.push_back(*a);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
 }  // namespace tandem::netio

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/base/result.hpp"
 #include "common/packet/addr.hpp"
@@ -22,5 +23,9 @@ Result<packet::IpAddr> source_address_for(const packet::IpAddr& dst);
 
 // Errors: those of source_address_for, plus Errc::environment when no interface holds the address.
 Result<std::string> interface_for(const packet::IpAddr& dst);
+
+// Every address held by an interface of this namespace (getifaddrs), IPv4 and IPv6.
+// Errc::environment if getifaddrs fails.
+Result<std::vector<packet::IpAddr>> local_addresses();
 
 }  // namespace tandem::netio

@@ -1,6 +1,7 @@
 #include "common/transport/agent_server.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 
 #include <atomic>
 #include <mutex>
@@ -46,11 +47,13 @@ struct AgentServer::Impl {
   std::set<std::string> allowed;
   AuditSink audit;
   std::string endpoint;
+  std::unique_ptr<ConnectionGuard> guard;
   std::shared_ptr<spdlog::logger> log = tandem::log::get("transport");
 
   ~Impl() {
     // Close the listening socket first so no handshake waits on a handler that is going away.
     router.close();
+    guard.reset();
     stop = true;
     if (zap_thread.joinable()) zap_thread.join();
   }
@@ -182,6 +185,18 @@ Result<std::unique_ptr<AgentServer>> AgentServer::start(ServerOptions options) {
     s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(l.heartbeat_timeout.count()));
     s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(l.heartbeat_ttl.count()));
     s.set(zmq::sockopt::handshake_ivl, static_cast<int>(l.handshake_ivl.count()));
+    auto sink = std::move(options.guard_events);
+    auto log = impl->log;
+    auto guard = ConnectionGuard::start(impl->ctx.handle(), s.handle(), options.guard,
+                                        [sink, log](const GuardEvent& e) {
+                                          log->warn("guard: {} {}: {}",
+                                                    e.kind == GuardEvent::Kind::handshake_failed ? "handshake failed from"
+                                                                                                  : "dropped connection",
+                                                    e.peer, e.reason);
+                                          if (sink) sink(e);
+                                        });
+    if (!guard) return guard.error();
+    impl->guard = std::move(guard).value();
     s.bind(options.bind_endpoint);
     impl->endpoint = s.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -217,6 +232,8 @@ Result<std::optional<Incoming>> AgentServer::receive(std::chrono::milliseconds t
       if (!impl_->router.recv(part, zmq::recv_flags::none)) break;
       more = part.more();
       if (++in.frames == 1) {
+        // "__fd" is libzmq's private property behind ZMQ_SRCFD: the connection the message came in on.
+        if (const char* fd = zmq_msg_gets(part.handle(), "__fd")) impl_->guard->delivered(std::atoi(fd));
         in.user_id = msg_property(part, "User-Id");
         in.peer_address = msg_property(part, "Peer-Address");
         const auto* p = static_cast<const std::uint8_t*>(part.data());

@@ -28,6 +28,7 @@
 
 #include "common/base/result.hpp"
 #include "common/proto/wire.hpp"
+#include "common/transport/connection_guard.hpp"
 #include "common/transport/curve.hpp"
 #include "common/transport/options.hpp"
 
@@ -48,6 +49,10 @@ struct ServerOptions {
   std::vector<std::string> allowed_keys;  // Z85 controller public keys
   AuditSink audit;                        // optional; every decision is also logged ("transport" logger)
   Liveness liveness;
+  // The connection guard (connection_guard.hpp): memory bound on undelivered bytes, and handshake
+  // failures before ZAP. Its events go to guard_events (optional; also logged).
+  GuardLimits guard;
+  GuardSink guard_events;
 };
 
 // One received request. Protocol rule: exactly one payload frame per message (T6); messages with

@@ -102,8 +102,10 @@ TEST_F(AgentCli, SigtermStopsCleanly) {
   std::ifstream in(dir_ / "audit.log");
   std::stringstream ss;
   ss << in.rdbuf();
-  EXPECT_NE(ss.str().find("audit agent_started"), std::string::npos);
-  EXPECT_NE(ss.str().find("audit agent_stopped"), std::string::npos);
+  const std::string text = render_audit(ss.str());
+  EXPECT_NE(text.find("audit agent_started"), std::string::npos);
+  EXPECT_NE(text.find("audit agent_stopped"), std::string::npos);
+  EXPECT_EQ(text.find("NOT-JSON"), std::string::npos) << ss.str();
 }
 
 // SIGHUP re-reads the policy file and the allow list; a broken file keeps the old policy (audited),
@@ -124,7 +126,7 @@ TEST_F(AgentCli, SighupReloadsThePolicyAndSurvivesABrokenFile) {
       std::ifstream in(audit_path);
       std::stringstream ss;
       ss << in.rdbuf();
-      if (ss.str().find(needle) != std::string::npos) return true;
+      if (render_audit(ss.str()).find(needle) != std::string::npos) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;

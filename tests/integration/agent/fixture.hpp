@@ -15,6 +15,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "agent/daemon.hpp"
 #include "common/transport/agent_address.hpp"
@@ -28,6 +29,27 @@ inline std::filesystem::path make_temp_dir(const std::string& tag) {
                                                      std::to_string(rd()));
   std::filesystem::create_directories(p);
   return p;
+}
+
+// The audit file rendered one line per JSON object as "audit <event> key=<key> <detail>", so the
+// tests can match on what a line says; a line that is not one JSON object renders as
+// "NOT-JSON <line>" (and so matches nothing the tests look for).
+inline std::string render_audit(const std::string& raw) {
+  std::string out;
+  std::istringstream lines(raw);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+      out += "NOT-JSON " + line + "\n";
+      continue;
+    }
+    out += "audit " + j.value("event", std::string()) + " key=" + j.value("key", std::string("-"));
+    if (j.contains("detail")) out += " " + j.value("detail", std::string());
+    for (const auto& [k, v] : j.items())
+      if (k != "time" && k != "event" && k != "key" && k != "detail") out += " " + k + "=" + v.dump();
+    out += "\n";
+  }
+  return out;
 }
 
 inline bool have_raw() { return geteuid() == 0; }
@@ -101,12 +123,16 @@ class AgentFixture : public ::testing::Test {
     return c;
   }
 
-  std::string audit_text() const {
+  // The audit file as written (JSON lines).
+  std::string audit_raw() const {
     std::ifstream in(audit_path_);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
   }
+
+  std::string audit_text() const { return render_audit(audit_raw()); }
+
 
   // Waits up to `timeout` for `needle` to appear in the audit log.
   bool audit_has(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) const {

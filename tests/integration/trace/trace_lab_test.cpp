@@ -660,7 +660,8 @@ TEST_F(TraceClean, UnknownControllerKeyIsRefused) {
   std::ifstream audit(lab_->agents->workdir() + "/client-audit.log");
   std::stringstream as;
   as << audit.rdbuf();
-  EXPECT_NE(as.str().find("key_refused key=" + stranger_pub), std::string::npos) << as.str();
+  // The audit log is JSON lines (docs/agent.md "Audit log").
+  EXPECT_NE(as.str().find("\"event\":\"key_refused\",\"key\":\"" + stranger_pub + "\""), std::string::npos) << as.str();
 }
 
 }  // namespace

@@ -107,7 +107,13 @@ TEST(FlowsFilter, GeneratedFromFlowsAndCompiles) {
             "(tcp and ((dst host 10.77.2.2 and dst port 21 and src host 10.77.1.2 and src portrange 40000-40100) or "
             "(src host 10.77.2.2 and src port 21 and dst host 10.77.1.2 and dst portrange 40000-40100))) or "
             "(icmp and dst host 10.77.1.2 and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or "
-            "icmp[icmptype] == icmp-paramprob))");
+            "icmp[icmptype] == icmp-paramprob) and icmp[17] == 6 and icmp[20:4] == 0xa4d0102 and icmp[24:4] == 0xa4d0202 "
+            "and icmp[8 + ((icmp[8] & 0xf) << 2) + 2 : 2] == 21)");
+  // IPv6 errors are matched on the quoted header too, and compile.
+  auto v6err = agent::flows_filter({proto::Flow{"fd77:1::2", "fd77:2::2", proto::L4::udp, 0, 0, 33434}}, "", 256);
+  ASSERT_TRUE(v6err) << v6err.error().text();
+  EXPECT_NE(v6err->find("icmp6[14] == 17"), std::string::npos) << *v6err;
+  EXPECT_NE(v6err->find("icmp6[50:2] == 33434"), std::string::npos) << *v6err;
   // Addresses are re-formatted from their parsed form.
   std::vector<proto::Flow> v6 = {proto::Flow{"", "FD77:2:0::2", proto::L4::udp, 0, 0, 33434},
                                  proto::Flow{"fd77:1::2", "fd77:2::2", proto::L4::icmp, 0, 0, 0}};
@@ -120,6 +126,11 @@ TEST(FlowsFilter, GeneratedFromFlowsAndCompiles) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->rfind("((tcp", 0), 0u);
   EXPECT_FALSE(agent::flows_filter(flows, "tcp and (", 256));
+  // Text that only compiles next to the agent's own parentheses cannot widen the filter (P11).
+  auto inj = agent::flows_filter(flows, "1=1) or (1=1", 256);
+  ASSERT_FALSE(inj);
+  EXPECT_NE(inj.error().text().find("does not compile on its own"), std::string::npos) << inj.error().text();
+  EXPECT_FALSE(agent::flows_filter(flows, "tcp) or (udp", 256));
   EXPECT_FALSE(agent::flows_filter({}, "", 256));
 }
 
@@ -137,6 +148,24 @@ TEST(Scrub, CutsAfterTheL4Header) {
   const std::vector<std::uint8_t>& pkt = *built;
   pcapio::PacketView v{0, static_cast<std::uint32_t>(pkt.size()), pkt};
   EXPECT_EQ(agent::scrubbed_length(pcapio::linktype::kRaw, v), 40u);  // 20 IP + 20 TCP, no payload
+}
+
+// C2: an ICMP error keeps the quoted headers, not the quoted payload.
+TEST(Scrub, IcmpErrorKeepsTheQuotedHeadersOnly) {
+  packet::IpSpec inner;
+  inner.src = *packet::IpAddr::parse("192.0.2.1");
+  inner.dst = *packet::IpAddr::parse("192.0.2.2");
+  std::vector<std::uint8_t> secret(64, 0x53);
+  auto quoted = packet::build_udp(inner, 1000, 5555, secret);
+  ASSERT_TRUE(quoted);
+  packet::IpSpec outer;
+  outer.src = inner.dst;
+  outer.dst = inner.src;
+  auto err = packet::build_icmp(outer, 3, 3, 0, *quoted);
+  ASSERT_TRUE(err);
+  pcapio::PacketView v{0, static_cast<std::uint32_t>(err->size()), *err};
+  // 20 IP + 8 ICMP + 20 quoted IP + 8 quoted UDP; the 64 quoted payload bytes go.
+  EXPECT_EQ(agent::scrubbed_length(pcapio::linktype::kRaw, v), 56u);
 }
 
 }  // namespace
