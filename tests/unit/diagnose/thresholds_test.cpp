@@ -10,29 +10,13 @@
 #include <gtest/gtest.h>
 
 #include "controller/diagnose/diagnose.hpp"
+#include "tests/unit/diagnose/fates.hpp"
 
 namespace tandem::diagnose {
 namespace {
 
 using correlate::Correlation;
 using correlate::Fate;
-
-// n probes of each listed fate, both captures present, one variant.
-Correlation probes_of(std::initializer_list<std::pair<Fate, int>> fates) {
-  Correlation c;
-  c.client_present = c.server_present = true;
-  c.variants = {correlate::Variant{"default", "", 0, ""}};
-  std::uint32_t id = 0;
-  for (auto [f, n] : fates) {
-    for (int i = 0; i < n; ++i) {
-      correlate::ProbeRecord p;
-      p.id = id++;
-      p.fate = f;
-      c.probes.push_back(p);
-    }
-  }
-  return c;
-}
 
 // The codes of every rule that applied, verdict first.
 std::vector<std::string> codes(const Verdict& v) {
@@ -74,8 +58,8 @@ TEST(VerdictThresholds, TiersAreAsDocumented) {
 }
 
 TEST(VerdictThresholds, NoProbesIsZeroNotOne) {
-  EXPECT_EQ(diagnose(probes_of({})).code, "no_probes");
-  auto one = diagnose(probes_of({{Fate::answered, 1}}));
+  EXPECT_EQ(diagnose(with_fates({})).code, "no_probes");
+  auto one = diagnose(with_fates({{Fate::answered, 1}}));
   EXPECT_EQ(one.code, "clean");
   EXPECT_FALSE(applied(one, "no_probes"));
 }
@@ -88,7 +72,7 @@ TEST(VerdictThresholds, MoreThanHalfUnknownIsMostlyUnknownExactlyHalfIsSome) {
                  Case{3, 2, "mostly_unknown"}, Case{5, 5, "some_unknown"}, Case{6, 5, "mostly_unknown"},
                  Case{1, 3, "some_unknown"}, Case{1, 0, "mostly_unknown"}, Case{50, 50, "some_unknown"},
                  Case{51, 50, "mostly_unknown"}}) {
-    auto v = diagnose(probes_of({{Fate::unknown, k.unknown}, {Fate::answered, k.answered}}));
+    auto v = diagnose(with_fates({{Fate::unknown, k.unknown}, {Fate::answered, k.answered}}));
     EXPECT_EQ(v.code, k.want) << k.unknown << " unknown of " << k.unknown + k.answered;
     // The two rules are exclusive: never both.
     EXPECT_FALSE(applied(v, "mostly_unknown") && applied(v, "some_unknown")) << k.unknown << "/" << k.answered;
@@ -96,8 +80,8 @@ TEST(VerdictThresholds, MoreThanHalfUnknownIsMostlyUnknownExactlyHalfIsSome) {
 }
 
 TEST(VerdictThresholds, ZeroUnknownIsNotSomeUnknownOneIs) {
-  EXPECT_EQ(diagnose(probes_of({{Fate::answered, 9}})).code, "clean");
-  auto v = diagnose(probes_of({{Fate::answered, 9}, {Fate::unknown, 1}}));
+  EXPECT_EQ(diagnose(with_fates({{Fate::answered, 9}})).code, "clean");
+  auto v = diagnose(with_fates({{Fate::answered, 9}, {Fate::unknown, 1}}));
   EXPECT_EQ(v.code, "some_unknown");
   EXPECT_EQ(v.severity, Severity::warning);
   EXPECT_EQ(v.text, "1 of 10 probes (10 %) could not be placed on the path (evidence is missing).");
@@ -109,18 +93,18 @@ TEST(VerdictThresholds, OneProbeOfAFailureFateIsTheVerdictZeroIsNothing) {
       {Fate::lost_forward, "lost_forward"}, {Fate::injected, "injected"},     {Fate::icmp_error, "icmp_error"},
       {Fate::reply_lost, "reply_lost"},     {Fate::unanswered, "unanswered"}, {Fate::not_sent, "not_sent"}};
   for (auto [fate, code] : fates) {
-    auto one = diagnose(probes_of({{Fate::answered, 99}, {fate, 1}}));
+    auto one = diagnose(with_fates({{Fate::answered, 99}, {fate, 1}}));
     EXPECT_EQ(one.code, code);
     EXPECT_EQ(one.severity, Severity::problem) << code;
     EXPECT_TRUE(one.problem) << code;
     EXPECT_EQ(codes(one).size(), 1u) << code << ": only its own rule applies";
-    auto none = diagnose(probes_of({{Fate::answered, 100}}));
+    auto none = diagnose(with_fates({{Fate::answered, 100}}));
     EXPECT_FALSE(applied(none, code)) << code;
   }
 }
 
 TEST(VerdictThresholds, CorruptedNeedsOneBadChecksumAndTakesItsProbesFromUnanswered) {
-  auto c = probes_of({{Fate::unanswered, 3}, {Fate::answered, 7}});
+  auto c = with_fates({{Fate::unanswered, 3}, {Fate::answered, 7}});
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"unanswered"}));
   bad_checksum(c, Fate::unanswered, 1);
   auto v = diagnose(c);
@@ -133,13 +117,13 @@ TEST(VerdictThresholds, CorruptedNeedsOneBadChecksumAndTakesItsProbesFromUnanswe
   bad_checksum(c, Fate::unanswered, 1);  // every unanswered probe is corrupted: no unanswered item
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"corrupted"}));
   // A bad checksum on an answered probe is not corruption (the server took it).
-  auto a = probes_of({{Fate::answered, 4}});
+  auto a = with_fates({{Fate::answered, 4}});
   bad_checksum(a, Fate::answered, 2);
   EXPECT_EQ(diagnose(a).code, "clean");
 }
 
 TEST(VerdictThresholds, OneFindingIsPathModifiesNoneIsClean) {
-  auto c = probes_of({{Fate::answered, 5}});
+  auto c = with_fates({{Fate::answered, 5}});
   EXPECT_EQ(diagnose(c).code, "clean");
   c.findings = {finding(1)};
   auto v = diagnose(c);
@@ -148,15 +132,15 @@ TEST(VerdictThresholds, OneFindingIsPathModifiesNoneIsClean) {
 }
 
 TEST(VerdictThresholds, CleanNeedsEveryProbeAnswered) {
-  EXPECT_EQ(diagnose(probes_of({{Fate::answered, 1}})).code, "clean");
+  EXPECT_EQ(diagnose(with_fates({{Fate::answered, 1}})).code, "clean");
   for (Fate f : {Fate::lost_forward, Fate::unanswered, Fate::reply_lost, Fate::injected, Fate::icmp_error,
                  Fate::not_sent, Fate::unknown}) {
-    EXPECT_FALSE(applied(diagnose(probes_of({{Fate::answered, 30}, {f, 1}})), "clean")) << fate_name(f);
+    EXPECT_FALSE(applied(diagnose(with_fates({{Fate::answered, 30}, {f, 1}})), "clean")) << fate_name(f);
   }
 }
 
 TEST(VerdictThresholds, CaptureMissingEitherSideOrBoth) {
-  auto c = probes_of({{Fate::unknown, 1}, {Fate::answered, 9}});
+  auto c = with_fates({{Fate::unknown, 1}, {Fate::answered, 9}});
   EXPECT_FALSE(applied(diagnose(c), "capture_missing"));
   c.server_present = false;
   EXPECT_EQ(diagnose(c).code, "capture_missing");
@@ -171,14 +155,14 @@ TEST(VerdictThresholds, CaptureMissingEitherSideOrBoth) {
 // A lower tier wins whatever the probe counts: 1 probe of a tier-2 fate over a finding on 50
 // probes or 49 unknown ones; mostly_unknown over a tier-2 fate with fewer probes.
 TEST(VerdictThresholds, TierBeatsProbeCount) {
-  auto c = probes_of({{Fate::answered, 49}, {Fate::lost_forward, 1}});
+  auto c = with_fates({{Fate::answered, 49}, {Fate::lost_forward, 1}});
   c.findings = {finding(49)};
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"lost_forward", "path_modifies"}));
-  auto u = diagnose(probes_of({{Fate::unknown, 49}, {Fate::icmp_error, 1}, {Fate::answered, 50}}));
+  auto u = diagnose(with_fates({{Fate::unknown, 49}, {Fate::icmp_error, 1}, {Fate::answered, 50}}));
   EXPECT_EQ(codes(u), (std::vector<std::string>{"icmp_error", "some_unknown"}));
-  auto m = diagnose(probes_of({{Fate::unknown, 6}, {Fate::reply_lost, 5}}));
+  auto m = diagnose(with_fates({{Fate::unknown, 6}, {Fate::reply_lost, 5}}));
   EXPECT_EQ(codes(m), (std::vector<std::string>{"mostly_unknown", "reply_lost"}));
-  auto cm = probes_of({{Fate::unknown, 3}, {Fate::lost_forward, 1}});
+  auto cm = with_fates({{Fate::unknown, 3}, {Fate::lost_forward, 1}});
   cm.client_present = false;
   EXPECT_EQ(codes(diagnose(cm)), (std::vector<std::string>{"capture_missing", "mostly_unknown", "lost_forward"}));
 }
@@ -191,24 +175,24 @@ TEST(VerdictThresholds, MostProbesWinsWithinTierTwoForEveryPair) {
   for (auto [a, a_code] : fates) {
     for (auto [b, b_code] : fates) {
       if (a == b) continue;
-      auto v = diagnose(probes_of({{a, 2}, {b, 3}, {Fate::answered, 5}}));
+      auto v = diagnose(with_fates({{a, 2}, {b, 3}, {Fate::answered, 5}}));
       EXPECT_EQ(v.code, b_code) << "2 " << a_code << " vs 3 " << b_code;
       ASSERT_EQ(v.secondary.size(), 1u) << a_code << " " << b_code;
       EXPECT_EQ(v.secondary[0].code, a_code);
     }
   }
   // corrupted competes on its own count, not on the unanswered count it is carved from.
-  auto c = probes_of({{Fate::unanswered, 3}, {Fate::lost_forward, 2}});
+  auto c = with_fates({{Fate::unanswered, 3}, {Fate::lost_forward, 2}});
   bad_checksum(c, Fate::unanswered, 3);
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"corrupted", "lost_forward"}));
-  c = probes_of({{Fate::unanswered, 2}, {Fate::lost_forward, 3}});
+  c = with_fates({{Fate::unanswered, 2}, {Fate::lost_forward, 3}});
   bad_checksum(c, Fate::unanswered, 2);
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"lost_forward", "corrupted"}));
 }
 
 // Tier 3: the bigger of path_modifies (probes of its biggest finding) and some_unknown leads.
 TEST(VerdictThresholds, MostProbesWinsWithinTierThree) {
-  auto c = probes_of({{Fate::answered, 7}, {Fate::unknown, 3}});
+  auto c = with_fates({{Fate::answered, 7}, {Fate::unknown, 3}});
   c.findings = {finding(4), finding(1)};
   EXPECT_EQ(codes(diagnose(c)), (std::vector<std::string>{"path_modifies", "some_unknown"}));
   c.findings = {finding(2), finding(1)};
