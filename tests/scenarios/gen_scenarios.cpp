@@ -62,6 +62,8 @@ struct Scenario {
   // The truth a reader derives from the above by hand: the verdict (DESIGN.md §5, rules table in
   // docs/correlation.md) and the findings `forward` (and a NAT's reverse rewrite) must produce.
   std::string verdict = "clean";
+  // Probes whose fate no capture can prove (DESIGN.md §8, no evidence, no blame): truth says unknown.
+  std::function<bool(std::uint32_t)> unprovable = [](std::uint32_t) { return false; };
   nlohmann::json findings = nlohmann::json::array();
 };
 
@@ -177,6 +179,10 @@ void generate(const Scenario& s, const std::filesystem::path& out) {
 
     const Fate fate = s.fate(i);
     truth_probes.push_back(probe_truth(s, h, tcp.sport, fate));
+    if (s.unprovable(i)) {
+      truth_probes.back()["fate"] = "unknown";
+      truth_probes.back()["reply"] = nullptr;
+    }
     if (fate == Fate::lost_forward) continue;
     if (fate == Fate::injected_rst) {
       // A middlebox answers in the server's name: its RST starts there with TTL 64.
@@ -300,11 +306,18 @@ std::vector<Scenario> scenarios() {
     Scenario s{"unanswered", "Every SYN reaches the server, which answers none (host firewall drop)."};
     s.fate = [](std::uint32_t) { return Fate::unanswered; };
     s.verdict = "unanswered";
+    // The server's capture ends with the last probe's arrival: nothing shows the server stayed
+    // silent for as long as a reply could take, so that probe's fate cannot be proven.
+    s.unprovable = [](std::uint32_t i) { return i == kCount - 1; };
     v.push_back(s);
   }
   {
-    Scenario s{"injected_rst", "The middlebox resets every SYN in the server's name; the server sees nothing."};
-    s.fate = [](std::uint32_t) { return Fate::injected_rst; };
+    // Some SYNs get through: a hand-taken server capture holding none of the server's own packets
+    // could be from the wrong interface, and proves no injection (DESIGN.md §8).
+    Scenario s{"injected_rst",
+               "The middlebox resets 3 of every 4 SYNs in the server's name (the server never sees them); the "
+               "others reach the server and are answered."};
+    s.fate = [](std::uint32_t i) { return i % 4 == 3 ? Fate::answered : Fate::injected_rst; };
     s.verdict = "injected";
     v.push_back(s);
   }

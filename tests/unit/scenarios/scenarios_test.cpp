@@ -5,7 +5,6 @@
 // The baseline is tandem's own earlier output, so it is also checked against an independent oracle:
 // truth.json, what the generator did to every probe (tests/scenarios/oracle.hpp); both the fresh
 // report and the stored baseline must agree with it.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/scenarios/oracle.hpp"
+#include "tests/unit/scenarios/run_command.hpp"
 
 namespace {
 
@@ -39,29 +39,9 @@ std::vector<std::string> scenario_names() {
   return names;
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct CmdResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs a shell command; stdout (and stderr unless stderr_too is false) is captured.
-CmdResult run(const std::string& cmd, bool stderr_too = true) {
-  CmdResult r;
-  std::FILE* p = popen((cmd + (stderr_too ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using tandem::test::CmdResult;
+using tandem::test::quote;
+using tandem::test::run;
 
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::path(::testing::TempDir()) / ("tandem-scenario-" + name + "-" + std::to_string(getpid()));
