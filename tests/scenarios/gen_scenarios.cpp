@@ -1,5 +1,9 @@
 // tandem-gen-scenarios OUTDIR: writes the golden capture pairs of tests/scenarios/ — for each
-// scenario OUTDIR/<name>/client.pcap, server.pcap and (for most) manifest.json.
+// scenario OUTDIR/<name>/client.pcap, server.pcap, (for most) manifest.json, and truth.json: what
+// the generator did to every probe, the verdict and the findings that follow (tests/scenarios/
+// oracle.hpp), the oracle the scenario test checks tandem against.
+// tandem-gen-scenarios --check TRUTH.json REPORT.json: exits 1 listing every disagreement (regen.sh
+// runs it before it rewrites a baseline).
 //
 // The captures are synthetic but shaped like `tcpdump -i eth0` on the two ends of the lab of
 // DESIGN.md §4 (client 10.77.1.2, middlebox 10.77.1.1 | 10.77.2.1, server 10.77.2.2, one routed
@@ -22,6 +26,7 @@
 #include "common/pcapio/pcap_writer.hpp"
 #include "common/probe/identity.hpp"
 #include "common/probe/spec.hpp"
+#include "tests/scenarios/oracle.hpp"
 
 namespace {
 
@@ -54,7 +59,18 @@ struct Scenario {
   std::function<Fate(std::uint32_t)> fate = [](std::uint32_t) { return Fate::answered; };
   // Rewrites of the probe in transit (applied to the copy the server sees).
   std::function<void(tandem::packet::IpSpec&, tandem::packet::TcpSpec&)> forward = nullptr;
+  // The truth a reader derives from the above by hand: the verdict (DESIGN.md §5, rules table in
+  // docs/correlation.md) and the findings `forward` (and a NAT's reverse rewrite) must produce.
+  std::string verdict = "clean";
+  // Probes whose fate no capture can prove (DESIGN.md §8, no evidence, no blame): truth says unknown.
+  std::function<bool(std::uint32_t)> unprovable = [](std::uint32_t) { return false; };
+  nlohmann::json findings = nlohmann::json::array();
 };
+
+// A finding as truth.json states it.
+nlohmann::json finding(const char* direction, const char* field, nlohmann::json sent, nlohmann::json received) {
+  return {{"direction", direction}, {"field", field}, {"sent", sent}, {"received", received}, {"probes", kCount}};
+}
 
 struct Hosts {
   IpAddr client, mbox_client_side, mbox_server_side, server;
@@ -111,11 +127,32 @@ void write_pcap(const std::filesystem::path& path, int linktype, std::vector<Fra
   if (auto st = w.close(); !st) must(tandem::Result<int>(st.error()));
 }
 
+// What happened to one probe, in report.json's words: its fate, the reply that reached the client
+// (null: none), and for an ICMP error the router that sent it.
+nlohmann::ordered_json probe_truth(const Scenario& s, const Hosts& h, std::uint16_t sport, Fate fate) {
+  nlohmann::ordered_json t;
+  t["sport"] = sport;
+  switch (fate) {
+    case Fate::answered: t["fate"] = "answered"; t["reply"] = "syn_ack"; break;
+    case Fate::lost_forward: t["fate"] = "lost_forward"; t["reply"] = nullptr; break;
+    case Fate::reply_lost: t["fate"] = "reply_lost"; t["reply"] = "syn_ack"; break;
+    case Fate::unanswered: t["fate"] = "unanswered"; t["reply"] = nullptr; break;
+    case Fate::injected_rst: t["fate"] = "injected"; t["reply"] = "rst"; break;
+    case Fate::icmp_admin:
+      t["fate"] = "icmp_error";
+      t["reply"] = s.v6 ? "icmp:1/1" : "icmp:3/13";
+      t["hop"] = h.mbox_client_side.to_string();
+      break;
+  }
+  return t;
+}
+
 void generate(const Scenario& s, const std::filesystem::path& out) {
   namespace pk = tandem::packet;
   const Hosts h = hosts(s.v6);
   const tandem::probe::RunKey rk{kRunKey};
   std::vector<Frame> client, server;
+  nlohmann::ordered_json truth_probes = nlohmann::ordered_json::array();
   auto at_client = [&](const std::vector<std::uint8_t>& ip, bool inbound) { return ether(inbound, true, ip); };
   auto at_server = [&](const std::vector<std::uint8_t>& ip, bool inbound) {
     return s.server_raw_ip ? ip : ether(inbound, false, ip);
@@ -141,6 +178,11 @@ void generate(const Scenario& s, const std::filesystem::path& out) {
     client.push_back({tx, at_client(must(pk::build_tcp(ip, tcp)), false)});
 
     const Fate fate = s.fate(i);
+    truth_probes.push_back(probe_truth(s, h, tcp.sport, fate));
+    if (s.unprovable(i)) {
+      truth_probes.back()["fate"] = "unknown";
+      truth_probes.back()["reply"] = nullptr;
+    }
     if (fate == Fate::lost_forward) continue;
     if (fate == Fate::injected_rst) {
       // A middlebox answers in the server's name: its RST starts there with TTL 64.
@@ -236,6 +278,11 @@ void generate(const Scenario& s, const std::filesystem::path& out) {
     std::ofstream(out / "manifest.json") << m.dump(2) << "\n";
   }
   std::ofstream(out / "DESCRIPTION") << s.description << "\n";
+  nlohmann::ordered_json truth;
+  truth["verdict"] = s.verdict;
+  truth["probes"] = truth_probes;
+  truth["findings"] = s.findings;
+  std::ofstream(out / "truth.json") << truth.dump(1) << "\n";
 }
 
 std::vector<Scenario> scenarios() {
@@ -246,16 +293,22 @@ std::vector<Scenario> scenarios() {
   {
     Scenario s{"lost_forward_30", "30 % of the SYNs (6 of 20) dropped by the middlebox before the server."};
     s.fate = [](std::uint32_t i) { return (i * 7) % 10 < 3 ? Fate::lost_forward : Fate::answered; };
+    s.verdict = "lost_forward";
     v.push_back(s);
   }
   {
     Scenario s{"reply_lost", "The server answers every SYN; 5 of 20 SYN-ACKs never come back to the client."};
     s.fate = [](std::uint32_t i) { return i % 4 == 1 ? Fate::reply_lost : Fate::answered; };
+    s.verdict = "reply_lost";
     v.push_back(s);
   }
   {
     Scenario s{"unanswered", "Every SYN reaches the server, which answers none (host firewall drop)."};
     s.fate = [](std::uint32_t) { return Fate::unanswered; };
+    s.verdict = "unanswered";
+    // The server's capture ends with the last probe's arrival: nothing shows the server stayed
+    // silent for as long as a reply could take, so that probe's fate cannot be proven.
+    s.unprovable = [](std::uint32_t i) { return i == kCount - 1; };
     v.push_back(s);
   }
   {
@@ -265,18 +318,22 @@ std::vector<Scenario> scenarios() {
                "The middlebox resets 3 of every 4 SYNs in the server's name (the server never sees them); the "
                "others reach the server and are answered."};
     s.fate = [](std::uint32_t i) { return i % 4 == 3 ? Fate::answered : Fate::injected_rst; };
+    s.verdict = "injected";
     v.push_back(s);
   }
   {
     Scenario s{"icmp_admin_prohibited",
                "The middlebox (10.77.1.1) rejects every SYN with ICMP 3/13 (communication administratively prohibited)."};
     s.fate = [](std::uint32_t) { return Fate::icmp_admin; };
+    s.verdict = "icmp_error";
     v.push_back(s);
   }
   {
     Scenario s{"dscp_rewritten", "SYNs sent with DSCP ef (46) arrive with DSCP 0 (nft: ip dscp set cs0)."};
     s.tos = 46 << 2;
     s.forward = [](IpSpec& ip, TcpSpec&) { ip.tos = 0; };
+    s.verdict = "path_modifies";
+    s.findings = nlohmann::json::array({finding("forward", "ip.dscp", 46, 0)});
     v.push_back(s);
   }
   {
@@ -284,6 +341,8 @@ std::vector<Scenario> scenarios() {
     s.forward = [](IpSpec&, TcpSpec& t) {
       if (!t.options.empty()) t.options[0] = TcpOption::mss(1200);
     };
+    s.verdict = "path_modifies";
+    s.findings = nlohmann::json::array({finding("forward", "tcp.option.mss", 1460, 1200)});
     v.push_back(s);
   }
   {
@@ -294,6 +353,8 @@ std::vector<Scenario> scenarios() {
                    TcpOption::timestamp(tandem::probe::kDefaultTsVal, tandem::probe::kDefaultTsEcr), TcpOption::nop(),
                    TcpOption::wscale(7)};
     };
+    s.verdict = "path_modifies";
+    s.findings = nlohmann::json::array({finding("forward", "tcp.option.sack_perm", true, nullptr)});
     v.push_back(s);
   }
   {
@@ -302,6 +363,10 @@ std::vector<Scenario> scenarios() {
                "capture is raw IP (LINKTYPE_RAW), the client's Ethernet."};
     s.server_raw_ip = true;
     s.forward = [](IpSpec& ip, TcpSpec&) { ip.src = *IpAddr::parse("10.77.2.1"); };
+    // The NAT rewrites the source on the way in and undoes it on the way back (cip.dst above).
+    s.verdict = "path_modifies";
+    s.findings = nlohmann::json::array({finding("forward", "ip.src", "10.77.1.2", "10.77.2.1"),
+                                        finding("reverse", "ip.dst", "10.77.2.1", "10.77.1.2")});
     v.push_back(s);
   }
   {
@@ -315,9 +380,26 @@ std::vector<Scenario> scenarios() {
 
 }  // namespace
 
+nlohmann::json load_json(const char* path) {
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!in || j.is_discarded()) {
+    std::fprintf(stderr, "gen_scenarios: %s: not a readable JSON file\n", path);
+    std::exit(1);
+  }
+  return j;
+}
+
+int check(const char* truth_path, const char* report_path) {
+  auto wrong = tandem::scenarios::disagreements(load_json(truth_path), load_json(report_path));
+  for (const auto& w : wrong) std::fprintf(stderr, "%s: %s\n", report_path, w.c_str());
+  return wrong.empty() ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--check") return check(argv[2], argv[3]);
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUTDIR | --check TRUTH.json REPORT.json\n", argv[0]);
     return 1;
   }
   for (const auto& s : scenarios()) generate(s, std::filesystem::path(argv[1]) / s.name);

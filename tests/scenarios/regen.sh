@@ -1,7 +1,9 @@
 #!/bin/sh
 # Regenerates the golden scenarios: the capture pairs (from gen_scenarios.cpp) and the baselines
 # expected/report.json + expected/exit_code (from the real `tandem analyze`). Review its diff like
-# code: a changed baseline is a changed report.
+# code: a changed baseline is a changed report. A baseline is only rewritten when tandem's report
+# agrees with the generator's truth.json (the independent oracle, tests/scenarios/oracle.hpp): on any
+# disagreement regen.sh lists it and writes no baseline at all.
 #
 #   tests/scenarios/regen.sh [BUILD_DIR]      (default: build-report at the repository top)
 #   NO_BUILD=1 tests/scenarios/regen.sh DIR   (use DIR/bin/tandem{,-gen-scenarios} as they are)
@@ -21,6 +23,8 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Pass 1: analyze every pair and check it against its truth; nothing is written yet.
+disagree=0
 for dir in "$here"/*/; do
   name=$(basename "$dir")
   [ -f "$dir/client.pcap" ] || continue
@@ -34,6 +38,25 @@ for dir in "$here"/*/; do
     echo "regen: tandem analyze failed on $name (exit $rc)" >&2
     exit 1
   fi
+  echo "$rc" > "$tmp/$name/exit_code"
+  if [ ! -f "$dir/truth.json" ]; then
+    echo "regen: $name has no truth.json (the generator writes one per scenario)" >&2
+    disagree=1
+  elif ! "$build/bin/tandem-gen-scenarios" --check "$dir/truth.json" "$tmp/$name/report.json"; then
+    echo "regen: $name: tandem disagrees with the generator's truth (above)" >&2
+    disagree=1
+  fi
+done
+if [ "$disagree" -ne 0 ]; then
+  echo "regen: no baseline rewritten: fix tandem or the generator's truth first" >&2
+  exit 1
+fi
+
+# Pass 2: every report agrees with its oracle; write the baselines.
+for dir in "$here"/*/; do
+  name=$(basename "$dir")
+  [ -f "$dir/client.pcap" ] || continue
+  rc=$(cat "$tmp/$name/exit_code")
   mkdir -p "$dir/expected"
   # Byte-for-byte what tandem wrote, except the version line.
   sed '0,/^  "version": ".*",$/s//  "version": "IGNORED",/' "$tmp/$name/report.json" > "$dir/expected/report.json"

@@ -341,4 +341,19 @@ table inet imp {
 listen = [21]
 )";
 
+// The server's own firewall drops every SYN after its capture point and counts it; nothing on the
+// path: tandem-test-injector, run by the test in the middlebox, forges the replies.
+constexpr char kInjectedSeen[] = R"(name = "trace-injected-seen"
+[server]
+listen = [21]
+nft = """
+table inet fw {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 21 tcp flags syn counter drop
+  }
+}
+"""
+)";
+
 }  // namespace tandem::testing

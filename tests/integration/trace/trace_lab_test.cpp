@@ -20,6 +20,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -259,6 +260,7 @@ using TraceOrder = ScenarioLab<kOrder>;
 using TraceReplyMss = ScenarioLab<kReplyMss>;
 using TraceCorrupt = ScenarioLab<kCorrupt>;
 using TraceDnat = ScenarioLab<kDnat>;
+using TraceInjectedSeen = ScenarioLab<kInjectedSeen>;
 
 // --- answered: a clean path ------------------------------------------------------------------
 
@@ -519,8 +521,9 @@ void check_ttl(const TraceRun& r) {
 TEST_F(TraceTtl, RaisedTo200Ipv4) { check_ttl(run(kV4)); }
 TEST_F(TraceTtl, HopLimitRaisedTo200Ipv6) { check_ttl(run(kV6)); }
 
-// Per-probe values rewritten to one: a single merged finding (`distinct` pairs, one example).
-void check_merged(const TraceRun& r, const std::string& field, const json& received) {
+// Per-probe values rewritten to one: a single merged finding (`distinct` pairs, one example) on
+// `changed` probes.
+void check_merged(const TraceRun& r, const std::string& field, const json& received, int changed) {
   expect_fates(r, {{"answered", kCount}});
   expect_all_answered_one_hop(r);
   expect_only_findings(r, {{"forward", field}});
@@ -528,11 +531,31 @@ void check_merged(const TraceRun& r, const std::string& field, const json& recei
   const auto& f = r.report["findings"][0];
   EXPECT_EQ(f["field"], field);
   EXPECT_EQ(f["received"], received) << f.dump();
-  EXPECT_EQ(f["probes"], kCount) << f.dump();
-  EXPECT_EQ(f["distinct"], kCount) << f.dump();
+  EXPECT_EQ(f["probes"], changed) << f.dump();
+  EXPECT_EQ(f["distinct"], changed) << f.dump();
   expect_verdict(r, "path_modifies", 4);
 }
-TEST_F(TraceIpId, RewrittenTo4242Ipv4) { check_merged(run(kV4), "ip.id", 4242); }
+// A probe's IP ID comes from the run's random key: one already sent as 4242 (1 in 65536 per
+// probe) is not changed by the rewrite. tshark on the client's capture says how many were sent
+// otherwise, so the expected count is exact for every key.
+TEST_F(TraceIpId, RewrittenTo4242Ipv4) {
+  auto r = run(kV4);
+  ProcOutput ts = lab_->lab->run_in(lab::Node::client,
+                                    {"tshark", "-r", r.dir + "/client.pcapng", "-Y",
+                                     "ip.dst == 10.77.2.2 && tcp.dstport == 21 && tcp.flags.syn == 1 && "
+                                     "tcp.flags.ack == 0",
+                                     "-T", "fields", "-e", "ip.id"});
+  ASSERT_EQ(ts.exit_code, 0) << ts.err;
+  std::istringstream ids(ts.out);
+  int sent = 0, already = 0;
+  for (std::string id; std::getline(ids, id);) {
+    if (id.empty()) continue;
+    ++sent;
+    already += std::stoul(id, nullptr, 0) == 4242;
+  }
+  ASSERT_EQ(sent, kCount) << ts.out;
+  check_merged(r, "ip.id", 4242, kCount - already);
+}
 TEST_F(TraceTimestamp, TsvalRewrittenIpv4) {
   check_modified(run(kV4, {"--tcp-options", "mss=1460,sack,ts=1000:0,nop,ws=7"}), "tcp.option.timestamp",
                  json{{"tsval", 1000}, {"tsecr", 0}}, json{{"tsval", 7}, {"tsecr", 0}});
@@ -632,6 +655,63 @@ void check_nat(const TraceRun& r, const Family& fam) {
 
 TEST_F(TraceNat, MasqueradeMatchedExactlyIpv4) { check_nat(run(kV4, {"--tcp-options", kOptions}), kV4); }
 TEST_F(TraceNat, MasqueradeMatchedExactlyIpv6) { check_nat(run(kV6, {"--tcp-options", kOptions}), kV6); }
+
+// --- injected although the server saw the probe ----------------------------------------------
+// A device forwards each SYN AND answers it in the server's name (tandem-test-injector in the
+// middlebox); the server's firewall drops the SYN after its capture, so the server sees every probe
+// and sends nothing. The SYN-ACK at the client is one the server never sent: `injected`, never
+// `answered`. Oracles: the injector's own count of forged replies and the server firewall's nft
+// counter, both independent of tandem.
+
+std::uint64_t server_drop_counter(LabFixture& lab) {
+  ProcOutput o = lab.run_in(lab::Node::server, {"nft", "list", "chain", "inet", "fw", "in"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  auto at = o.out.find("counter packets ");
+  if (at == std::string::npos) return 0;
+  return std::stoull(o.out.substr(at + 16));
+}
+
+void check_injected_seen(TraceLab& t, const Family& fam, const std::string& reply_kind) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string ready = temp_root() + "/injector-ready-" + info->name();
+  std::error_code ec;
+  fs::create_directories(temp_root(), ec);
+  fs::remove(ready, ec);
+  const std::uint64_t dropped_before = server_drop_counter(*t.lab);
+  ProcOutput injector;
+  std::thread inj([&] {
+    injector = t.lab->run_in(lab::Node::middlebox,
+                             {std::string(TANDEM_BINARY_DIR) + "/bin/tandem-test-injector", "--iface",
+                              std::string(lab::kMiddleboxClientIf), "--server", fam.server, "--port", "21",
+                              "--reply", reply_kind == "syn_ack" ? "synack" : "rst", "--count",
+                              std::to_string(kCount), "--ready", ready, "--timeout-ms", "30000"},
+                             std::chrono::seconds(40));
+  });
+  for (int i = 0; i < 500 && !fs::exists(ready); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool listening = fs::exists(ready);
+  TraceRun r;
+  if (listening) r = trace(t, fam, {});
+  inj.join();
+  ASSERT_TRUE(listening) << "the injector never listened: " << injector.err;
+  EXPECT_EQ(injector.out, "forged " + std::to_string(kCount) + "\n") << injector.err;
+  EXPECT_EQ(server_drop_counter(*t.lab) - dropped_before, static_cast<std::uint64_t>(kCount));
+
+  expect_fates(r, {{"injected", kCount}});
+  for (const auto& p : r.report["probes"]) {
+    EXPECT_EQ(p["reply"], reply_kind) << p.dump();
+    EXPECT_EQ(p["hop"], fam.server) << p.dump();  // the forged reply claims the server's address
+    EXPECT_EQ(p["forward_hops"], 1) << p.dump();  // matched at the server, one router on the way
+  }
+  // The server sent nothing: it received the probes, and for a forged SYN-ACK also the client
+  // kernel's RST to it (the client has no socket for a raw probe).
+  EXPECT_EQ(r.report["capture"]["server"]["received"], reply_kind == "syn_ack" ? 2 * kCount : kCount);
+  expect_no_findings(r);
+  expect_verdict(r, "injected", 4);
+}
+
+TEST_F(TraceInjectedSeen, ForgedSynAckWhileTheServerSawTheProbeIpv4) { check_injected_seen(*lab_, kV4, "syn_ack"); }
+TEST_F(TraceInjectedSeen, ForgedSynAckWhileTheServerSawTheProbeIpv6) { check_injected_seen(*lab_, kV6, "syn_ack"); }
+TEST_F(TraceInjectedSeen, ForgedRstWhileTheServerSawTheProbeIpv4) { check_injected_seen(*lab_, kV4, "rst"); }
 
 // --- the agent refuses a controller it does not know ------------------------------------------
 // (the protocol-level refusal is tested in tests/integration/agent/; this is what `tandem trace`

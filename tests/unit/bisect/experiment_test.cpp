@@ -1,6 +1,7 @@
 // The deduction and stopping rules on simulated per-variant outcomes: single option, combination,
 // MSS threshold, window-scale value, option order, clean path, all-or-nothing, 30 % intermittent
 // loss, client-only classification.
+#include <cmath>
 #include <iostream>
 
 #include <gtest/gtest.h>
@@ -50,52 +51,81 @@ struct Case {
   std::string trigger;
 };
 
-void expect_case(const Case& c, int seeds, int max_wrong, Config cfg = {}) {
-  int wrong = 0;
+// The most misses a stopping rule that keeps the design's promise can make in n independent seeds
+// without this test failing more often than once in a thousand such rule sets: the smallest k with
+// P(Binomial(n, p) > k) <= 0.001, p = 0.05 (docs/bisect.md: at --confidence 0.95 at most 5 % of the
+// answers are wrong; an undetermined answer counts as a miss too). Derived from the promise, not
+// from the count today's code happens to reach: 10 seeds -> 4, 20 -> 5, 30 -> 6, 40 -> 7.
+int miss_limit(int n, double p = 0.05, double alpha = 0.001) {
+  for (int k = 0; k <= n; ++k) {
+    double tail = 0;
+    for (int j = k + 1; j <= n; ++j) {
+      tail += std::exp(std::lgamma(n + 1.0) - std::lgamma(j + 1.0) - std::lgamma(n - j + 1.0) + j * std::log(p) +
+                       (n - j) * std::log1p(-p));
+    }
+    if (tail <= alpha) return k;
+  }
+  return n;
+}
+
+TEST(MissLimit, BinomialQuantilesOfTheFivePercentPromise) {
+  EXPECT_EQ(miss_limit(20), 5);
+  EXPECT_EQ(miss_limit(30), 6);
+  EXPECT_EQ(miss_limit(40), 7);
+  EXPECT_EQ(miss_limit(10), 4);
+  EXPECT_EQ(miss_limit(40, 0.0), 0);
+}
+
+// Runs `seeds` simulated bisections and prints every miss and the tally whether or not the test
+// passes. Statistical cases (some rate strictly between 0 and 1) may miss up to miss_limit(seeds);
+// all-or-nothing cases (every rate 0 or 1) have no sampling noise to excuse a miss: limit 0.
+void expect_case(const Case& c, int seeds, bool statistical, Config cfg = {}) {
+  const int limit = statistical ? miss_limit(seeds) : 0;
+  int wrong = 0, undetermined = 0;
   for (int s = 1; s <= seeds; ++s) {
     auto e = linux_experiment(cfg);
     auto r = simulate(e, c.rate, static_cast<std::uint64_t>(s) * 7919);
     bool ok = r.kind == c.kind && (c.kind != BisectResult::Kind::trigger || e.trigger_text(r) == c.trigger);
     if (!ok) {
-      // Up to max_wrong seeds may miss (the stopping rule's error rate is measured, not zero); the
-      // misses are listed either way.
-      ++wrong;
-      std::cerr << c.name << " seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r) << " "
-                << r.posterior << " after " << r.probes_used << "\n";
+      (r.kind == BisectResult::Kind::undetermined ? undetermined : wrong)++;
+      std::cout << "  miss: " << c.name << " seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r)
+                << " posterior " << r.posterior << " after " << r.probes_used << " probes\n";
     }
     if (ok && c.kind == BisectResult::Kind::trigger) {
       EXPECT_EQ(r.failure_fate, "lost_forward");
       EXPECT_GE(r.posterior, 0.95);
     }
   }
-  EXPECT_LE(wrong, max_wrong) << c.name;
+  std::cout << c.name << ": " << wrong << " wrong + " << undetermined << " undetermined of " << seeds
+            << " seeds (limit " << limit << ")\n";
+  EXPECT_LE(wrong + undetermined, limit) << c.name;
 }
 
 TEST(Experiment, SingleOptionThirtyPercent) {
   // bench/bisect measures about 1.3 % wrong answers here (a superset such as mss+wscale whose
-  // distinguishing probes all passed by chance), so one miss in 30 seeds is within what it promises.
+  // distinguishing probes all passed by chance).
   expect_case({"wscale 30 %", [](const VariantDef& d) { return has(d, "ws=") ? 0.3 : 0.0; },
                BisectResult::Kind::trigger, "wscale"},
-              30, 1);
+              30, true);
 }
 
 TEST(Experiment, SingleOptionAllOrNothing) {
   expect_case({"sack 100 %", [](const VariantDef& d) { return has(d, "sack") ? 1.0 : 0.0; },
                BisectResult::Kind::trigger, "sack_perm"},
-              20, 0);
+              20, false);
 }
 
 TEST(Experiment, CombinationBothNeeded) {
   expect_case({"sack+ts", [](const VariantDef& d) { return has(d, "sack") && has(d, "ts") ? 1.0 : 0.0; },
                BisectResult::Kind::trigger, "sack_perm+timestamp"},
-              20, 0);
+              20, false);
 }
 
 TEST(Experiment, CombinationThirtyPercentWithBackgroundLoss) {
   expect_case({"sack+ts 30 % over 5 % noise",
                [](const VariantDef& d) { return has(d, "sack") && has(d, "ts") ? 0.35 : 0.05; },
                BisectResult::Kind::trigger, "sack_perm+timestamp"},
-              20, 1, Config{.budget = 1500});
+              20, true, Config{.budget = 1500});
 }
 
 TEST(Experiment, MssThreshold) {
@@ -115,14 +145,14 @@ TEST(Experiment, MssThreshold) {
 }
 
 TEST(Experiment, CleanPathNoFalseBlame) {
-  expect_case({"clean", [](const VariantDef&) { return 0.0; }, BisectResult::Kind::clean, ""}, 20, 0);
+  expect_case({"clean", [](const VariantDef&) { return 0.0; }, BisectResult::Kind::clean, ""}, 20, false);
 }
 
 TEST(Experiment, UniformLossIsNotBlamedOnAnOption) {
   // The hardest case for the stopping rule (no difference vs a difference of at least --min-effect at
   // a 30 % base rate): bench/bisect measures about 4 % undetermined within 30 rounds and 1.6 % wrong
-  // over 2000 seeds, so 40 seeds allow 4.
-  expect_case({"30 % everywhere", [](const VariantDef&) { return 0.3; }, BisectResult::Kind::all_fail, ""}, 40, 4,
+  // over 2000 seeds.
+  expect_case({"30 % everywhere", [](const VariantDef&) { return 0.3; }, BisectResult::Kind::all_fail, ""}, 40, true,
               Config{.budget = 3000});
 }
 
@@ -217,10 +247,11 @@ TEST(WscaleValue, FourteenOnlyThirtyPercent) {
                       static_cast<std::uint64_t>(s) * 7919);
     if (e.trigger_text(r) != "wscale=14" || !r.wscale_range) {
       ++wrong;
-      ADD_FAILURE() << "seed " << s << ": " << e.trigger_text(r) << " after " << r.probes_used;
+      std::cout << "  miss: seed " << s << ": " << e.trigger_text(r) << " after " << r.probes_used << "\n";
     }
   }
-  EXPECT_LE(wrong, 1);
+  std::cout << "wscale=14 30 %: " << wrong << " of 10 seeds missed (limit " << miss_limit(10) << ")\n";
+  EXPECT_LE(wrong, miss_limit(10));
 }
 
 TEST(WscaleValue, VariantsCarryTheOverride) {
@@ -307,10 +338,12 @@ TEST(OptionOrder, FirstOptionMustBeMssThirtyPercent) {
     auto r = simulate(e, [](const VariantDef& d) { return first_not_mss(d, 0.3); }, static_cast<std::uint64_t>(s) * 7919);
     if (r.kind != BisectResult::Kind::trigger || e.trigger_text(r) != "order:mss-first") {
       ++wrong;
-      ADD_FAILURE() << "seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r) << " after " << r.probes_used;
+      std::cout << "  miss: seed " << s << ": " << kind_name(r.kind) << " " << e.trigger_text(r) << " after "
+                << r.probes_used << "\n";
     }
   }
-  EXPECT_LE(wrong, 1);
+  std::cout << "order:mss-first 30 %: " << wrong << " of 10 seeds missed (limit " << miss_limit(10) << ")\n";
+  EXPECT_LE(wrong, miss_limit(10));
 }
 
 TEST(OptionOrder, OptionTriggersAreNotBlamedOnTheOrder) {
@@ -408,7 +441,7 @@ TEST(NonOptionFeatures, EachIsNamedAsTheTrigger) {
                      C{"sport=41000-41099", 5, R"([{"feature":"sport","value":"41000-41099"}])"},
                      C{"ttl=255", 6, R"([{"feature":"ttl","value":255}])"}}) {
     // 30 % intermittent loss over 7 features (128 trigger sets): at confidence 0.95 a wrong set is
-    // possible by design (~2-5 %); over these 10 fixed seeds at most one may miss, never all-or-nothing.
+    // possible by design (at most 5 %): miss_limit(10) of these seeds may miss, all-or-nothing never.
     int wrong = 0;
     for (int seed = 1; seed <= 10; ++seed) {
       auto e = with_extras();
@@ -417,11 +450,13 @@ TEST(NonOptionFeatures, EachIsNamedAsTheTrigger) {
       ASSERT_EQ(r.kind, BisectResult::Kind::trigger) << c.trigger << " seed " << seed;
       if (e.trigger_text(r) != c.trigger) {
         ++wrong;
+        std::cout << "  miss: " << c.trigger << " seed " << seed << ": " << e.trigger_text(r) << "\n";
         continue;
       }
       EXPECT_EQ(bisect_block(e, r)["trigger"], nlohmann::ordered_json::parse(c.json)) << "seed " << seed;
     }
-    EXPECT_LE(wrong, 1) << c.trigger;
+    std::cout << c.trigger << " 30 %: " << wrong << " of 10 seeds missed (limit " << miss_limit(10) << ")\n";
+    EXPECT_LE(wrong, miss_limit(10)) << c.trigger;
     // All-or-nothing: always exact.
     auto e = with_extras();
     auto r = simulate(e, [&](const VariantDef& d) { return (d.mask >> c.bit & 1) ? 1.0 : 0.0; }, 17);

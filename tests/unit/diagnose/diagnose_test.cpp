@@ -5,29 +5,13 @@
 
 #include "controller/correlate/correlate.hpp"
 #include "tests/unit/correlate/synth_capture.hpp"
+#include "tests/unit/diagnose/fates.hpp"
 
 namespace tandem::diagnose {
 namespace {
 
 using correlate::Correlation;
 using correlate::Fate;
-
-// n probes of each listed fate, both captures present.
-Correlation with_fates(std::initializer_list<std::pair<Fate, int>> fates) {
-  Correlation c;
-  c.client_present = c.server_present = true;
-  c.variants = {correlate::Variant{"default", "", 0, ""}};
-  std::uint32_t id = 0;
-  for (auto [f, n] : fates) {
-    for (int i = 0; i < n; ++i) {
-      correlate::ProbeRecord p;
-      p.id = id++;
-      p.fate = f;
-      c.probes.push_back(p);
-    }
-  }
-  return c;
-}
 
 TEST(Diagnose, RuleTableHasEveryCodeOnce) {
   std::vector<std::string> codes;

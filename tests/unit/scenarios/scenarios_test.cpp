@@ -2,6 +2,9 @@
 // run the real `tandem analyze` on client.pcap + server.pcap (+ manifest.json when present) and
 // compare its report.json with the baseline. Only "version" is ignored (docs/report-format.md,
 // "Volatile fields"). Baselines are rewritten by tests/scenarios/regen.sh, whose diff is reviewed.
+// The baseline is tandem's own earlier output, so it is also checked against an independent oracle:
+// truth.json, what the generator did to every probe (tests/scenarios/oracle.hpp); both the fresh
+// report and the stored baseline must agree with it.
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/scenarios/oracle.hpp"
 #include "tests/unit/scenarios/run_command.hpp"
 
 namespace {
@@ -83,6 +87,59 @@ TEST_P(Scenario, ReportMatchesBaseline) {
                           "tests/scenarios/regen.sh and review its diff.\n--- got ---\n"
                        << got.dump(2);
   fs::remove_all(out);
+}
+
+std::string listed(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += "  " + l + "\n";
+  return s;
+}
+
+// Fates, replies, verdict and findings of a fresh `tandem analyze` against the generator's truth.
+TEST_P(Scenario, ReportAgreesWithGeneratorTruth) {
+  const std::string name = GetParam();
+  ASSERT_TRUE(fs::exists(kScenarios / name / "truth.json"))
+      << "every golden scenario needs the generator's truth.json: run tests/scenarios/regen.sh";
+  fs::path out = fresh_dir(name + "-truth");
+  CmdResult r = analyze(name, out, true);
+  ojson got = load(out / "report.json");
+  ASSERT_FALSE(got.is_discarded()) << "no report.json written: " << r.output;
+  auto wrong = tandem::scenarios::disagreements(load(kScenarios / name / "truth.json"), got);
+  EXPECT_TRUE(wrong.empty()) << "tandem disagrees with what the generator did:\n" << listed(wrong);
+  fs::remove_all(out);
+}
+
+// The stored baseline too: a baseline written past regen.sh's check cannot hide here.
+TEST_P(Scenario, BaselineAgreesWithGeneratorTruth) {
+  const std::string name = GetParam();
+  ASSERT_TRUE(fs::exists(kScenarios / name / "truth.json"));
+  auto wrong = tandem::scenarios::disagreements(load(kScenarios / name / "truth.json"),
+                                                load(kScenarios / name / "expected" / "report.json"));
+  EXPECT_TRUE(wrong.empty()) << "expected/report.json disagrees with the generator:\n" << listed(wrong);
+}
+
+// The oracle itself can fail: one changed fate, a lost finding, a wrong verdict are each reported.
+TEST(ScenarioOracle, ReportsEveryKindOfDisagreement) {
+  const ojson truth = load(kScenarios / "dscp_rewritten" / "truth.json");
+  const ojson base = load(kScenarios / "dscp_rewritten" / "expected" / "report.json");
+  ASSERT_FALSE(truth.is_discarded());
+  ASSERT_FALSE(base.is_discarded());
+  ASSERT_TRUE(tandem::scenarios::disagreements(truth, base).empty());
+  ojson r = base;
+  r["probes"][3]["fate"] = "injected";
+  EXPECT_EQ(tandem::scenarios::disagreements(truth, r).size(), 1u);
+  r["summary"]["fates"]["injected"] = 1;
+  r["summary"]["fates"]["answered"] = 19;
+  EXPECT_EQ(tandem::scenarios::disagreements(truth, r).size(), 3u);
+  r = base;
+  r["findings"] = ojson::array();
+  r["verdict"]["code"] = "clean";
+  EXPECT_EQ(tandem::scenarios::disagreements(truth, r),
+            (std::vector<std::string>{"verdict: tandem says \"clean\", truth \"path_modifies\"",
+                                      "finding missing: [\"forward\",\"ip.dscp\",46,0,20]"}));
+  r = base;
+  r["probes"].erase(0);
+  EXPECT_EQ(tandem::scenarios::disagreements(truth, r).size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, Scenario, ::testing::ValuesIn(scenario_names()),
