@@ -2,6 +2,8 @@
 # Installs every Debian 12 package tandem needs to build, test and run its lab.
 #   deploy/install-deps.sh          build + test + lab dependencies
 #   deploy/install-deps.sh --bench  also the peer tools and extras bench/ compares against
+#   deploy/install-deps.sh --corpus also what tests/scenarios/real/make_corpus.sh needs to re-make
+#                                   the real-capture corpus (a kernel client in python, curl)
 # Idempotent: a package already installed is left alone. Needs root (apt-get).
 set -euo pipefail
 
@@ -13,6 +15,9 @@ pkgs=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(nmap hping3 python3-scapy libbenchmark-dev clang-14 libclang-rt-14-dev hyperfine time)
+fi
+if [[ "${1:-}" == "--corpus" ]]; then
+  pkgs+=(python3 curl)
 fi
 
 missing=()

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "controller/cli/command.hpp"
+#include "controller/cli/probe_flags.hpp"
 #include "controller/correlate/correlate.hpp"
 #include "controller/diagnose/diagnose.hpp"
 #include "controller/report/analyze_input.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 struct AnalyzeArgs {
   std::string client_pcap, server_pcap, manifest, out;
-  std::string client_addr, server_addr;
+  std::string client_addr, server_addr, target;
   bool force = false;
   bool json_only = false;
   bool quiet = false;
@@ -34,11 +35,29 @@ Result<std::optional<packet::IpAddr>> parse_addr_flag(const std::string& flag, c
 
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
+// --target ADDR:PORT ([ADDR]:PORT for IPv6) or a bare ADDR (ICMP): literal addresses only, since
+// analyze never touches the network (no DNS).
+Result<std::pair<std::optional<packet::IpAddr>, std::optional<std::uint16_t>>> parse_target_flag(const std::string& text) {
+  using R = std::pair<std::optional<packet::IpAddr>, std::optional<std::uint16_t>>;
+  if (text.empty()) return R{};
+  if (auto bare = packet::IpAddr::parse(text)) return R{*bare, std::nullopt};
+  auto hp = split_host_port(text);
+  if (!hp) return make_error(Errc::usage, "analyze", "--target " + text + ": not ADDR:PORT, [ADDR]:PORT or ADDR");
+  auto addr = packet::IpAddr::parse(hp->first);
+  if (!addr) {
+    return make_error(Errc::usage, "analyze", "--target " + text + ": '" + hp->first +
+                      "' is not an IPv4 or IPv6 address (analyze resolves no names)");
+  }
+  return R{*addr, hp->second};
+}
+
 int run_analyze(const AnalyzeArgs& a) {
   auto client_addr = parse_addr_flag("--client-addr", a.client_addr);
   if (!client_addr) return report_error(client_addr.error());
   auto server_addr = parse_addr_flag("--server-addr", a.server_addr);
   if (!server_addr) return report_error(server_addr.error());
+  auto target = parse_target_flag(a.target);
+  if (!target) return report_error(target.error());
 
   auto client = report::read_capture_file(a.client_pcap);
   if (!client) return report_error(client.error());
@@ -56,19 +75,17 @@ int run_analyze(const AnalyzeArgs& a) {
     if (!m) return report_error(m.error());
     if (auto st = report::check_manifest_bounds(*m, *client, a.manifest); !st) return report_error(st.error());
     manifest = std::move(*m);
+  } else {
+    manifest.run.l4.clear();  // inferred from the client capture
   }
-  // The manifest's client address, then --client-addr, decide who the client is; the captures
-  // fill in the rest.
-  std::optional<packet::IpAddr> want_client = *client_addr ? *client_addr : manifest.run.client;
-  auto ends = report::infer_endpoints(*client, *server, want_client, *server_addr);
-  if (!ends) return report_error(ends.error());
+  // The flags win over the manifest; correlate() infers whatever neither says (docs/analyze.md):
+  // the client, and the flow with the most probes.
   auto& run = manifest.run;
-  if (!run.client) run.client = ends->client;
-  if (!run.target) run.target = ends->target;
-  if (!run.dport) run.dport = ends->dport;
-  if (a.manifest.empty()) run.l4 = ends->l4;
+  if (*client_addr) run.client = *client_addr;
+  if (target->first) run.target = target->first;
+  if (target->second) run.dport = target->second;
   client->local = run.client;
-  server->local = ends->server;
+  if (*server_addr) server->local = *server_addr;
 
   auto corr = correlate::correlate(*client, *server, run);
   if (!corr) return report_error(corr.error());
@@ -76,11 +93,11 @@ int run_analyze(const AnalyzeArgs& a) {
 
   report::ReportContext ctx;
   ctx.mode = "analyze";
-  ctx.target = run.target;
-  ctx.dport = run.dport;
-  ctx.l4 = run.l4;
-  ctx.client = run.client;
-  ctx.server = ends->server;
+  ctx.target = corr->target;
+  ctx.dport = corr->dport;
+  ctx.l4 = corr->l4;
+  ctx.client = corr->client;
+  ctx.server = corr->server;
   ctx.probe = manifest.probe;
   ctx.count = run.count;
   ctx.rate_pps = manifest.rate_pps;
@@ -118,8 +135,11 @@ void register_analyze(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--out", args->out, "Bundle directory to write (created if missing)")->required();
   cmd->add_flag("--force", args->force, "Overwrite a non-empty --out that is not a previous tandem bundle");
   cmd->add_flag("--json-only", args->json_only, "Write report.json only (no report.md, no pcapng files)");
+  cmd->add_option("--target", args->target,
+                  "The flow to analyse: ADDR:PORT ([ADDR]:PORT for IPv6; ADDR for ICMP) as the client addressed it\n"
+                  "(default: the flow with the most probes in the client capture; the others are listed)");
   cmd->add_option("--client-addr", args->client_addr,
-                  "The client's address in the client capture (default: the host that sends SYNs)");
+                  "The client's address in the client capture (default: the sender of the flow with the most probes)");
   cmd->add_option("--server-addr", args->server_addr,
                   "The server's address in the server capture (default: where the SYNs arrive)");
   cmd->add_flag("-q,--quiet", args->quiet, "Print nothing on success; the bundle holds the report");

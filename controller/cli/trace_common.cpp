@@ -193,11 +193,14 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
   if (!client) return client.error();
   correlate::CaptureSide client_side = with_stats(std::move(client).value(), ev->client.stats);
   client_side.local = req.client_source;
+  // The agents captured the run's own flows for the whole run: an empty capture means nothing came.
+  client_side.vouched = true;
   correlate::CaptureSide server_side;
   if (ev->server) {
     auto server = report::read_capture_file(ev->server->pcapng_path);
     if (!server) return server.error();
     server_side = with_stats(std::move(server).value(), ev->server->stats);
+    server_side.vouched = true;
   }
   auto corr = correlate::correlate(client_side, server_side, ev->manifest);
   if (!corr) return corr.error();
@@ -210,10 +213,8 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
   ctx.l4 = ev->manifest.l4;
   ctx.client = req.client_source;
   // Who is who as the captures show it (the server's own address differs from the target under NAT).
-  if (auto ends = report::infer_endpoints(client_side, server_side, req.client_source, std::nullopt)) {
-    if (!ctx.client) ctx.client = ends->client;
-    ctx.server = ends->server;
-  }
+  if (!ctx.client) ctx.client = corr->client;
+  ctx.server = corr->server;
   ctx.client_agent = req.client.endpoint;
   ctx.server_agent = req.server ? req.server->endpoint : "";
   ctx.count = req.plan.count;

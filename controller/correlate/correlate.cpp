@@ -31,6 +31,7 @@ Status Correlator::validate() {
   if (m_.l4 == "tcp") l4_ = L4Kind::tcp;
   else if (m_.l4 == "udp") l4_ = L4Kind::udp;
   else if (m_.l4 == "icmp") l4_ = L4Kind::icmp;
+  else if (m_.l4.empty()) l4_ = L4Kind::tcp;  // inferred from the client capture (find_endpoints)
   else return make_error(Errc::usage, "correlate", "manifest l4 '" + m_.l4 + "' is not tcp, udp or icmp");
   if (m_.count && m_.probe_variant.size() > *m_.count) {
     return make_error(Errc::usage, "correlate", "manifest lists variants for " +
@@ -50,64 +51,6 @@ Status Correlator::validate() {
     }
   }
   return ok_status();
-}
-
-// The most frequent value of id_of(rec) over recs passing keep(rec).
-template <class Keep, class IdOf>
-std::optional<std::uint16_t> most_frequent(const std::vector<Rec>& recs, std::size_t n_ids, Keep keep, IdOf id_of) {
-  std::vector<std::uint32_t> counts(n_ids + 1, 0);
-  for (const auto& r : recs) {
-    if (keep(r)) {
-      auto id = id_of(r);
-      if (id < counts.size()) ++counts[id];
-    }
-  }
-  auto it = std::max_element(counts.begin(), counts.end());
-  if (it == counts.end() || *it == 0) return std::nullopt;
-  return static_cast<std::uint16_t>(it - counts.begin());
-}
-
-void Correlator::find_endpoints() {
-  auto shape = [&](const Rec& r) { return is_probe_shape(r, l4_); };
-  if (c_.cap->present) {
-    auto known = m_.client ? m_.client : c_.cap->local;
-    if (known) client_id_ = c_.addrs.find(*known);
-    if (!known) {
-      // Without a manifest: the probes' sender is the most frequent source of probe-shaped
-      // packets, preferring those the link layer marks as sent by this host.
-      bool any_out = std::any_of(c_.recs.begin(), c_.recs.end(), [&](const Rec& r) { return shape(r) && (r.bits & kOutgoing); });
-      client_id_ = most_frequent(c_.recs, c_.addrs.size(), [&](const Rec& r) { return shape(r) && (!any_out || (r.bits & kOutgoing)); },
-                                 [](const Rec& r) { return r.src; });
-    }
-    if (client_id_) {
-      auto cid = *client_id_;
-      if (m_.target) target_id_ = c_.addrs.find(*m_.target);
-      else target_id_ = most_frequent(c_.recs, c_.addrs.size(), [&](const Rec& r) { return shape(r) && r.src == cid; },
-                                      [](const Rec& r) { return r.dst; });
-      if (m_.dport) dport_ = *m_.dport;
-      else if (target_id_ && l4_ != L4Kind::icmp) {
-        // Ports are 16 bits: count them directly.
-        std::vector<std::uint32_t> counts(65536, 0);
-        for (const auto& r : c_.recs) {
-          if (shape(r) && r.src == cid && r.dst == *target_id_) ++counts[r.dport];
-        }
-        auto it = std::max_element(counts.begin(), counts.end());
-        if (*it) dport_ = static_cast<std::uint16_t>(it - counts.begin());
-      }
-    }
-  }
-  if (s_.cap->present) {
-    if (s_.cap->local) server_id_ = s_.addrs.find(*s_.cap->local);
-    else {
-      // NAT may change the destination (DNAT), so the server is whoever receives probe-shaped
-      // packets most often, not necessarily the address the client aimed at.
-      bool any_in = std::any_of(s_.recs.begin(), s_.recs.end(), [&](const Rec& r) {
-        return shape(r) && !(r.bits & kOutgoing) && s_.cap->linktype != 0 && pcapio::is_linux_cooked(s_.cap->linktype);
-      });
-      server_id_ = most_frequent(s_.recs, s_.addrs.size(), [&](const Rec& r) { return shape(r) && (!any_in || !(r.bits & kOutgoing)); },
-                                 [](const Rec& r) { return r.dst; });
-    }
-  }
 }
 
 void Correlator::find_client_probes() {
@@ -171,18 +114,6 @@ void Correlator::find_client_probes() {
   disc_.tsval = v_ts.varies || (n == 1 && v_ts.seen);
 }
 
-int Correlator::score(const Rec& c, const Rec& s) const {
-  int n = 0;
-  if ((c.bits & kHasPrimary) && (s.bits & kHasPrimary) && c.primary == s.primary) {
-    // An untagged ICMP echo id/seq or a tag counts like the TCP sequence number.
-    ++n;
-  }
-  if (disc_.ipid && c.ipid != 0 && c.ipid == s.ipid) ++n;
-  if (disc_.sport && c.sport == s.sport) ++n;
-  if (disc_.tsval && (c.bits & kHasTs) && (s.bits & kHasTs) && c.tsval == s.tsval) ++n;
-  return n;
-}
-
 void Correlator::build_server_indexes() {
   if (!s_.cap->present || !server_id_) return;
   auto sid = *server_id_;
@@ -213,295 +144,27 @@ void Correlator::build_server_indexes() {
   s_reply_idx_.seal();
 }
 
-void Correlator::index_client_replies() {
-  if (!c_.cap->present || !client_id_) return;
-  auto cid = *client_id_;
-  std::size_t n = 0;
-  for (const auto& r : c_.recs) n += r.dst == cid;
-  c_reply_idx_.reserve(n);
-  for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
-    const Rec& r = c_.recs[i];
-    if (r.dst != cid || (r.bits & kOutgoing)) continue;
-    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(join_key(*k), i);
+// Capture problems that change no fate but limit what was compared.
+void Correlator::add_capture_warnings() {
+  const char* names[2] = {"client", "server"};
+  for (int i = 0; i < 2; ++i) {
+    if (!snap_cut_[i]) continue;
+    add_problem(CaptureProblem{names[i], "snaplen",
+                               std::string("The ") + names[i] + "'s capture cut packets at " + std::to_string(snap_len_[i]) +
+                                   " bytes: TCP options past that were not compared (unknown, not removed).",
+                               "Capture whole packets: tcpdump -s 0.", 0});
   }
-  c_reply_idx_.seal();
-  c_reply_built_ = true;
-  std::vector<std::uint64_t> q;
-  q.reserve(work_.size());
-  for (std::uint32_t k = 0; k < work_.size(); ++k) {
-    if (work_[k].c_probe != kNone) q.push_back(std::uint64_t{join_key(probe_reply_key(c_.recs[work_[k].c_probe], l4_))} << 32 | k);
+  const Side* sides[2] = {&c_, &s_};
+  for (int i = 0; i < 2; ++i) {
+    if (sides[i]->duplicates == 0) continue;
+    add_problem(CaptureProblem{names[i], "duplicates",
+                               std::to_string(sides[i]->duplicates) + " packet(s) of the " + names[i] +
+                                   "'s capture were captured twice within 1 ms (tcpdump -i any on a bridge, VLAN, bond "
+                                   "or container host): each was counted once.",
+                               "Capture on the one interface that faces the path: tcpdump -i <interface>.", 0});
   }
-  c_reply_of_ = c_reply_idx_.lookup(q, work_.size());
-}
-
-void Correlator::pass_a() {
-  if (s_cands_.empty()) return;
-  auto claim = [&](std::size_t k, std::uint32_t s, int sc) {
-    auto& w = work_[k];
-    w.score = static_cast<std::uint8_t>(sc);
-    if (s_claimed_[s] != kNone) {
-      auto other = s_claimed_[s];
-      auto& o = work_[other];
-      if (o.score > sc) return;  // a better-identified probe owns it; this one stays unmatched
-      if (o.score < sc) {
-        // This probe agrees on more carriers: the earlier claim was a coincidence (16-bit IP IDs
-        // and ports repeat in long runs).
-        o.match = Match::none;
-        o.s_probe = kNone;
-        o.score = 0;
-      } else {
-        // Equally good: neither is certain; report it rather than pick.
-        w.match = Match::ambiguous;
-        w.conflict_with = o.id;
-        o.match = Match::ambiguous;
-        o.conflict_with = w.id;
-        return;
-      }
-    }
-    s_claimed_[s] = static_cast<std::uint32_t>(k);
-    w.s_probe = s;
-    w.match = Match::matched;
-  };
-  std::vector<std::uint32_t> cands;
-  // Per server rec: 1 + the probe position that last took it as a candidate. Deduplicates the
-  // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
-  std::vector<std::uint32_t> taken(s_.recs.size(), 0);
-  std::vector<detail::SortedMultimap::Range> by_primary;
-  {
-    std::vector<std::uint64_t> q;
-    q.reserve(work_.size());
-    for (std::uint32_t k = 0; k < work_.size(); ++k) {
-      auto ci = work_[k].c_probe;
-      if (ci != kNone && (c_.recs[ci].bits & kHasPrimary)) q.push_back(std::uint64_t{join_key(c_.recs[ci].primary)} << 32 | k);
-    }
-    by_primary = s_primary_.lookup(q, work_.size());
-  }
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    auto& w = work_[k];
-    if (w.c_probe == kNone) continue;
-    const Rec& c = c_.recs[w.c_probe];
-    cands.clear();
-    const auto stamp = static_cast<std::uint32_t>(k + 1);
-    auto take = [&](std::uint32_t s) {
-      if (taken[s] == stamp) return;
-      taken[s] = stamp;
-      cands.push_back(s);
-    };
-    // Newest first and at most kMaxChainWalk of them: such a common value identifies nothing.
-    auto collect = [&](const detail::SortedMultimap& idx, std::uint32_t key) {
-      auto range = idx.find(key);
-      for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
-        take(idx.value(range.pos + t));
-      }
-    };
-    if (c.bits & kHasPrimary) {
-      // Newest first and at most kMaxChainWalk of them, as for the other carriers below.
-      auto range = by_primary[k];
-      for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
-        take(s_primary_.value(range.pos + t));
-      }
-    }
-    auto best_of = [&](int& best, std::uint32_t& best_s, std::uint32_t& ties) {
-      best = 0;
-      best_s = kNone;
-      ties = 0;
-      // The candidates are scattered over the server records: start all their loads at once.
-      if (cands.size() > 2) {
-        for (auto s : cands) __builtin_prefetch(&s_.recs[s]);
-      }
-      for (auto s : cands) {
-        int sc = score(c, s_.recs[s]);
-        if (sc > best) { best = sc; best_s = s; ties = 1; } else if (sc == best && sc > 0) { ++ties; }
-      }
-    };
-    int best;
-    std::uint32_t best_s, ties;
-    best_of(best, best_s, ties);
-    if (best < 2 || ties > 1) {
-      // The primary carrier was rewritten (or collides): look the probe up by the others.
-      if (disc_.ipid && c.ipid != 0) {
-        if (!ipid_built_) {
-          ipid_built_ = true;
-          for (auto i : s_cands_) s_ipid_.add(s_.recs[i].ipid, i);
-          s_ipid_.seal();
-        }
-        collect(s_ipid_, c.ipid);
-      }
-      if (disc_.sport) {
-        if (!sport_built_) {
-          sport_built_ = true;
-          for (auto i : s_cands_) s_sport_.add(s_.recs[i].sport, i);
-          s_sport_.seal();
-        }
-        collect(s_sport_, c.sport);
-      }
-      if (disc_.tsval && (c.bits & kHasTs)) {
-        if (!tsval_built_) {
-          tsval_built_ = true;
-          for (auto i : s_cands_) {
-            if (s_.recs[i].bits & kHasTs) s_tsval_.add(s_.recs[i].tsval, i);
-          }
-          s_tsval_.seal();
-        }
-        collect(s_tsval_, c.tsval);
-      }
-      best_of(best, best_s, ties);
-    }
-    if (best == 1) w.weak = ties;
-    if (best >= 2 && ties == 1) {
-      claim(k, best_s, best);
-    } else if (best >= 2) {
-      w.match = Match::ambiguous;
-      w.candidates = ties;
-    }
-  }
-}
-
-void Correlator::find_server_replies() {
-  std::vector<std::uint64_t> q;
-  for (std::uint32_t k = 0; k < work_.size(); ++k) {
-    const auto& w = work_[k];
-    if (w.match != Match::matched || w.s_reply != kNone) continue;
-    q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
-  }
-  if (q.empty()) return;
-  auto replies = s_reply_idx_.lookup(q, work_.size());
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    auto& w = work_[k];
-    if (w.match != Match::matched || w.s_reply != kNone) continue;
-    const Rec& p = s_.recs[w.s_probe];
-    Nanos t0 = s_.ts(w.s_probe), t1 = t0 + m_.reply_timeout_ns;
-    std::uint32_t best = kNone;
-    // Newest first: among equally early replies the last captured wins, as it always has.
-    auto range = replies[k];
-    for (std::uint32_t t = range.n; t-- > 0;) {
-      auto r = s_reply_idx_.value(range.pos + t);
-      Nanos tr = s_.ts(r);
-      if (r == w.s_probe || tr < t0 || tr > t1 || !answers(p, s_.recs[r], l4_)) continue;
-      if (best == kNone || tr < s_.ts(best)) best = r;
-    }
-    w.s_reply = best;
-  }
-}
-
-bool Correlator::reverse_agrees(std::uint32_t sr, std::uint32_t cr, bool use_time) const {
-  const Rec& a = s_.recs[sr];
-  const Rec& b = c_.recs[cr];
-  if (kind_code(a) != kind_code(b)) return false;
-  if (a.role == kRoleIcmpError) return true;  // both quote the same probe: that is the invariant
-  if (a.role == kRoleTcpReply && a.primary == b.primary) return true;
-  if (a.ipid != 0 && a.ipid == b.ipid) return true;
-  if ((a.bits & kHasTs) && (b.bits & kHasTs) && a.tsval == b.tsval) return true;
-  if ((a.bits & kHasTag) && (b.bits & kHasTag) && a.primary == b.primary) return true;
-  if (use_time && time_known()) {
-    Nanos expect = s_.ts(sr) - corr_.clock.offset_ns;
-    Nanos t = c_.ts(cr);
-    Nanos tol = corr_.clock.error_ns + kTimeSlackNs;
-    return t >= expect - tol && t <= expect + m_.reply_timeout_ns + tol;
-  }
-  return false;
-}
-
-std::uint32_t Correlator::pick_client_reply(std::size_t k, bool use_time, bool* real) const {
-  *real = false;
-  const auto& w = work_[k];
-  if (w.c_probe == kNone || !c_reply_built_) return kNone;
-  const Rec& p = c_.recs[w.c_probe];
-  Nanos t0 = c_.ts(w.c_probe), t1 = t0 + m_.reply_timeout_ns;
-  std::uint32_t first = kNone, match = kNone, same_kind = kNone;
-  std::uint32_t same_kind_count = 0;
-  std::uint32_t want_kind = w.s_reply != kNone ? kind_code(s_.recs[w.s_reply]) : 0;
-  auto range = c_reply_of_[k];
-  for (std::uint32_t i = range.n; i-- > 0;) {  // newest first, as ties have always been broken
-    auto r = c_reply_idx_.value(range.pos + i);
-    Nanos t = c_.ts(r);
-    if (t < t0 || t > t1 || !answers(p, c_.recs[r], l4_)) continue;
-    if (first == kNone || t < c_.ts(first)) first = r;
-    if (w.s_reply == kNone) continue;
-    if (kind_code(c_.recs[r]) == want_kind) {
-      ++same_kind_count;
-      if (same_kind == kNone || t < c_.ts(same_kind)) same_kind = r;
-    }
-    if (reverse_agrees(w.s_reply, r, use_time) && (match == kNone || t < c_.ts(match))) match = r;
-  }
-  if (match != kNone) { *real = true; return match; }
-  // Same kind, nothing else to compare (sequence rewritten, IP ID 0, no timestamps): accept it
-  // only if it is the one reply of that kind.
-  if (same_kind != kNone && same_kind_count == 1 && !(use_time && time_known())) { *real = true; return same_kind; }
-  return first;
-}
-
-void Correlator::estimate_clock() {
-  if (m_.clock) {
-    corr_.clock = *m_.clock;
-    return;
-  }
-  corr_.clock = ClockEstimate{0, 0, "none"};
-  bool have = false;
-  Nanos best_rtt = 0;
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    const auto& w = work_[k];
-    if (w.match != Match::matched || w.s_reply == kNone) continue;
-    bool real = false;
-    auto cr = pick_client_reply(k, false, &real);
-    if (!real) continue;
-    Nanos c_tx = c_.ts(w.c_probe), s_rx = s_.ts(w.s_probe), s_tx = s_.ts(w.s_reply), c_rx = c_.ts(cr);
-    // NTP's on-wire calculation: the server's turnaround does not count as path delay.
-    Nanos rtt = (c_rx - c_tx) - (s_tx - s_rx);
-    if (rtt < 0) continue;
-    if (!have || rtt < best_rtt) {
-      have = true;
-      best_rtt = rtt;
-      corr_.clock.offset_ns = ((s_rx - c_tx) - (c_rx - s_tx)) / 2;
-      corr_.clock.error_ns = rtt / 2;
-    }
-  }
-  if (have) corr_.clock.source = "probes";
-}
-
-void Correlator::pass_b() {
-  if (s_cands_.empty() || !time_known()) return;
-  const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
-  // One-way delays seen for probes matched without time bound where an unidentified sighting
-  // may sit; without any, the reply timeout bounds it.
-  for (const auto& w : work_) {
-    if (w.match != Match::matched) continue;
-    Nanos ow = s_.ts(w.s_probe) - off - c_.ts(w.c_probe);
-    if (!have_ow_) { min_ow_ = max_ow_ = ow; have_ow_ = true; }
-    min_ow_ = std::min(min_ow_, ow);
-    max_ow_ = std::max(max_ow_, ow);
-  }
-  Nanos lo_d = have_ow_ ? min_ow_ - err - kTimeSlackNs : -err - kTimeSlackNs;
-  Nanos hi_d = have_ow_ ? max_ow_ + err + kTimeSlackNs : m_.reply_timeout_ns + err;
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    auto& w = work_[k];
-    if (w.c_probe == kNone || w.match == Match::matched || w.conflict_with != kNone) continue;
-    const Rec& c = c_.recs[w.c_probe];
-    Nanos t = c_.ts(w.c_probe) + off;
-    auto it = std::lower_bound(s_cands_.begin(), s_cands_.end(), t + lo_d,
-                               [&](std::uint32_t s, Nanos v) { return s_.ts(s) < v; });
-    std::uint32_t hit = kNone, hits = 0, unclaimed = 0;
-    for (; it != s_cands_.end() && s_.ts(*it) <= t + hi_d; ++it) {
-      if (s_claimed_[*it] != kNone) continue;
-      ++unclaimed;
-      if (score(c, s_.recs[*it]) >= 1) { hit = *it; ++hits; }
-    }
-    if (hits == 1) {
-      s_claimed_[hit] = static_cast<std::uint32_t>(k);
-      w.s_probe = hit;
-      w.match = Match::matched;
-      w.candidates = 0;
-    } else if (hits > 1) {
-      w.match = Match::ambiguous;
-      w.candidates = hits;
-    } else if (unclaimed > 0 && w.match == Match::none) {
-      // Something arrived at the server in this probe's window that nothing identifies: it may be
-      // this probe with every carrier rewritten, so "lost" would be a guess.
-      w.match = Match::ambiguous;
-      w.candidates = 0;
-      w.unidentified = unclaimed;
-    }
-  }
+  corr_.client_duplicates = c_.duplicates;
+  corr_.server_duplicates = s_.duplicates;
 }
 
 Result<Correlation> Correlator::run() {
@@ -512,19 +175,24 @@ Result<Correlation> Correlator::run() {
   if (l4_ == L4Kind::tcp && m_.run_key) seq_key_ = probe::RunKey{*m_.run_key};
   find_client_probes();
   build_server_indexes();
+  restrict_sources();  // the client's own address, when the server sees it
   index_client_replies();
   if (m_.clock) corr_.clock = *m_.clock;
   else corr_.clock = ClockEstimate{0, 0, "none"};
   pass_a();
+  restrict_sources();  // behind a NAT: the addresses pass A proved it maps the client to
+  find_copy_windows();
   find_server_replies();
   estimate_clock();
   pass_b();
   // The sighting indexes are done with: give their memory back before the output grows.
   s_primary_.clear();
   for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->clear();
+  find_copy_windows();
   find_server_replies();
   s_reply_idx_.clear();
   settle_client_replies();
+  check_evidence();
   c_reply_idx_.clear();
   std::vector<detail::SortedMultimap::Range>().swap(c_reply_of_);
   find_follow_ups();
@@ -535,6 +203,7 @@ Result<Correlation> Correlator::run() {
     if (work_[k].match == Match::ambiguous) ++corr_.ambiguous;
     diff(k);
   }
+  add_capture_warnings();
   std::vector<ProbeWork>().swap(work_);
   corr_.findings = aggregate_findings(corr_.probes);
   annotate_packets();

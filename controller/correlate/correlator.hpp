@@ -155,9 +155,20 @@ struct ProbeWork {
   ReplyShape c_reply_shape, s_reply_shape;
   Match match = Match::none;
   std::uint8_t score = 0;  // invariants agreeing with the claimed server packet
-  bool real = false;       // c_reply is the server's reply
+  bool real = false;       // c_reply is the server's first reply
   std::uint8_t same = 0;   // SameBits: pairs whose diff has nothing to report
+  // Copies (DESIGN.md §8): a probe's replies are looked for until the next copy of the same probe
+  // (same flow and sequence number) on that side, or the retransmission window.
+  Nanos c_end = 0, s_end = 0;
+  std::uint16_t s_replies = 0;   // replies the server sent to this sighting (first + retransmissions)
+  std::uint16_t c_received = 0;  // of those, how many reached the client
+  std::uint32_t c_retx = kNone;  // the first retransmitted reply that reached the client
+  bool c_unattributed = false;   // a copy of a server reply reached it that no reply could be tied to
+  std::int16_t problem = -1;     // index into Correlation::capture_problems: why the fate is unknown
 };
+
+// A server packet that two equally good probes claim: nobody owns it until time decides (pass B).
+inline constexpr std::uint32_t kContested = 0xfffffffeu;
 
 class Correlator {
  public:
@@ -174,14 +185,35 @@ class Correlator {
   void find_endpoints();
   void find_client_probes();
   int score(const Rec& c, const Rec& s) const;
+  // Discriminating invariants both packets carry with different values: they count against a match
+  // (another copy of the same SYN has the same ports and sequence number, not the same IP ID).
+  int disagree(const Rec& c, const Rec& s) const;
+  void restrict_sources();
   void build_server_indexes();
   void pass_a();
   void pass_b();
+  void find_copy_windows();
   void find_server_replies();
   void index_client_replies();
   // Client replies to probe i, best first: the one matching the server's reply if any.
-  std::uint32_t pick_client_reply(std::size_t i, bool use_time, bool* real) const;
+  // Sets *real when it is the server's first reply; counts into *received the client replies that
+  // are copies of any of the server's replies (nullptr: not counted), *retx the first of those
+  // that is a retransmission.
+  std::uint32_t pick_client_reply(std::size_t i, bool use_time, bool* real, std::uint16_t* received = nullptr,
+                                  std::uint32_t* retx = nullptr) const;
   bool reverse_agrees(std::uint32_t s_reply, std::uint32_t c_reply, bool use_time) const;
+  // Which of the server's replies to probe k the client reply cr is a copy of: 0 = the first, j =
+  // the j-th retransmission, -1 = none (another sender's).
+  int which_server_reply(std::size_t k, std::uint32_t cr, bool use_time) const;
+  // Copies of the server's replies at the client, per flow (all copies of one probe): each client
+  // reply is tied to the earliest compatible server reply not yet tied, in order (a path keeps the
+  // order of one flow's packets). Sets real / c_reply / c_received / c_retx / c_unattributed.
+  void attribute_client_replies();
+  // The evidence rules of DESIGN.md §8: what each capture can prove (docs/correlation.md).
+  void check_evidence();
+  void add_capture_warnings();
+  void mark_outside_span(Nanos first, Nanos last);
+  std::int16_t add_problem(CaptureProblem p);
   void estimate_clock();
   void settle_client_replies();
   void release_records();
@@ -220,6 +252,18 @@ class Correlator {
   bool have_ow_ = false;
   Correlation corr_;
   std::vector<std::pair<std::uint32_t, std::int32_t>> c_follow_, s_follow_;  // (packet, probe id)
+  // Replies after the first, per probe position: (position, server packet), sorted.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> s_more_replies_;
+  std::vector<bool> s_src_ok_;
+  // Client copies of one probe, grouped: (flow key, time, position) sorted; empty with a run key.
+  struct Copy {
+    std::uint64_t key;
+    Nanos t;
+    std::uint32_t k;
+  };
+  std::vector<Copy> c_copies_;  // per server address id: may send the client's probes (NAT proven)
+  bool snap_cut_[2] = {false, false};  // client, server: a compared packet lacked bytes (snaplen)
+  std::uint32_t snap_len_[2] = {0, 0};
 };
 
 }  // namespace tandem::correlate::detail

@@ -84,14 +84,19 @@ std::optional<std::string> bad_checksum(const packet::Decoded& d) {
   return std::nullopt;
 }
 
-void diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded& b, std::vector<FieldChange>& out) {
+bool tcp_options_complete(const packet::TcpView& t) {
+  return t.data_offset >= 5 && t.options.size() == static_cast<std::size_t>(t.data_offset) * 4 - 20;
+}
+
+int diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded& b, std::vector<FieldChange>& out) {
+  int cut = 0;
   auto add = [&](const char* field, nlohmann::json sent, nlohmann::json recv) {
     out.push_back(FieldChange{dir, field, std::move(sent), std::move(recv)});
   };
   auto addf = [&](std::string field, nlohmann::json sent, nlohmann::json recv) {
     out.push_back(FieldChange{dir, std::move(field), std::move(sent), std::move(recv)});
   };
-  if (a.l3 != packet::L3::ip || b.l3 != packet::L3::ip) return;
+  if (a.l3 != packet::L3::ip || b.l3 != packet::L3::ip) return cut;
   if (a.ip.dscp() != b.ip.dscp()) add("ip.dscp", a.ip.dscp(), b.ip.dscp());
   if (a.ip.ecn() != b.ip.ecn()) add("ip.ecn", a.ip.ecn(), b.ip.ecn());
   // Every router decrements the TTL / hop limit (reported as the hop count, not a finding); one that
@@ -111,7 +116,9 @@ void diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded
     if (x.dport != y.dport) add("tcp.dport", x.dport, y.dport);
     if (x.seq != y.seq) add("tcp.seq", x.seq, y.seq);
     if (x.window != y.window) add("tcp.window", x.window, y.window);
-    if (!std::equal(x.options.begin(), x.options.end(), y.options.begin(), y.options.end())) {
+    if (!tcp_options_complete(x)) cut |= kSentCut;
+    if (!tcp_options_complete(y)) cut |= kReceivedCut;
+    if (cut == 0 && !std::equal(x.options.begin(), x.options.end(), y.options.begin(), y.options.end())) {
       auto ox = options_of(x.options), oy = options_of(y.options);
       for (const auto& [k, v] : ox.items) {
         const auto* w = oy.find(k);
@@ -131,6 +138,7 @@ void diff_packets(Direction dir, const packet::Decoded& a, const packet::Decoded
     if (a.udp.sport != b.udp.sport) add("udp.sport", a.udp.sport, b.udp.sport);
     if (a.udp.dport != b.udp.dport) add("udp.dport", a.udp.dport, b.udp.dport);
   }
+  return cut;
 }
 
 std::vector<Finding> aggregate_findings(const std::vector<ProbeRecord>& probes) {

@@ -23,7 +23,14 @@ namespace tandem::correlate {
 // after the capture saw it: a probe that looks `unanswered` was in fact corrupted in transit.
 std::optional<std::string> bad_checksum(const packet::Decoded& received);
 
-void diff_packets(Direction dir, const packet::Decoded& sent, const packet::Decoded& received,
-                  std::vector<FieldChange>& out);
+// Fields cut off by a capture's snap length are unknown (DESIGN.md §8): when either packet's TCP
+// option list is incomplete in the captured bytes, no option and no option order is compared.
+// Returns kSentCut / kReceivedCut for the packets that lacked bytes a comparison needed.
+inline constexpr int kSentCut = 1, kReceivedCut = 2;
+int diff_packets(Direction dir, const packet::Decoded& sent, const packet::Decoded& received,
+                 std::vector<FieldChange>& out);
+
+// Whether the TCP header's option list lies wholly within the captured bytes.
+bool tcp_options_complete(const packet::TcpView& t);
 
 }  // namespace tandem::correlate

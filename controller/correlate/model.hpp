@@ -59,11 +59,14 @@ struct RunManifest {
   std::optional<packet::IpAddr> client;  // the client's source address as sent
   std::optional<packet::IpAddr> target;  // the destination as the client addressed it
   std::optional<std::uint16_t> dport;
-  std::string l4 = "tcp";                // tcp | udp | icmp
+  std::string l4 = "tcp";                // tcp | udp | icmp; "" = infer from the client capture
   std::vector<Variant> variants;         // empty: one implicit variant
   std::vector<std::uint16_t> probe_variant;  // probe id -> index into variants (empty: all 0)
   std::optional<ClockEstimate> clock;    // from the agents' clock exchange
-  Nanos reply_timeout_ns = 1'000'000'000;  // how long after a probe its reply may still come
+  Nanos reply_timeout_ns = 1'000'000'000;  // how long after a probe its first reply may still come
+  // How long after a probe the server's retransmissions of its reply are still counted (Linux
+  // retransmits a SYN-ACK 5 times over about a minute).
+  Nanos retransmit_window_ns = 75'000'000'000;
 };
 
 // One end's capture as the correlator sees it.
@@ -73,6 +76,11 @@ struct CaptureSide {
   pcapio::PacketBuffer packets;  // in capture order
   pcapio::CaptureStats stats;    // stats.available false = drops unknown
   std::optional<packet::IpAddr> local;  // this end's own address, if known
+  // Taken by a tandem agent on the run's own flows for the whole run (trace, bisect): an empty
+  // capture then means that nothing arrived. A file taken by hand is not vouched for: it may come
+  // from the wrong interface, one direction only or another time (DESIGN.md §8), and the
+  // evidence checks of docs/correlation.md apply.
+  bool vouched = false;
 };
 
 // A field that differs between what one end sent and what the other received. Values are JSON so
@@ -97,6 +105,10 @@ struct ProbeRecord {
   std::optional<int> forward_hops;      // sent TTL - TTL seen at the server
   std::optional<int> reverse_hops;      // server's TTL - TTL seen at the client
   std::string note;              // why unknown / ambiguity, "" otherwise
+  // Copies of the reply (DESIGN.md §8): how many the server sent for this sighting (its first
+  // reply and its retransmissions, until the next copy of the probe) and how many of them reached
+  // the client. Both 0 when no reply is known.
+  std::uint16_t replies_sent = 0, replies_received = 0;
   std::vector<FieldChange> changes;
   // Packet indices (into each side's PacketBuffer), kNoPacket when absent.
   std::uint32_t client_probe = kNoPacket, server_probe = kNoPacket;
@@ -129,6 +141,27 @@ struct Finding {
   std::uint64_t distinct = 1;
 };
 
+// A flow of probe-shaped packets in the client capture (client, destination, port): the one
+// analysed and every other one, so that a reader sees what was left out.
+struct FlowCount {
+  packet::IpAddr client, target;
+  std::uint16_t dport = 0;  // 0 for ICMP
+  std::uint64_t probes = 0;
+  bool analysed = false;
+};
+
+// Something a capture cannot prove (DESIGN.md §8 "No evidence, no blame"): the probes it concerns
+// are unknown rather than blamed on the path. `code` is stable (report.json), `text` says what was
+// seen, `retake` how to take the capture again.
+struct CaptureProblem {
+  std::string side;  // "client" | "server"
+  std::string code;  // no_server_packets, no_outbound, no_probes_seen, outside_time_span, ends_early,
+                     // snaplen, duplicates, file_truncated
+  std::string text;
+  std::string retake;
+  std::uint64_t probes = 0;  // probes made unknown by it (0: a warning that changes no fate)
+};
+
 struct Correlation {
   std::vector<ProbeRecord> probes;  // by id
   std::vector<Finding> findings;    // sorted: direction, field, most probes first
@@ -141,6 +174,14 @@ struct Correlation {
   // Per packet: the probe id it belongs to, or -1 (for merged.pcapng comments).
   std::vector<std::int32_t> client_packet_probe, server_packet_probe;
   std::vector<Variant> variants;  // copied from the manifest (or one implicit "default")
+  // Who was who, as correlate() decided it (given by the manifest / CaptureSide::local, else
+  // inferred from the captures: docs/correlation.md "Endpoints").
+  std::optional<packet::IpAddr> client, target, server;
+  std::optional<std::uint16_t> dport;
+  std::string l4;
+  std::vector<FlowCount> flows;  // most probes first; the analysed one has analysed = true
+  std::vector<CaptureProblem> capture_problems;
+  std::uint64_t client_duplicates = 0, server_duplicates = 0;  // second sightings folded into one
 };
 
 }  // namespace tandem::correlate

@@ -21,11 +21,18 @@ void Correlator::settle_client_replies() {
   for (std::size_t k = 0; k < work_.size(); ++k) {
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
-    const Rec& c = c_.recs[w.c_probe];
     bool real = false;
-    auto cr = c_.cap->present ? pick_client_reply(k, true, &real) : kNone;
-    w.c_reply = cr;
+    w.c_reply = c_.cap->present ? pick_client_reply(k, true, &real) : kNone;
     w.real = real;
+  }
+  // The copies of the server's replies, tied per flow in order: overrides the above where the
+  // server replied.
+  attribute_client_replies();
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.c_probe == kNone) continue;
+    const Rec& c = c_.recs[w.c_probe];
+    const auto cr = w.c_reply;
     if (cr != kNone) {
       const Rec& r = c_.recs[cr];
       w.c_reply_shape = ReplyShape::of(r);
@@ -76,6 +83,8 @@ void Correlator::decide() {
     }
     p.sport = w.sport;
     p.client_tx_ns = c_.ts(w.c_probe);
+    p.replies_sent = w.s_replies;
+    p.replies_received = w.c_received;
     const bool real = w.real;
     const auto cr = w.c_reply;
     const bool have_cr = cr != kNone;
@@ -96,6 +105,13 @@ void Correlator::decide() {
       }
     }
     bool icmp_from_router = cr_icmp && !real;
+    if (w.problem >= 0) {
+      // A capture cannot prove this probe's fate (check_evidence): say which, never guess.
+      const auto& prob = corr_.capture_problems[static_cast<std::size_t>(w.problem)];
+      p.fate = Fate::unknown;
+      p.note = prob.side + " capture: " + prob.code;
+      continue;
+    }
     if (!sp) {
       // The client's view alone says where an ICMP error came from; a direct reply could be the
       // server's or a middlebox's, which only the server capture tells.
@@ -136,6 +152,28 @@ void Correlator::decide() {
       if (w.reverse_hops >= 0) p.reverse_hops = w.reverse_hops;
       continue;
     }
+    if (w.c_received > 0 && w.s_reply != kNone) {
+      // The server's first reply never arrived, a retransmission of it did (DESIGN.md §8).
+      p.fate = Fate::reply_lost;
+      p.reply = kind_text(w.s_reply_shape);
+      p.rtt_us.reset();
+      if (w.c_retx != kNone) {
+        p.client_reply = w.c_retx;
+        p.client_rx_ns = c_.ts(w.c_retx);
+        p.note = "the first reply was lost; a retransmission arrived after " +
+                 std::to_string((p.client_rx_ns - p.client_tx_ns) / 1'000'000) + " ms";
+      }
+      continue;
+    }
+    if (w.c_unattributed) {
+      // A copy of the server's reply arrived, but which of its copies cannot be told: neither
+      // answered nor lost is proven.
+      p.fate = Fate::unknown;
+      p.reply = kind_text(w.s_reply_shape);
+      p.rtt_us.reset();
+      p.note = "a copy of the server's reply arrived that cannot be told from its retransmissions";
+      continue;
+    }
     if (have_cr) {
       if (cr_icmp) p.fate = Fate::icmp_error;
       else p.fate = Fate::injected;
@@ -156,24 +194,44 @@ void Correlator::decide() {
 void Correlator::diff(std::size_t k) {
   auto& p = corr_.probes[k];
   const auto same = work_[k].same;
+  auto decode_at = [](const Side& side, std::uint32_t i) {
+    auto pk = side.cap->packets[i];
+    return packet::decode(static_cast<std::uint32_t>(side.cap->linktype), pk.data, pk.origlen);
+  };
+  auto note_cut = [&](int cut, const Side& from, std::uint32_t i, const Side& to, std::uint32_t j) {
+    // Which capture lacked the bytes: remember it and its cut length for the report's warning.
+    if (cut & kSentCut) {
+      const int s = &from == &c_ ? 0 : 1;
+      snap_cut_[s] = true;
+      snap_len_[s] = static_cast<std::uint32_t>(from.cap->packets[i].data.size());
+    }
+    if (cut & kReceivedCut) {
+      const int s = &to == &c_ ? 0 : 1;
+      snap_cut_[s] = true;
+      snap_len_[s] = static_cast<std::uint32_t>(to.cap->packets[j].data.size());
+    }
+  };
   auto full = [&](Direction dir, const Side& from, std::uint32_t i, const Side& to, std::uint32_t j) {
-    auto pa = from.cap->packets[i];
-    auto pb = to.cap->packets[j];
-    auto da = packet::decode(static_cast<std::uint32_t>(from.cap->linktype), pa.data, pa.origlen);
-    auto db = packet::decode(static_cast<std::uint32_t>(to.cap->linktype), pb.data, pb.origlen);
-    diff_packets(dir, da, db, p.changes);
+    auto da = decode_at(from, i);
+    auto db = decode_at(to, j);
+    note_cut(diff_packets(dir, da, db, p.changes), from, i, to, j);
   };
   if (p.client_probe != kNoPacket && p.server_probe != kNoPacket && !(same & kForwardSame)) {
     full(Direction::forward, c_, p.client_probe, s_, p.server_probe);
   }
   // Seen at the server, never answered: was it corrupted on the way (a rewrite without the checksum
-  // fixed)? Then the server's kernel dropped it after the capture, and the path is to blame.
-  if (p.fate == Fate::unanswered && p.server_probe != kNoPacket) {
-    auto pb = s_.cap->packets[p.server_probe];
-    auto db = packet::decode(static_cast<std::uint32_t>(s_.cap->linktype), pb.data, pb.origlen);
+  // fixed)? Then the server's kernel dropped it after the capture, and the path is to blame — but
+  // only if the client's copy was right: the same offload-partial checksum at both ends (a capture
+  // on the sending host sees the checksum before the NIC fills it in) is no change in transit.
+  if (p.fate == Fate::unanswered && p.server_probe != kNoPacket && p.client_probe != kNoPacket) {
+    auto db = decode_at(s_, p.server_probe);
     if (auto field = bad_checksum(db)) {
-      p.changes.push_back(FieldChange{Direction::forward, *field, "valid", "bad"});
-      if (p.note.empty()) p.note = "arrived with a bad " + field->substr(0, field->find('.')) + " checksum: the server's kernel discarded it";
+      auto da = decode_at(c_, p.client_probe);
+      const bool client_ok = da.l3 == packet::L3::ip && !da.snap_truncated && !bad_checksum(da);
+      if (client_ok) {
+        p.changes.push_back(FieldChange{Direction::forward, *field, "valid", "bad"});
+        if (p.note.empty()) p.note = "arrived with a bad " + field->substr(0, field->find('.')) + " checksum: the server's kernel discarded it";
+      }
     }
   }
   if (p.fate == Fate::answered && p.server_reply != kNoPacket && p.client_reply != kNoPacket &&
@@ -256,6 +314,14 @@ void Correlator::annotate_packets() {
   }
   for (auto [i, id] : c_follow_) corr_.client_packet_probe[i] = id;
   for (auto [i, id] : s_follow_) corr_.server_packet_probe[i] = id;
+  // A second sighting of a packet belongs where its first does.
+  auto copies = [](const Side& side, std::vector<std::int32_t>& ids) {
+    for (std::size_t i = 0; i < side.dup_of.size() && i < ids.size(); ++i) {
+      if (side.dup_of[i] != kNone) ids[i] = ids[side.dup_of[i]];
+    }
+  };
+  copies(c_, corr_.client_packet_probe);
+  copies(s_, corr_.server_packet_probe);
   corr_.unmatched_client = static_cast<std::uint64_t>(
       std::count(corr_.client_packet_probe.begin(), corr_.client_packet_probe.end(), -1));
   corr_.unmatched_server = static_cast<std::uint64_t>(

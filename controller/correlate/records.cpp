@@ -330,6 +330,55 @@ void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   }
   const auto& st = s.cap->stats;
   if (st.available) s.drops = st.dropped + st.if_dropped;
+  mark_duplicates(s);
+}
+
+namespace {
+bool same_rec(const Rec& a, const Rec& b) {
+  return a.primary == b.primary && a.ack == b.ack && a.ipid == b.ipid && a.tsval == b.tsval && a.fp == b.fp &&
+         a.sport == b.sport && a.dport == b.dport && a.src == b.src && a.dst == b.dst && a.role == b.role &&
+         a.flags == b.flags && a.code == b.code && a.ttl == b.ttl && (a.bits & ~kOutgoing) == (b.bits & ~kOutgoing);
+}
+}  // namespace
+
+void mark_duplicates(Side& s) {
+  // Only a capture on several interfaces at once (tcpdump -i any: Linux cooked SLL/SLL2) sees one
+  // packet twice. On one interface two identical packets are two packets: a server's SYN-ACK timer
+  // and its answer to a retransmitted SYN can leave byte-identical microseconds apart.
+  const int lt = s.cap->linktype;
+  if (!pcapio::is_linux_cooked(lt)) return;
+  // SLL2 names the interface (bytes 4-7): copies of one packet come from different interfaces.
+  auto ifindex = [&](std::uint32_t i) -> std::uint32_t {
+    if (lt != pcapio::linktype::kLinuxSll2) return 0;
+    auto d = s.cap->packets[i].data;
+    return d.size() >= 8 ? std::uint32_t{d[4]} << 24 | std::uint32_t{d[5]} << 16 | std::uint32_t{d[6]} << 8 | d[7] : 0;
+  };
+  // The last kRing kept records: copies made by one capture on several interfaces are adjacent or
+  // nearly so, and a longer look-back would cost every packet more than it finds.
+  constexpr std::size_t kRing = 8;
+  std::array<std::uint32_t, kRing> ring{};
+  std::size_t n = 0;
+  const auto& idx = s.cap->packets.index();
+  for (std::uint32_t i = 0; i < s.recs.size(); ++i) {
+    Rec& r = s.recs[i];
+    if (r.role != kRoleNone) {
+      const Nanos t = idx[i].ts_ns;
+      for (std::size_t k = 0; k < std::min(n, kRing); ++k) {
+        const std::uint32_t j = ring[(n - 1 - k) % kRing];
+        const Nanos dt = t - idx[j].ts_ns;
+        if (dt < 0 || dt > kDuplicateWindowNs) continue;
+        if (!same_rec(r, s.recs[j])) continue;
+        if (lt == pcapio::linktype::kLinuxSll2 && ifindex(i) == ifindex(j)) continue;
+        if (s.dup_of.empty()) s.dup_of.assign(s.recs.size(), 0xffffffffu);
+        s.dup_of[i] = j;
+        r.role = kRoleNone;
+        r.bits |= kDuplicate;
+        ++s.duplicates;
+        break;
+      }
+    }
+    if (!(r.bits & kDuplicate)) ring[n++ % kRing] = i;
+  }
 }
 
 void decode_sides(Side& client, Side& server, const std::optional<std::uint32_t>& key) {

@@ -42,6 +42,7 @@ enum Bits : std::uint8_t {
   kQuotedTcp = 16,   // ICMP error quoting TCP
   kQuotedUdp = 32,   // ICMP error quoting UDP
   kQuotedIcmp = 64,  // ICMP error quoting ICMP
+  kDuplicate = 128,  // a second sighting of an earlier packet of this capture (see Side::dup_of)
 };
 
 // What correlation needs of one packet. For ICMP errors the L4 fields describe the quoted packet
@@ -138,6 +139,12 @@ struct Side {
   std::vector<Rec> recs;
   AddrTable addrs;
   std::uint64_t drops = 0;  // kernel + interface drops when the capture reported them
+  // One sighting per packet (DESIGN.md §8): a record identical to one of the few before it and
+  // captured within kDuplicateWindowNs of it is the same packet seen twice (tcpdump -i any on a
+  // bridge, VLAN, bond or container host). Such a record gets kDuplicate and role kRoleNone, and
+  // dup_of[i] names the first sighting; dup_of is empty when the capture has no duplicate.
+  std::vector<std::uint32_t> dup_of;
+  std::uint64_t duplicates = 0;
 
   Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
 };
@@ -156,6 +163,13 @@ bool fill_rec_fast(std::uint32_t linktype, std::span<const std::uint8_t> frame, 
 // then the record from the decoded views. wire_len is pcap's original length (0 = not cut).
 void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, std::size_t wire_len,
                    const std::optional<std::uint32_t>& key, AddrTable& addrs, packet::Decoded& scratch, Rec& r);
+
+// Identical copies of one packet within this time are one sighting.
+inline constexpr Nanos kDuplicateWindowNs = 1'000'000;
+
+// Marks the duplicates of s (see Side::dup_of). Compares each record with the last few kept ones
+// only: the copies `-i any` makes sit next to each other in the capture.
+void mark_duplicates(Side& s);
 
 // Whether packet::decode() knows this link type.
 bool linktype_supported(int lt);

@@ -5,6 +5,7 @@
 // |------|-----------------|-------------------------------------------------|----------|
 // | 0    | no_probes       | no probe in the run                             | problem  |
 // | 0    | capture_missing | a capture is absent                             | problem  |
+// | 0    | capture_incomplete | a capture cannot prove the fates (see below)  | problem  |
 // | 1    | mostly_unknown  | more than half the probes are unknown           | problem  |
 // | 2    | lost_forward    | any probe lost_forward                          | problem  |
 // | 2    | injected        | any probe injected                              | problem  |
@@ -14,6 +15,7 @@
 // | 2    | unanswered      | any other probe unanswered                      | problem  |
 // | 2    | not_sent        | any probe not_sent                              | problem  |
 // | 3    | path_modifies   | any finding                                     | warning  |
+// | 3    | capture_edges   | a capture's edges left a few probes unknown     | warning  |
 // | 3    | some_unknown    | some (at most half) probes unknown              | warning  |
 // | 4    | clean           | every probe answered, no finding                | ok       |
 // Within tier 2 the fate with most probes wins: the biggest failure is what the admin should see.
@@ -68,6 +70,46 @@ std::string common_note(const Facts& f) {
   return note.empty() ? std::string("evidence is missing") : note;
 }
 
+// A capture taken by hand that cannot prove what happened (docs/correlation.md "Evidence checks"):
+// name the problem and what to retake, rather than blame the path with what remains. A problem of
+// the whole capture (empty, wrong interface, one direction) takes the verdict whatever it touched;
+// one at a capture's edges (it started late, ended early) only when it left most probes unknown —
+// otherwise the path's verdict stands and the edge is a warning (capture_edges).
+bool edge_problem(const correlate::CaptureProblem& p) { return p.code == "ends_early" || p.code == "outside_time_span"; }
+
+const correlate::CaptureProblem* top_problem(const Facts& f, bool edges, std::uint64_t& n) {
+  const correlate::CaptureProblem* top = nullptr;
+  n = 0;
+  for (const auto& p : f.corr.capture_problems) {
+    if (p.probes == 0 || edge_problem(p) != edges) continue;
+    n += p.probes;
+    if (!top || p.probes > top->probes) top = &p;
+  }
+  return top;
+}
+
+Item capture_incomplete(const Facts& f, std::uint64_t& w) {
+  std::uint64_t whole = 0, edges = 0;
+  const auto* top = top_problem(f, false, whole);
+  const auto* edge = top_problem(f, true, edges);
+  if (!top && edge && edges * 2 > f.counts.total) top = edge;
+  if (!top) return {};
+  w = whole + edges;
+  return item("capture_incomplete",
+              top->text + " " + share_text(w, f.counts.total) + " could not be placed on the path. " + top->retake,
+              Severity::problem);
+}
+
+Item capture_edges(const Facts& f, std::uint64_t& w) {
+  std::uint64_t whole = 0, edges = 0;
+  top_problem(f, false, whole);
+  const auto* edge = top_problem(f, true, edges);
+  if (whole > 0 || !edge || edges * 2 > f.counts.total) return {};
+  w = edges;
+  return item("capture_edges", edge->text + " " + share_text(edges, f.counts.total) + " stay unknown. " + edge->retake,
+              Severity::warning);
+}
+
 Item mostly_unknown(const Facts& f, std::uint64_t& w) {
   auto n = f.counts[Fate::unknown];
   if (n * 2 <= f.counts.total || f.counts.total == 0) return {};
@@ -92,8 +134,8 @@ Item lost_forward(const Facts& f, std::uint64_t& w) {
   const bool nothing_reached_server = f.counts[Fate::reply_lost] == 0 && f.counts[Fate::unanswered] == 0 &&
                                f.counts[Fate::answered] == 0;
   if (f.corr.server_present && f.corr.server_packets == 0 && nothing_reached_server) {
-    text += " The server's capture is empty: if a NAT or load balancer rewrites the target's address or port, "
-            "pass --server-target with what the server sees.";
+    text += " The server's capture is empty: make sure it was taken on the interface that faces the client; if a NAT "
+            "or load balancer rewrites the target's address or port, pass --server-target with what the server sees.";
   }
   return item("lost_forward", text, Severity::problem);
 }
@@ -121,9 +163,19 @@ Item icmp_error(const Facts& f, std::uint64_t& w) {
 
 Item reply_lost(const Facts& f, std::uint64_t& w) {
   if (!(w = f.counts[Fate::reply_lost])) return {};
-  return item("reply_lost", share_text(w, f.counts.total) +
-                                " reached the server and were answered, but the answer never reached the client.",
-              Severity::problem);
+  std::uint64_t retx = 0;
+  for (const auto& p : f.corr.probes) retx += p.fate == Fate::reply_lost && p.replies_received > 0;
+  if (retx == 0) {
+    return item("reply_lost", share_text(w, f.counts.total) +
+                                  " reached the server and were answered, but the answer never reached the client.",
+                Severity::problem);
+  }
+  // Real servers retransmit: the first reply was lost on the way back, a later copy arrived.
+  std::string text = share_text(w, f.counts.total) + " reached the server and were answered, but the first answer " +
+                     "never reached the client";
+  text += retx == w ? "; a retransmission of it arrived for each of them."
+                    : "; a retransmission of it arrived for " + std::to_string(retx) + " of them.";
+  return item("reply_lost", text, Severity::problem);
 }
 
 using correlate::bad_checksum_field;
@@ -191,6 +243,7 @@ Item clean(const Facts& f, std::uint64_t& w) {
 constexpr Rule kRules[] = {
     {"no_probes", 0, no_probes},
     {"capture_missing", 0, capture_missing},
+    {"capture_incomplete", 0, capture_incomplete},
     {"mostly_unknown", 1, mostly_unknown},
     {"lost_forward", 2, lost_forward},
     {"injected", 2, injected},
@@ -200,6 +253,7 @@ constexpr Rule kRules[] = {
     {"unanswered", 2, unanswered},
     {"not_sent", 2, not_sent},
     {"path_modifies", 3, path_modifies},
+    {"capture_edges", 3, capture_edges},
     {"some_unknown", 3, some_unknown},
     {"clean", 4, clean},
 };

@@ -174,10 +174,6 @@ Result<AnalyzeManifest> parse_report(const json& j, const std::string& origin) {
   return parse_own(flat, origin);
 }
 
-bool is_plain_syn(const packet::Decoded& d) {
-  return d.l4 == packet::L4::tcp && (d.tcp.flags & packet::kTcpSyn) && !(d.tcp.flags & packet::kTcpAck);
-}
-
 }  // namespace
 
 std::string cut_short_warning(std::uint64_t complete_packets) {
@@ -238,68 +234,6 @@ Status check_manifest_bounds(const AnalyzeManifest& m, const correlate::CaptureS
   if (m.run.count && *m.run.count > limit) return refuse("count", *m.run.count);
   if (m.run.probe_variant.size() > limit) return refuse("probe_variant", m.run.probe_variant.size());
   return ok_status();
-}
-
-Result<Endpoints> infer_endpoints(const correlate::CaptureSide& client, const correlate::CaptureSide& server,
-                                  const std::optional<packet::IpAddr>& client_addr,
-                                  const std::optional<packet::IpAddr>& server_addr) {
-  Endpoints e;
-  e.client = client_addr;
-  e.server = server_addr;
-  std::map<packet::IpAddr, std::uint64_t> syn_sources;
-  std::optional<packet::Decoded> first_ip;
-  std::optional<packet::Decoded> first_syn_from_client;
-  packet::Decoded d;
-  for (const auto& p : client.packets) {
-    packet::decode_into(static_cast<std::uint32_t>(client.linktype), p.data, p.origlen, d);
-    if (d.l3 != packet::L3::ip) continue;
-    if (!first_ip && (!client_addr || d.ip.src == *client_addr)) first_ip = d;
-    if (is_plain_syn(d)) {
-      ++syn_sources[d.ip.src];
-      if (!first_syn_from_client && (!client_addr || d.ip.src == *client_addr)) first_syn_from_client = d;
-    }
-  }
-  if (!e.client) {
-    if (syn_sources.size() > 1) {
-      return make_error(Errc::usage, "analyze",
-                        fmt::format("the client capture has SYNs from {} hosts; say which is the client with "
-                                    "--client-addr", syn_sources.size()));
-    }
-    if (syn_sources.size() == 1) e.client = syn_sources.begin()->first;
-    else if (first_ip) e.client = first_ip->ip.src;
-  }
-  if (first_syn_from_client) {
-    e.target = first_syn_from_client->ip.dst;
-    e.dport = first_syn_from_client->tcp.dport;
-  } else if (first_ip) {
-    e.target = first_ip->ip.dst;
-    if (first_ip->l4 == packet::L4::udp) {
-      e.l4 = "udp";
-      e.dport = first_ip->udp.dport;
-    } else if (first_ip->l4 == packet::L4::icmp) {
-      e.l4 = "icmp";
-    }
-  }
-  if (!e.client) return make_error(Errc::usage, "analyze", "the client capture holds no IP packet");
-
-  if (!e.server && server.present) {
-    // The server's own address: where the probes arrive (the SYNs' destination there).
-    std::map<packet::IpAddr, std::uint64_t> dsts;
-    for (const auto& p : server.packets) {
-      packet::decode_into(static_cast<std::uint32_t>(server.linktype), p.data, p.origlen, d);
-      if (d.l3 != packet::L3::ip) continue;
-      if (e.l4 == "tcp" ? is_plain_syn(d) : true) ++dsts[d.ip.dst];
-    }
-    std::uint64_t best = 0;
-    for (const auto& [a, n] : dsts) {
-      if (n > best) {
-        best = n;
-        e.server = a;
-      }
-    }
-  }
-  if (!e.server) e.server = e.target;
-  return e;
 }
 
 }  // namespace tandem::report

@@ -1,6 +1,6 @@
 // Inputs of `tandem analyze` (docs/analyze.md): capture files read into CaptureSides, the optional
-// run manifest (its own JSON schema, or a tandem bundle's report.json), and the inference of which
-// host is the client and which the server when nobody said so.
+// run manifest (its own JSON schema, or a tandem bundle's report.json). Who is who, when nobody
+// said so, correlate() infers from its per-packet records (controller/correlate/endpoints.cpp).
 #pragma once
 
 #include <cstddef>
@@ -57,22 +57,5 @@ std::uint64_t manifest_probe_limit(std::uint64_t client_packets);
 // per planned probe.
 Status check_manifest_bounds(const AnalyzeManifest& m, const correlate::CaptureSide& client,
                              const std::string& origin);
-
-// Who is who. Given addresses win; otherwise the client is the host that sends SYNs (without ACK)
-// in the client capture — for UDP / ICMP runs, the sender of the first packet — the target is
-// where they go, and the server's own address is the destination of the SYNs in the server capture
-// (differs from the target under NAT).
-struct Endpoints {
-  std::optional<packet::IpAddr> client;  // as sent, in the client capture
-  std::optional<packet::IpAddr> target;  // destination as the client addressed it
-  std::optional<std::uint16_t> dport;
-  std::optional<packet::IpAddr> server;  // as seen in the server capture
-  std::string l4 = "tcp";
-};
-// Errc::usage when nothing can be inferred (no IP packet at all) or the client capture holds SYNs
-// from several hosts and no client address was given (message says to use --client-addr).
-Result<Endpoints> infer_endpoints(const correlate::CaptureSide& client, const correlate::CaptureSide& server,
-                                  const std::optional<packet::IpAddr>& client_addr,
-                                  const std::optional<packet::IpAddr>& server_addr);
 
 }  // namespace tandem::report

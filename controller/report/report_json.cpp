@@ -86,7 +86,25 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
   r["capture"] = ojson{{"client", capture_json(c.client_present, c.client_packets, c.client_stats)},
                        {"server", capture_json(c.server_present, c.server_packets, c.server_stats)},
                        {"unmatched", ojson{{"client", c.unmatched_client}, {"server", c.unmatched_server}}},
-                       {"ambiguous", c.ambiguous}};
+                       {"ambiguous", c.ambiguous},
+                       {"duplicates", ojson{{"client", c.client_duplicates}, {"server", c.server_duplicates}}}};
+  // What the captures could not prove (docs/correlation.md "Evidence checks"): each problem, the
+  // probes it left unknown (0 = a warning that changed no fate) and how to retake the capture.
+  ojson problems = ojson::array();
+  for (const auto& pr : c.capture_problems) {
+    problems.push_back(ojson{{"side", pr.side}, {"code", pr.code}, {"probes", pr.probes}, {"text", pr.text},
+                             {"retake", pr.retake}});
+  }
+  r["capture"]["problems"] = std::move(problems);
+  // Every flow of probe-shaped packets in the client capture, the analysed one marked, so that a
+  // reader sees what was left out.
+  ojson flows = ojson::array();
+  for (const auto& f : c.flows) {
+    flows.push_back(ojson{{"client", f.client.to_string()}, {"target", f.target.to_string()},
+                          {"port", f.dport ? ojson(f.dport) : ojson(nullptr)}, {"probes", f.probes},
+                          {"analysed", f.analysed}});
+  }
+  r["flows"] = std::move(flows);
 
   auto counts = fate_counts(c);
   r["summary"] = ojson{{"probes", c.probes.size()}, {"fates", fates_json(counts)}};
@@ -156,6 +174,20 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
     if (p.forward_hops) pj["forward_hops"] = *p.forward_hops;
     if (p.reverse_hops) pj["reverse_hops"] = *p.reverse_hops;
     if (!p.note.empty()) pj["note"] = p.note;
+    if (p.replies_sent > 0 || p.replies_received > 0) {
+      pj["replies"] = ojson{{"sent", p.replies_sent}, {"received", p.replies_received}};
+    }
+    // Where the evidence is: 1-based frame numbers in each side's capture as read (Wireshark's
+    // numbering of the input files / client.pcapng and server.pcapng), absent packets omitted.
+    ojson frames = ojson::object();
+    auto frame = [&](const char* key, std::uint32_t idx) {
+      if (idx != correlate::kNoPacket) frames[key] = std::uint64_t{idx} + 1;
+    };
+    frame("client_probe", p.client_probe);
+    frame("server_probe", p.server_probe);
+    frame("server_reply", p.server_reply);
+    frame("client_reply", p.client_reply);
+    if (!frames.empty()) pj["frames"] = std::move(frames);
     probes.push_back(std::move(pj));
   }
   r["probes"] = std::move(probes);

@@ -327,7 +327,21 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
     out += fmt::format("- Packets about no probe: {} in the client capture, {} in the server capture.\n",
                        c.unmatched_client, c.unmatched_server);
   }
+  for (const auto& pr : c.capture_problems) {
+    out += fmt::format("- **{} capture: {}** — {}{} To retake: {}\n", pr.side, pr.code, md_escape(pr.text),
+                       pr.probes ? fmt::format(" ({} probes left unknown.)", pr.probes) : std::string(),
+                       md_escape(pr.retake));
+  }
   out += "\n";
+  if (c.flows.size() > 1) {
+    out += "## Flows in the client capture\n\nOnly the analysed flow's probes are counted above; pass `--target "
+           "HOST:PORT` to analyse another.\n\n| Client | Target | Port | Probes | Analysed |\n|---|---|---:|---:|---|\n";
+    for (const auto& f : c.flows) {
+      out += fmt::format("| {} | {} | {} | {} | {} |\n", f.client.to_string(), f.target.to_string(),
+                         f.dport ? std::to_string(f.dport) : std::string("—"), f.probes, f.analysed ? "yes" : "");
+    }
+    out += "\n";
+  }
 
   out += "## What to look at next\n\n";
   bool any = false;
@@ -382,6 +396,22 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
                      drops("server", c.server_present, c.server_stats));
   if (!c.clock.source.empty() && c.clock.source != "none") {
     out += fmt::format("clock:   server offset {} ns ± {} ns ({})\n", c.clock.offset_ns, c.clock.error_ns, c.clock.source);
+  }
+  for (const auto& pr : c.capture_problems) {
+    out += fmt::format("warning: {} capture: {}\n         retake: {}\n", pr.side, pr.text, pr.retake);
+  }
+  std::size_t others = 0;
+  std::uint64_t other_probes = 0;
+  for (const auto& f : c.flows) {
+    if (!f.analysed) {
+      ++others;
+      other_probes += f.probes;
+    }
+  }
+  if (others > 0) {
+    out += fmt::format("flows:   {} other flow(s) with {} probe(s) in the client capture were left out (report.json "
+                       "\"flows\"; --target HOST:PORT picks one)\n",
+                       others, other_probes);
   }
   if (!bundle_dir.empty()) out += fmt::format("bundle:  {} ({})\n", bundle_dir, fmt::join(bundle_files, ", "));
   return out;

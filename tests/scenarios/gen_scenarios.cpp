@@ -259,8 +259,12 @@ std::vector<Scenario> scenarios() {
     v.push_back(s);
   }
   {
-    Scenario s{"injected_rst", "The middlebox resets every SYN in the server's name; the server sees nothing."};
-    s.fate = [](std::uint32_t) { return Fate::injected_rst; };
+    // Some SYNs get through: a hand-taken server capture holding none of the server's own packets
+    // could be from the wrong interface, and proves no injection (DESIGN.md §8).
+    Scenario s{"injected_rst",
+               "The middlebox resets 3 of every 4 SYNs in the server's name (the server never sees them); the "
+               "others reach the server and are answered."};
+    s.fate = [](std::uint32_t i) { return i % 4 == 3 ? Fate::answered : Fate::injected_rst; };
     v.push_back(s);
   }
   {

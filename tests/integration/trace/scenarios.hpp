@@ -52,6 +52,23 @@ table inet imp {
 listen = [21]
 )";
 
+// 3 in every 10 SYN-ACKs dropped on the way back, the server's retransmissions counted alike: of
+// 30 probes' first SYN-ACKs (counter 0..29) 9 are dropped; their 9 retransmissions ~1 s later
+// (counter 30..38) lose 3 more, so 6 probes get a retransmitted answer within the run's tail.
+constexpr char kReplyLostRetransmitted[] = R"(name = "trace-reply-lost-retransmitted"
+[middlebox]
+nft = """
+table inet imp {
+  chain forw {
+    type filter hook forward priority 0;
+    tcp sport 21 tcp flags & (syn | ack) == syn | ack numgen inc mod 10 < 3 drop
+  }
+}
+"""
+[server]
+listen = [21]
+)";
+
 constexpr char kInjected[] = R"(name = "trace-injected"
 [middlebox]
 nft = """

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -114,6 +115,11 @@ TraceRun trace(TraceLab& t, const Family& fam, const std::vector<std::string>& e
                                    "--out",    r.dir,
                                    "--force",  "-q"};
   // clang-format on
+  // A test's own --tail replaces the default one.
+  if (std::find(extra.begin(), extra.end(), "--tail") != extra.end()) {
+    auto at = std::find(args.begin(), args.end(), "--tail");
+    args.erase(at, at + 2);
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   r.proc = t.lab->run_tandem_in_client(args, std::chrono::seconds(60));
   r.report = read_json(r.dir + "/report.json");
@@ -232,6 +238,7 @@ using TraceClean = ScenarioLab<kClean>;
 using TraceLostForward = ScenarioLab<kLostForward>;
 using TraceUnanswered = ScenarioLab<kUnanswered>;
 using TraceReplyLost = ScenarioLab<kReplyLost>;
+using TraceReplyLostRetransmitted = ScenarioLab<kReplyLostRetransmitted>;
 using TraceInjected = ScenarioLab<kInjected>;
 using TraceIcmpError = ScenarioLab<kIcmpError>;
 using TraceDscp = ScenarioLab<kDscp>;
@@ -366,6 +373,39 @@ void check_reply_lost(const TraceRun& r) {
 
 TEST_F(TraceReplyLost, SynAckDroppedIpv4) { check_reply_lost(run(kV4)); }
 TEST_F(TraceReplyLost, SynAckDroppedIpv6) { check_reply_lost(run(kV6)); }
+
+// --- reply_lost with the real server's retransmissions (DESIGN.md §8) --------------------------
+// A tail long enough for the first SYN-ACK retransmission (Linux: 1 s): a retransmitted reply is
+// counted for its probe, never taken for the answer (no RTT of a second), and the text says so.
+void check_reply_lost_retransmitted(const TraceRun& r) {
+  expect_fates(r, {{"answered", 21}, {"reply_lost", 9}});
+  int with_retx = 0;
+  for (const auto& p : r.report["probes"]) {
+    if (p["fate"] == "answered") {
+      EXPECT_LT(p["rtt_us"].get<std::int64_t>(), 500'000) << p.dump();
+      continue;
+    }
+    ASSERT_TRUE(p.contains("replies")) << p.dump();
+    EXPECT_GE(p["replies"]["sent"].get<int>(), 2) << p.dump();
+    EXPECT_TRUE(p["rtt_us"].is_null()) << p.dump();
+    if (p["replies"]["received"].get<int>() > 0) {
+      ++with_retx;
+      EXPECT_NE(p["note"].get<std::string>().find("retransmission arrived"), std::string::npos) << p.dump();
+    }
+  }
+  EXPECT_EQ(with_retx, 6) << r.report["probes"].dump();
+  expect_verdict(r, "reply_lost", 4);
+  EXPECT_NE(r.report["verdict"]["text"].get<std::string>().find("a retransmission of it arrived for 6 of them"),
+            std::string::npos)
+      << r.report["verdict"].dump();
+}
+
+TEST_F(TraceReplyLostRetransmitted, FirstSynAckLostRetransmissionCountedIpv4) {
+  check_reply_lost_retransmitted(run(kV4, {"--tail", "2"}));
+}
+TEST_F(TraceReplyLostRetransmitted, FirstSynAckLostRetransmissionCountedIpv6) {
+  check_reply_lost_retransmitted(run(kV6, {"--tail", "2"}));
+}
 
 // --- injected: the middlebox answers in the server's name ------------------------------------
 

@@ -108,4 +108,20 @@ TEST_F(CliErrors, UnknownSubcommandAndMissingArgumentsAreUsageErrors) {
   EXPECT_EQ(run("trace --target 10.77.2.2:21").code, 1);
 }
 
+
+// analyze --target names the flow; literal addresses only (analyze touches no network).
+TEST_F(CliErrors, AnalyzeTargetIsALiteralAddressAndPort) {
+  const std::string pcaps = std::string("--client-pcap ") + TANDEM_SOURCE_DIR + "/tests/scenarios/clean/client.pcap" +
+                            " --server-pcap " + TANDEM_SOURCE_DIR + "/tests/scenarios/clean/server.pcap --out " +
+                            (dir_ / "a").string() + " --force -q ";
+  for (const char* bad : {"example.com:21", "10.77.2.2:0", "10.77.2.2:99999", "[fd77:2::2]21"}) {
+    auto o = run("analyze " + pcaps + "--target " + bad);
+    EXPECT_EQ(o.code, 1) << bad << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+  // The flow given is analysed; one that is not in the capture has no probes (exit 4, no_probes).
+  EXPECT_EQ(run("analyze " + pcaps + "--target 10.77.2.2:21").code, 0);
+  EXPECT_EQ(run("analyze " + pcaps + "--target 10.77.2.2:22").code, 4);
+}
+
 }  // namespace

@@ -32,9 +32,10 @@ Correlation with_fates(std::initializer_list<std::pair<Fate, int>> fates) {
 TEST(Diagnose, RuleTableHasEveryCodeOnce) {
   std::vector<std::string> codes;
   for (const auto& r : rules()) codes.emplace_back(r.code);
-  EXPECT_EQ(codes, (std::vector<std::string>{"no_probes", "capture_missing", "mostly_unknown", "lost_forward",
-                                             "injected", "icmp_error", "reply_lost", "corrupted", "unanswered", "not_sent",
-                                             "path_modifies", "some_unknown", "clean"}));
+  EXPECT_EQ(codes, (std::vector<std::string>{"no_probes", "capture_missing", "capture_incomplete", "mostly_unknown",
+                                             "lost_forward", "injected", "icmp_error", "reply_lost", "corrupted",
+                                             "unanswered", "not_sent", "path_modifies", "capture_edges", "some_unknown",
+                                             "clean"}));
 }
 
 // Unanswered probes that arrived with a bad checksum were corrupted on the way: the path, not the

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "controller/correlate/correlate.hpp"
 #include "controller/report/analyze_input.hpp"
 #include "controller/report/report.hpp"
 #include "tests/unit/report/report_fixture.hpp"
@@ -70,6 +71,7 @@ TEST(Manifest, AcceptsATandemReportJson) {
   EXPECT_EQ(m->run.clock->offset_ns, 2'000'000);
 }
 
+// Who is who is decided by correlate() from its per-packet records (no second decode in analyze).
 TEST(Endpoints, ClientIsTheHostSendingSyns) {
   test::Fixture fx;
   fx.client.packets.clear();
@@ -79,23 +81,40 @@ TEST(Endpoints, ClientIsTheHostSendingSyns) {
   nat.present = true;
   nat.linktype = 101;
   test::add(nat, 3, test::syn("10.77.2.1", "10.77.2.2", 40000, 5));
-  auto e = infer_endpoints(fx.client, nat, std::nullopt, std::nullopt);
-  ASSERT_TRUE(e.ok()) << e.error().text();
-  EXPECT_EQ(e->client, test::ip("10.77.1.2"));
-  EXPECT_EQ(e->target, test::ip("10.77.2.2"));
-  EXPECT_EQ(e->dport, 21);
-  EXPECT_EQ(e->server, test::ip("10.77.2.2"));
+  correlate::RunManifest m;
+  m.l4.clear();
+  auto c = correlate::correlate(fx.client, nat, m);
+  ASSERT_TRUE(c.ok()) << c.error().text();
+  EXPECT_EQ(c->l4, "tcp");
+  EXPECT_EQ(c->client, test::ip("10.77.1.2"));
+  EXPECT_EQ(c->target, test::ip("10.77.2.2"));
+  EXPECT_EQ(c->dport, 21);
+  EXPECT_EQ(c->server, test::ip("10.77.2.2"));
 }
 
-TEST(Endpoints, AmbiguousClientNeedsClientAddr) {
+// Several senders or flows: the flow with the most probes is analysed (never the first one seen),
+// the others are listed; a given client address or target picks another.
+TEST(Endpoints, MostProbesWinsAndOthersAreListed) {
   test::Fixture fx;
-  test::add(fx.client, 9, test::syn("10.77.1.3", "10.77.2.2", 40009, 5));
-  auto e = infer_endpoints(fx.client, fx.server, std::nullopt, std::nullopt);
-  ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.error().text().find("--client-addr"), std::string::npos);
-  auto given = infer_endpoints(fx.client, fx.server, test::ip("10.77.1.3"), std::nullopt);
+  fx.client.packets.clear();
+  test::add(fx.client, 1, test::syn("10.77.1.3", "10.77.2.2", 40009, 5));
+  for (std::uint16_t i = 0; i < 3; ++i) test::add(fx.client, 2 + i, test::syn("10.77.1.2", "10.77.2.2", 40000 + i, 5));
+  correlate::RunManifest m;
+  m.l4.clear();
+  auto c = correlate::correlate(fx.client, fx.server, m);
+  ASSERT_TRUE(c.ok()) << c.error().text();
+  EXPECT_EQ(c->client, test::ip("10.77.1.2"));
+  ASSERT_EQ(c->flows.size(), 2u);
+  EXPECT_TRUE(c->flows[0].analysed);
+  EXPECT_EQ(c->flows[0].probes, 3u);
+  EXPECT_EQ(c->flows[1].client, test::ip("10.77.1.3"));
+  EXPECT_FALSE(c->flows[1].analysed);
+  EXPECT_EQ(c->probes.size(), 3u);
+  m.client = test::ip("10.77.1.3");
+  auto given = correlate::correlate(fx.client, fx.server, m);
   ASSERT_TRUE(given.ok());
   EXPECT_EQ(given->client, test::ip("10.77.1.3"));
+  EXPECT_EQ(given->probes.size(), 1u);
 }
 
 TEST(CaptureFile, MissingAndGarbageNameTheFile) {

@@ -16,8 +16,8 @@ TEST(ReportJson, TopLevelKeysInDocumentedOrder) {
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
   std::vector<std::string> want = {"tool",    "version", "mode",    "target",   "client",   "server",
-                                   "run",     "clock",   "capture", "summary",  "verdict",  "findings",
-                                   "variants", "probes"};
+                                   "run",     "clock",   "capture", "flows",    "summary",  "verdict",
+                                   "findings", "variants", "probes"};
   EXPECT_EQ(keys, want);
   EXPECT_EQ(j["tool"], "tandem");
   EXPECT_EQ(j["mode"], "analyze");
@@ -66,7 +66,8 @@ TEST(ReportJson, ProbesCarryOptionalKeysOnlyWhenKnown) {
   ASSERT_EQ(j["probes"].size(), correlate::kFateCount);
   const auto& a = j["probes"][0];
   EXPECT_EQ(a, (ojson{{"id", 0}, {"variant", "default"}, {"sport", 40000}, {"fate", "answered"}, {"reply", "syn_ack"},
-                      {"rtt_us", 2100}, {"forward_hops", 1}, {"reverse_hops", 1}}));
+                      {"rtt_us", 2100}, {"forward_hops", 1}, {"reverse_hops", 1},
+                      {"frames", ojson{{"client_probe", 1}, {"server_probe", 1}, {"server_reply", 2}, {"client_reply", 2}}}}));
   const auto& lost = j["probes"][1];
   EXPECT_TRUE(lost["reply"].is_null());
   EXPECT_TRUE(lost["rtt_us"].is_null());

@@ -2,7 +2,6 @@
 // run the real `tandem analyze` on client.pcap + server.pcap (+ manifest.json when present) and
 // compare its report.json with the baseline. Only "version" is ignored (docs/report-format.md,
 // "Volatile fields"). Baselines are rewritten by tests/scenarios/regen.sh, whose diff is reviewed.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/unit/scenarios/run_command.hpp"
 
 namespace {
 
@@ -34,29 +35,9 @@ std::vector<std::string> scenario_names() {
   return names;
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct CmdResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs a shell command; stdout (and stderr unless stderr_too is false) is captured.
-CmdResult run(const std::string& cmd, bool stderr_too = true) {
-  CmdResult r;
-  std::FILE* p = popen((cmd + (stderr_too ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using tandem::test::CmdResult;
+using tandem::test::quote;
+using tandem::test::run;
 
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::path(::testing::TempDir()) / ("tandem-scenario-" + name + "-" + std::to_string(getpid()));

@@ -1,0 +1,395 @@
+// Replies (docs/correlation.md steps 5-6): the server's replies to each sighting — its first reply
+// and its retransmissions, until the next copy of the same probe —, which of them reached the
+// client, and the clock estimate from answered pairs. Real servers retransmit their SYN-ACKs and
+// real clients their SYNs (DESIGN.md §8): a retransmitted reply is never taken for the first one.
+#include <algorithm>
+
+#include "controller/correlate/correlator.hpp"
+
+namespace tandem::correlate::detail {
+
+void Correlator::index_client_replies() {
+  if (!c_.cap->present || !client_id_) return;
+  auto cid = *client_id_;
+  std::size_t n = 0;
+  for (const auto& r : c_.recs) n += r.dst == cid;
+  c_reply_idx_.reserve(n);
+  for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
+    const Rec& r = c_.recs[i];
+    if (r.dst != cid || (r.bits & kOutgoing)) continue;
+    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(join_key(*k), i);
+  }
+  c_reply_idx_.seal();
+  c_reply_built_ = true;
+  std::vector<std::uint64_t> q;
+  q.reserve(work_.size());
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    if (work_[k].c_probe != kNone) q.push_back(std::uint64_t{join_key(probe_reply_key(c_.recs[work_[k].c_probe], l4_))} << 32 | k);
+  }
+  c_reply_of_ = c_reply_idx_.lookup(q, work_.size());
+}
+
+// The end of each copy's reply window on both sides: the next copy of the same probe (same
+// flow and sequence number / tag as that side saw it), or the retransmission window. tandem's own
+// probes (a run key) never repeat, so the sort is skipped for them.
+void Correlator::find_copy_windows() {
+  const Nanos window = std::max(m_.retransmit_window_ns, m_.reply_timeout_ns);
+  for (auto& w : work_) {
+    if (w.c_probe != kNone) w.c_end = c_.ts(w.c_probe) + window;
+    if (w.match == Match::matched) w.s_end = s_.ts(w.s_probe) + window;
+  }
+  if (m_.run_key) return;
+  auto flow_key = [&](const Rec& r) {
+    return std::uint64_t{probe_reply_key(r, l4_)} << 32 | std::uint64_t{r.sport} << 16 | r.src;
+  };
+  auto close_windows = [&](std::vector<Copy>& v, auto end_of) {
+    std::sort(v.begin(), v.end(), [](const Copy& a, const Copy& b) { return a.key != b.key ? a.key < b.key : a.t < b.t; });
+    for (std::size_t i = 0; i + 1 < v.size(); ++i) {
+      if (v[i].key == v[i + 1].key) {
+        Nanos& end = end_of(work_[v[i].k]);
+        end = std::min(end, v[i + 1].t);
+      }
+    }
+  };
+  c_copies_.clear();
+  c_copies_.reserve(work_.size());
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    if (work_[k].c_probe != kNone) c_copies_.push_back({flow_key(c_.recs[work_[k].c_probe]), c_.ts(work_[k].c_probe), k});
+  }
+  close_windows(c_copies_, [](ProbeWork& w) -> Nanos& { return w.c_end; });
+  std::vector<Copy> v;
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    if (work_[k].match == Match::matched) v.push_back({flow_key(s_.recs[work_[k].s_probe]), s_.ts(work_[k].s_probe), k});
+  }
+  close_windows(v, [](ProbeWork& w) -> Nanos& { return w.s_end; });
+}
+
+void Correlator::attribute_client_replies() {
+  if (!c_.cap->present || !c_reply_built_) return;
+  const Nanos window = std::max(m_.retransmit_window_ns, m_.reply_timeout_ns);
+  const bool timed = time_known();
+  const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
+  // A reply's one-way delay back, as the clock allows: never negative, at most the slowest
+  // forward one-way seen (the path's other direction is assumed no slower) plus the slack.
+  const Nanos lo = -err - kTimeSlackNs;
+  const Nanos hi = (have_ow_ ? max_ow_ : m_.reply_timeout_ns) + err + kTimeSlackNs;
+  struct SReply {
+    Nanos t;
+    std::uint32_t pkt, k, j;  // packet, owning copy, index among its replies (0 = first)
+  };
+  std::vector<std::uint32_t> members;
+  std::vector<SReply> sr;
+  std::vector<std::pair<Nanos, std::uint32_t>> cr;  // client replies of the flow, by time
+  std::vector<std::uint32_t> used_mask;
+  auto settle_group = [&](std::span<const std::uint32_t> ks) {
+    sr.clear();
+    cr.clear();
+    for (auto k : ks) {
+      auto& w = work_[k];
+      // The tie below decides which client reply is a copy of which server reply; a reply
+      // pick_client_reply() took for the server's is re-decided here.
+      if (w.real) w.c_reply = kNone;
+      w.real = false;
+      w.c_received = 0;
+      w.c_retx = kNone;
+      w.c_unattributed = false;
+      if (w.s_reply == kNone) continue;
+      sr.push_back({s_.ts(w.s_reply), w.s_reply, k, 0});
+      auto it = std::lower_bound(s_more_replies_.begin(), s_more_replies_.end(), std::make_pair(k, 0u),
+                                 [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::uint32_t j = 1;
+      for (; it != s_more_replies_.end() && it->first == k; ++it) sr.push_back({s_.ts(it->second), it->second, k, j++});
+    }
+    std::sort(sr.begin(), sr.end(), [](const SReply& a, const SReply& b) { return a.t < b.t; });
+    // The client's replies to this flow: the index range is the same for every copy (same key).
+    const auto& w0 = work_[ks.front()];
+    const Rec& p0 = c_.recs[w0.c_probe];
+    const Nanos t_first = c_.ts(w0.c_probe);
+    Nanos t_last = t_first;
+    for (auto k : ks) t_last = std::max(t_last, c_.ts(work_[k].c_probe));
+    auto range = c_reply_of_[ks.front()];
+    for (std::uint32_t i = 0; i < range.n; ++i) {
+      auto r = c_reply_idx_.value(range.pos + i);
+      const Nanos t = c_.ts(r);
+      if (t < t_first || t >= t_last + window || !answers(p0, c_.recs[r], l4_)) continue;
+      cr.emplace_back(t, r);
+    }
+    std::sort(cr.begin(), cr.end());
+    // Whether server reply x can be the one client reply r is a copy of.
+    auto compatible = [&](std::size_t x, std::uint32_t r, bool* server_like) {
+      const Rec& a = s_.recs[sr[x].pkt];
+      const Rec& b = c_.recs[r];
+      const auto& w = work_[sr[x].k];
+      if (kind_code(a) != kind_code(b)) return false;
+      const bool seq_rewritten = c_.recs[w.c_probe].primary != s_.recs[w.s_probe].primary;
+      if (a.role == kRoleTcpReply && a.primary != b.primary && !seq_rewritten) return false;
+      if (server_like) *server_like = true;
+      if ((a.bits & kHasTs) && (b.bits & kHasTs) && a.tsval != b.tsval) return false;
+      if (a.ipid != 0 && b.ipid != 0 && a.ipid != b.ipid) return false;
+      const Nanos t = c_.ts(r);
+      if (timed) {
+        const Nanos back = t + off - sr[x].t;
+        return back >= lo && back <= hi;
+      }
+      return t >= c_.ts(w.c_probe);
+    };
+    // Clock-free: the network round trip the pairing implies (client interval minus the server's
+    // turnaround); the right copy gives the path's, an earlier reply that plus its delay.
+    auto implied_rtt = [&](std::size_t x, std::uint32_t r) {
+      const auto& w = work_[sr[x].k];
+      return (c_.ts(r) - c_.ts(w.c_probe)) - (sr[x].t - s_.ts(w.s_probe));
+    };
+    std::vector<std::size_t> feasible;
+    std::size_t next = 0;  // server replies before this one are behind the flow's order
+    for (std::size_t ci = 0; ci < cr.size(); ++ci) {
+      const auto [t, r] = cr[ci];
+      // The copy whose window the reply arrived in (for replies no server reply is tied to).
+      std::uint32_t home = kNone;
+      for (auto k : ks) {
+        if (c_.ts(work_[k].c_probe) <= t && t < std::max(work_[k].c_end, c_.ts(work_[k].c_probe) + m_.reply_timeout_ns)) home = k;
+      }
+      bool server_like = false;
+      feasible.clear();
+      for (std::size_t x = next; x < sr.size(); ++x) {
+        if (compatible(x, r, &server_like)) feasible.push_back(x);
+      }
+      std::optional<std::size_t> pick;
+      if (feasible.size() == 1) {
+        pick = feasible.front();
+      } else if (feasible.size() > 1 && !timed) {
+        Nanos best = 0;
+        for (auto x : feasible) {
+          const Nanos rtt = implied_rtt(x, r);
+          if (rtt < -kTimeSlackNs) continue;
+          if (!pick || rtt < best) { pick = x; best = rtt; }
+        }
+      } else if (feasible.size() > 1) {
+        // Several copies the server sent fit this arrival. In order, as many arrivals as fitting
+        // copies pair one to one; fewer arrivals leave unknown which copies were lost.
+        std::size_t arrivals = 0;
+        for (std::size_t cj = ci; cj < cr.size(); ++cj) {
+          for (auto x : feasible) {
+            if (compatible(x, cr[cj].second, nullptr)) { ++arrivals; break; }
+          }
+        }
+        if (arrivals >= feasible.size()) {
+          pick = feasible.front();
+        } else {
+          for (auto x : feasible) work_[sr[x].k].c_unattributed = true;
+          continue;
+        }
+      }
+      if (!pick) {
+        if (server_like && home != kNone) work_[home].c_unattributed = true;
+        continue;
+      }
+      auto& ow = work_[sr[*pick].k];
+      if (sr[*pick].j == 0) {
+        ow.real = true;
+        ow.c_reply = r;
+      } else if (ow.c_retx == kNone) {
+        ow.c_retx = r;
+      }
+      ++ow.c_received;
+      next = *pick + 1;
+    }
+  };
+  if (c_copies_.empty()) {
+    // A run key: every probe is its own flow.
+    for (std::uint32_t k = 0; k < work_.size(); ++k) {
+      if (work_[k].c_probe == kNone || work_[k].s_reply == kNone) continue;
+      const std::uint32_t one[1] = {k};
+      settle_group(one);
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < c_copies_.size();) {
+    std::size_t e = i + 1;
+    while (e < c_copies_.size() && c_copies_[e].key == c_copies_[i].key) ++e;
+    members.clear();
+    bool any_reply = false;
+    for (std::size_t x = i; x < e; ++x) {
+      members.push_back(c_copies_[x].k);
+      any_reply |= work_[c_copies_[x].k].s_reply != kNone;
+    }
+    if (any_reply) settle_group(members);
+    i = e;
+  }
+}
+
+void Correlator::find_server_replies() {
+  std::vector<std::uint64_t> q;
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    const auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply != kNone) continue;
+    q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
+  }
+  if (q.empty()) return;
+  auto replies = s_reply_idx_.lookup(q, work_.size());
+  std::vector<std::uint32_t> mine;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply != kNone) continue;
+    const Rec& p = s_.recs[w.s_probe];
+    const Nanos t0 = s_.ts(w.s_probe);
+    const Nanos t1 = w.s_end > t0 ? w.s_end : t0 + m_.reply_timeout_ns;
+    mine.clear();
+    auto range = replies[k];
+    for (std::uint32_t t = 0; t < range.n; ++t) {
+      auto r = s_reply_idx_.value(range.pos + t);
+      Nanos tr = s_.ts(r);
+      if (r == w.s_probe || tr < t0 || tr >= t1 || !answers(p, s_.recs[r], l4_)) continue;
+      mine.push_back(r);
+    }
+    if (mine.empty()) continue;
+    std::stable_sort(mine.begin(), mine.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); });
+    // The first reply must come within the reply timeout; its retransmissions are the later
+    // replies of the same kind (a connection's later packets — the server's FIN carries the same
+    // ack — are not copies of its SYN-ACK).
+    if (s_.ts(mine.front()) > t0 + m_.reply_timeout_ns) continue;
+    const auto kind = kind_code(s_.recs[mine.front()]);
+    std::erase_if(mine, [&](std::uint32_t r) { return kind_code(s_.recs[r]) != kind; });
+    w.s_reply = mine.front();
+    w.s_replies = static_cast<std::uint16_t>(std::min<std::size_t>(mine.size(), 0xffff));
+    for (std::size_t j = 1; j < mine.size(); ++j) s_more_replies_.emplace_back(static_cast<std::uint32_t>(k), mine[j]);
+  }
+  // Positions were appended in order within each call; a second call adds later positions after
+  // earlier ones of the first, so sort once for the lookups.
+  std::sort(s_more_replies_.begin(), s_more_replies_.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : s_.ts(a.second) < s_.ts(b.second);
+  });
+}
+
+bool Correlator::reverse_agrees(std::uint32_t sr, std::uint32_t cr, bool use_time) const {
+  const Rec& a = s_.recs[sr];
+  const Rec& b = c_.recs[cr];
+  if (kind_code(a) != kind_code(b)) return false;
+  if (a.role == kRoleIcmpError) return true;  // both quote the same probe: that is the invariant
+  if (a.role == kRoleTcpReply && a.primary == b.primary) return true;
+  if (a.ipid != 0 && a.ipid == b.ipid) return true;
+  if ((a.bits & kHasTs) && (b.bits & kHasTs) && a.tsval == b.tsval) return true;
+  if ((a.bits & kHasTag) && (b.bits & kHasTag) && a.primary == b.primary) return true;
+  if (use_time && time_known()) {
+    Nanos expect = s_.ts(sr) - corr_.clock.offset_ns;
+    Nanos t = c_.ts(cr);
+    Nanos tol = corr_.clock.error_ns + kTimeSlackNs;
+    return t >= expect - tol && t <= expect + m_.reply_timeout_ns + tol;
+  }
+  return false;
+}
+
+int Correlator::which_server_reply(std::size_t k, std::uint32_t cr, bool use_time) const {
+  const auto& w = work_[k];
+  if (w.s_reply == kNone || w.c_probe == kNone) return -1;
+  const Rec& b = c_.recs[cr];
+  // The server's replies in time order: the first, then its retransmissions.
+  std::uint32_t list[16];
+  std::size_t n = 0;
+  list[n++] = w.s_reply;
+  auto it = std::lower_bound(s_more_replies_.begin(), s_more_replies_.end(), std::make_pair(static_cast<std::uint32_t>(k), 0u),
+                             [](const auto& a, const auto& b2) { return a.first < b2.first; });
+  for (; it != s_more_replies_.end() && it->first == k && n < 16; ++it) list[n++] = it->second;
+  // A sequence-rewriting middlebox rewrites the reply's too: then the server's ISN cannot agree,
+  // and time or uniqueness must.
+  const bool seq_rewritten = w.match == Match::matched && c_.recs[w.c_probe].primary != s_.recs[w.s_probe].primary;
+  int strong = -1, strong_n = 0;
+  int best = -1;
+  Nanos best_rtt = 0;
+  const Nanos c_tx = c_.ts(w.c_probe), c_rx = c_.ts(cr), s_rx = s_.ts(w.s_probe);
+  for (std::size_t j = 0; j < n; ++j) {
+    const Rec& a = s_.recs[list[j]];
+    if (kind_code(a) != kind_code(b)) continue;
+    // A TCP reply is a copy of the server's only if it carries the server's ISN (a forged SYN-ACK
+    // does not), unless the path rewrites sequence numbers. For UDP and ICMP, answers() already
+    // matched ports, tags or echo ids, and the kinds agree.
+    if (a.role == kRoleTcpReply && a.primary != b.primary && !seq_rewritten) continue;
+    // Per-copy carriers: a retransmission has the same ISN, but (with timestamps) another TSval.
+    const bool ts_eq = (a.bits & kHasTs) && (b.bits & kHasTs) && a.tsval == b.tsval;
+    const bool id_eq = a.ipid != 0 && a.ipid == b.ipid;
+    if (ts_eq || id_eq) {
+      if (strong_n++ == 0) strong = static_cast<int>(j);
+      continue;
+    }
+    if (use_time && time_known() && a.role != kRoleTcpReply && !reverse_agrees(list[j], cr, true)) continue;
+    // Clock-free: the network round trip this pairing implies, client interval minus the server's
+    // turnaround. The right copy gives the path's round trip; an earlier reply gives that plus the
+    // retransmission interval, a later one a negative value.
+    const Nanos rtt = (c_rx - c_tx) - (s_.ts(list[j]) - s_rx);
+    if (rtt < -kTimeSlackNs) continue;
+    if (best < 0 || rtt < best_rtt) {
+      best = static_cast<int>(j);
+      best_rtt = rtt;
+    }
+  }
+  if (strong_n == 1) return strong;
+  return best;
+}
+
+std::uint32_t Correlator::pick_client_reply(std::size_t k, bool use_time, bool* real, std::uint16_t* received,
+                                            std::uint32_t* retx) const {
+  *real = false;
+  if (received) *received = 0;
+  if (retx) *retx = kNone;
+  const auto& w = work_[k];
+  if (w.c_probe == kNone || !c_reply_built_) return kNone;
+  const Rec& p = c_.recs[w.c_probe];
+  const Nanos t0 = c_.ts(w.c_probe);
+  const Nanos t1 = std::max(w.c_end, t0 + m_.reply_timeout_ns);
+  std::uint32_t first = kNone, match = kNone;
+  std::uint32_t copies_seen = 0;  // bit j: the server's j-th reply reached the client (j < 32)
+  auto range = c_reply_of_[k];
+  for (std::uint32_t i = 0; i < range.n; ++i) {
+    auto r = c_reply_idx_.value(range.pos + i);
+    const Nanos t = c_.ts(r);
+    if (t < t0 || t >= t1 || !answers(p, c_.recs[r], l4_)) continue;
+    const int j = which_server_reply(k, r, use_time);
+    if (j < 0) {
+      // Not a copy of anything the server sent: another sender's (or no server evidence), only
+      // within the reply timeout.
+      if (t <= t0 + m_.reply_timeout_ns && (first == kNone || t < c_.ts(first))) first = r;
+      continue;
+    }
+    if (j < 32) copies_seen |= 1u << j;
+    if (j == 0) {
+      if (match == kNone || t < c_.ts(match)) match = r;
+    } else if (retx && (*retx == kNone || t < c_.ts(*retx))) {
+      *retx = r;
+    }
+  }
+  if (received) *received = static_cast<std::uint16_t>(__builtin_popcount(copies_seen));
+  if (match != kNone) {
+    *real = true;
+    return match;
+  }
+  return first;
+}
+
+void Correlator::estimate_clock() {
+  if (m_.clock) {
+    corr_.clock = *m_.clock;
+    return;
+  }
+  corr_.clock = ClockEstimate{0, 0, "none"};
+  bool have = false;
+  Nanos best_rtt = 0;
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    const auto& w = work_[k];
+    if (w.match != Match::matched || w.s_reply == kNone) continue;
+    bool real = false;
+    auto cr = pick_client_reply(k, false, &real);
+    if (!real) continue;
+    Nanos c_tx = c_.ts(w.c_probe), s_rx = s_.ts(w.s_probe), s_tx = s_.ts(w.s_reply), c_rx = c_.ts(cr);
+    // NTP's on-wire calculation: the server's turnaround does not count as path delay.
+    Nanos rtt = (c_rx - c_tx) - (s_tx - s_rx);
+    if (rtt < 0) continue;
+    if (!have || rtt < best_rtt) {
+      have = true;
+      best_rtt = rtt;
+      corr_.clock.offset_ns = ((s_rx - c_tx) - (c_rx - s_tx)) / 2;
+      corr_.clock.error_ns = rtt / 2;
+    }
+  }
+  if (have) corr_.clock.source = "probes";
+}
+
+}  // namespace tandem::correlate::detail
