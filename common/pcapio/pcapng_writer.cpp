@@ -109,7 +109,10 @@ Result<PcapngWriter> PcapngWriter::create(const std::string& path, PcapngOptions
   opts |= put_option(b, kShbUserAppl, options.user_appl);
   end_block(b, start, opts);
   // Written at once so that a file that cannot be written fails here, not at the first packet.
-  if (auto s = w.flush(); !s) return s.error();
+  if (auto s = w.flush(); !s) {
+    static_cast<void>(w.close());  // returned here: the destructor would log the same error again
+    return s.error();
+  }
   return w;
 }
 

@@ -170,7 +170,8 @@ Status write_side(const fs::path& path, const char* name, const Correlation& c, 
                   bool server_side, const CaptureSide& side) {
   auto w = pcapio::PcapngWriter::create(path.string());
   if (!w) return w.error();
-  if (side.present) {
+  auto fill = [&]() -> Status {
+    if (!side.present) return ok_status();
     auto iface = w->add_interface({side.linktype, 0, name, std::string("tandem ") + name + " capture"});
     if (!iface) return iface.error();
     for (std::uint32_t i = 0; i < side.packets.size(); ++i) {
@@ -178,9 +179,12 @@ Status write_side(const fs::path& path, const char* name, const Correlation& c, 
         if (st.error().code != Errc::usage) return st.error();
       }
     }
-    if (auto st = w->write_statistics(*iface, side_stats(side, last_ts(side))); !st) return st;
-  }
-  return w->close();
+    return w->write_statistics(*iface, side_stats(side, last_ts(side)));
+  };
+  Status st = fill();
+  // Closed after an error too: the writer's destructor would log the same error a second time.
+  Status closed = w->close();
+  return st ? closed : st;
 }
 
 // The IP packet inside a frame, wrapped in a synthetic Ethernet header (zero MACs, EtherType from
@@ -254,41 +258,47 @@ Result<MergeResult> write_merged(const std::string& path, const Correlation& c, 
 
   auto w = pcapio::PcapngWriter::create(path);
   if (!w) return w.error();
-  auto ci = w->add_interface({res.linktype, 0, "client", "client capture"});
-  if (!ci) return ci.error();
-  auto si = w->add_interface({res.linktype, 0, "server", "server capture, timestamps moved to the client clock"});
-  if (!si) return si.error();
-  RecordIndex idx(c);
-  std::vector<std::uint8_t> scratch;
-  for (const auto& it : items) {
-    const CaptureSide& side = it.server ? server : client;
-    pcapio::PacketView pv;
-    if (keep) {
-      pv = side.packets[it.index];
-    } else {
-      std::uint32_t origlen = 0;
-      if (!as_ethernet(side, it.index, scratch, origlen)) {
-        ++res.skipped_non_ip;
+  auto fill = [&]() -> Status {
+    auto ci = w->add_interface({res.linktype, 0, "client", "client capture"});
+    if (!ci) return ci.error();
+    auto si = w->add_interface({res.linktype, 0, "server", "server capture, timestamps moved to the client clock"});
+    if (!si) return si.error();
+    RecordIndex idx(c);
+    std::vector<std::uint8_t> scratch;
+    for (const auto& it : items) {
+      const CaptureSide& side = it.server ? server : client;
+      pcapio::PacketView pv;
+      if (keep) {
+        pv = side.packets[it.index];
+      } else {
+        std::uint32_t origlen = 0;
+        if (!as_ethernet(side, it.index, scratch, origlen)) {
+          ++res.skipped_non_ip;
+          continue;
+        }
+        pv = {0, origlen, scratch};
+      }
+      pv.ts_ns = it.ts < 0 ? 0 : it.ts;
+      auto st = w->write(it.server ? *si : *ci, pv, comment_for(c, idx, it.server, it.index, side));
+      if (!st) {
+        if (st.error().code != Errc::usage) return st.error();
         continue;
       }
-      pv = {0, origlen, scratch};
+      ++res.written;
     }
-    pv.ts_ns = it.ts < 0 ? 0 : it.ts;
-    auto st = w->write(it.server ? *si : *ci, pv, comment_for(c, idx, it.server, it.index, side));
-    if (!st) {
-      if (st.error().code != Errc::usage) return st.error();
-      continue;
+    if (client.present) {
+      if (auto st = w->write_statistics(*ci, side_stats(client, last_ts(client))); !st) return st.error();
     }
-    ++res.written;
-  }
-  if (client.present) {
-    if (auto st = w->write_statistics(*ci, side_stats(client, last_ts(client))); !st) return st.error();
-  }
-  if (server.present) {
-    auto st = w->write_statistics(*si, side_stats(server, last_ts(server) - c.clock.offset_ns));
-    if (!st) return st.error();
-  }
-  if (auto st = w->close(); !st) return st.error();
+    if (server.present) {
+      auto st = w->write_statistics(*si, side_stats(server, last_ts(server) - c.clock.offset_ns));
+      if (!st) return st.error();
+    }
+    return ok_status();
+  };
+  Status st = fill();
+  Status closed = w->close();  // after an error too (see write_side)
+  if (!st) return st.error();
+  if (!closed) return closed.error();
   return res;
 }
 

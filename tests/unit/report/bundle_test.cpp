@@ -105,6 +105,24 @@ TEST_F(BundleTest, JsonOnlyRemovesStaleCaptures) {
   EXPECT_FALSE(fs::exists(dir_ / "report.md"));
 }
 
+// A run killed while writing leaves <name>.tmp: the next run into the directory treats it as its
+// own, replaces it, and leaves no temporary; the result lists the files written, report.json last.
+TEST_F(BundleTest, LeftoverTemporariesAreReplacedAndResultListsFiles) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / "report.json.tmp") << "{\"tool\": \"tand";
+  std::ofstream(dir_ / "merged.pcapng.tmp") << "partial";
+  auto files = write();
+  ASSERT_TRUE(files.ok()) << files.error().text();
+  EXPECT_EQ(*files, (std::vector<std::string>{"client.pcapng", "server.pcapng", "merged.pcapng", "report.md",
+                                              "report.json"}));
+  for (const auto& e : fs::directory_iterator(dir_)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  EXPECT_TRUE(is_bundle_file("report.json.tmp"));
+  EXPECT_FALSE(is_bundle_file("report.json.bak"));
+  auto json_only = write({.json_only = true});
+  ASSERT_TRUE(json_only.ok());
+  EXPECT_EQ(*json_only, std::vector<std::string>{"report.json"});
+}
+
 TEST_F(BundleTest, PacketComments) {
   EXPECT_EQ(packet_comment(fx_.c, false, 0, fx_.client), "probe 0 answered probe");
   EXPECT_EQ(packet_comment(fx_.c, false, 1, fx_.client), "probe 0 answered reply");
