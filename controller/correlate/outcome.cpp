@@ -78,7 +78,13 @@ void Correlator::decide() {
     if (!cp) { p.fate = Fate::unknown; p.note = "client capture absent"; continue; }
     if (w.c_probe == kNone) {
       if (c_.drops) { p.fate = Fate::unknown; p.note = drop_note("client", c_.drops); }
-      else p.fate = Fate::not_sent;
+      else if (!c_.cap->stats.warnings.empty()) {
+        // A file that says it is incomplete (cut mid-packet) cannot prove a probe was never sent.
+        p.fate = Fate::unknown;
+        p.note = "client capture incomplete: " + c_.cap->stats.warnings.front();
+      } else {
+        p.fate = Fate::not_sent;
+      }
       continue;
     }
     p.sport = w.sport;
