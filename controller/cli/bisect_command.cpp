@@ -182,10 +182,8 @@ int run_bisect(BisectArgs& a) {
   ctx.l4 = "tcp";
   ctx.client = req->client_source;
   // Who is who as the captures show it, as trace does (the server's own address under NAT).
-  if (auto ends = report::infer_endpoints(client_side, server_side, req->client_source, std::nullopt)) {
-    if (!ctx.client) ctx.client = ends->client;
-    ctx.server = ends->server;
-  }
+  if (!ctx.client) ctx.client = evidence.correlation().client;
+  ctx.server = evidence.correlation().server;
   ctx.client_agent = req->client.endpoint;
   ctx.server_agent = req->server ? req->server->endpoint : "";
   ctx.count = static_cast<std::uint32_t>(evidence.correlation().probes.size());
