@@ -82,7 +82,8 @@ TEST_F(AgentLease, SilenceWhileSendingStopsTheProbesWithinThreeSeconds) {
   EXPECT_GE(waited, 2.9);
   EXPECT_LT(report->sent, 360u);
   EXPECT_TRUE(audit_has("reason=\"controller silent for 3 s while sending\"")) << audit_text();
-  EXPECT_EQ(data_files(), 0u);
+  EXPECT_TRUE(audit_has("audit run_ended key=" + ctl_a_.public_z85 + " run=silent")) << audit_text();
+  EXPECT_EQ(data_files(), 0u);  // the capture streamed so far is deleted with the run
 }
 
 TEST_F(AgentLease, RemovingTheRunHoldersKeyEndsItsRunAtOnce) {
