@@ -88,15 +88,15 @@ class LongRun : public ::testing::Test {
     std::future<Result<lab::ExecResult>> done;
     pid_t pid = 0;
   };
-  Background start_trace(const std::vector<std::string>& args) {
+  Background start_trace(const std::vector<std::string>& args, std::chrono::seconds limit = 300s) {
     Background b;
     std::promise<pid_t> started;
     auto pid = started.get_future();
     std::vector<std::string> argv = {LabFixture::tandem_binary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    b.done = std::async(std::launch::async, [this, argv, p = std::move(started)]() mutable {
+    b.done = std::async(std::launch::async, [this, argv, limit, p = std::move(started)]() mutable {
       lab::ExecOptions eo;
-      eo.timeout = 300s;
+      eo.timeout = limit;
       eo.on_start = [&](pid_t child) { p.set_value(child); };
       return lab_->lab().exec_in(lab::Node::client, argv, eo);
     });
@@ -290,7 +290,7 @@ TEST_F(LongRun, SoakFivePerSecondRssFlat) {
   if (const char* m = std::getenv("TANDEM_SOAK_MINUTES")) minutes = std::max(1, std::atoi(m));
   const int count = minutes * 60 * 5;
   std::string out = root_ + "/soak";
-  auto bg = start_trace(trace_args(count, 5, out));
+  auto bg = start_trace(trace_args(count, 5, out), std::chrono::seconds(minutes * 60 + 180));
   std::vector<std::pair<std::uint64_t, std::uint64_t>> samples;  // client, server KiB
   while (bg.done.wait_for(10s) != std::future_status::ready) {
     samples.emplace_back(rss_kib(agents_->client_pid()), rss_kib(agents_->server_pid()));
