@@ -36,9 +36,6 @@ inline int exit_code(Errc c) {
   return 3;
 }
 inline constexpr int kExitProblemFound = 4;
-// `tandem trace` ended early by Ctrl-C (SIGINT): 128 + SIGINT, as shells report it; the bundle of
-// what was sent is written when sending had started.
-inline constexpr int kExitInterrupted = 130;
 
 // An error names the subsystem, the operation and the cause: "pcap: activate eth0: permission denied".
 struct Error {
