@@ -150,6 +150,15 @@ struct Daemon::Impl {
     run.reset();
   }
 
+  // A run whose controller key the operator just removed (SIGHUP) ends now: its plan must not keep
+  // sending until the next request or the lease notices (DESIGN.md §7, within 3 s).
+  void end_run_of_removed_key() {
+    if (!run) return;
+    const auto& keys = opt.policy.controller_keys;
+    if (std::find(keys.begin(), keys.end(), run->owner) != keys.end()) return;
+    end_run("controller key removed from the allow list", proto::ErrorCode::policy_refused);
+  }
+
   // --- housekeeping each loop turn ---
   void poll_workers() {
     if (!run) return;
@@ -178,12 +187,15 @@ struct Daemon::Impl {
 
   void check_lease() {
     if (!run) return;
-    auto end = run->lease.check(realtime_ns(), monotonic_ns(), run->stopping.valid());
+    const bool sending = run->sender != nullptr && !run->sender->done();
+    auto end = run->lease.check(realtime_ns(), monotonic_ns(), run->stopping.valid(), sending);
     if (end == Lease::End::none) return;
     std::string owner = run->owner;
     std::string why = end == Lease::End::deadline
                           ? "lease deadline reached"
-                          : fmt::format("controller silent for {} s", opt.policy.idle_timeout_s);
+                          : fmt::format("controller silent for {} s{}",
+                                        static_cast<double>(run->lease.silence_limit(sending)) / 1e9,
+                                        sending ? " while sending" : "");
     opt.audit.record("lease_expired", owner, fmt::format("run={} reason=\"{}\"", run->id, why));
     end_run(why, proto::ErrorCode::lease_expired);
     expired_owner = owner;
@@ -390,6 +402,7 @@ struct Daemon::Impl {
     cfg.quota_bytes = left;
     cfg.interface_name = role_name(r.role);
     cfg.description = description;
+    cfg.path = run_file(opt.data_dir, r.id, role_name(r.role));
     auto cap = RunCapture::start(std::move(cfg));
     if (!cap) {
       opt.audit.record("capture_failed", c.key, fmt::format("run={} error=\"{}\"", r.id, cap.error().text()));
@@ -442,9 +455,8 @@ struct Daemon::Impl {
     // SEND_REPORT still goes to its requester, with what was sent).
     if (r.sender) stop_sender_and_report(r);
     auto drain = std::chrono::milliseconds(std::min(m.drain_ms, opt.policy.max_drain_ms));
-    auto path = run_file(opt.data_dir, r.id, role_name(r.role));
     RunCapture* cap = r.capture.get();
-    r.stopping = std::async(std::launch::async, [cap, drain, path] { return cap->stop_and_write(drain, path); });
+    r.stopping = std::async(std::launch::async, [cap, drain] { return cap->stop_and_write(drain); });
     r.stop_reply = to;
     r.phase = RunPhase::stopped;
     (void)c;
@@ -547,6 +559,7 @@ Status Daemon::reload_now() {
   d.server->set_allowed_keys(d.opt.policy.controller_keys);
   d.opt.audit.record("policy_reloaded", "", fmt::format("keys={} policy=\"{}\"", d.opt.policy.controller_keys.size(),
                                                           summary(d.opt.policy)));
+  d.end_run_of_removed_key();
   return ok_status();
 }
 

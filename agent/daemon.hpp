@@ -45,7 +45,7 @@ class Daemon {
   // the server broke (socket failure, ZAP handler died: fail closed means we stop serving).
   // Whenever `reload` is set (SIGHUP), it is cleared and DaemonOptions::reload_policy applied: the
   // new policy and keys govern every later request (a key removed is refused at its next message,
-  // also mid-run; a run in progress keeps its lease); if the new files are bad, the old policy
+  // also mid-run; a run held by a removed key ends at once: sending and capture stop, files deleted); if the new files are bad, the old policy
   // stays and the failure is audited.
   Status run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
   // The same, on request (tests): returns what run() would audit.

@@ -156,67 +156,121 @@ std::uint32_t scrubbed_length(int linktype, const pcapio::PacketView& p) {
   return std::min(keep, caplen);
 }
 
+RunCapture::RunCapture(RunCaptureConfig config, pcapio::PcapngWriter writer)
+    : config_(std::move(config)), writer_(std::move(writer)), session_([this] {
+        pcapio::CaptureSessionConfig sc;
+        sc.capture.device = "any";
+        sc.capture.snaplen = config_.snaplen;
+        sc.capture.filter = config_.filter;
+        sc.capture.promisc = false;
+        // Nothing is kept in memory: every packet goes to the file as it arrives.
+        sc.store = false;
+        sc.on_packet = [this](const pcapio::PacketView& p) { on_packet(p); };
+        return sc;
+      }()) {}
+
+RunCapture::~RunCapture() {
+  if (!finished_) abort();
+}
+
 Result<std::unique_ptr<RunCapture>> RunCapture::start(RunCaptureConfig config) {
-  pcapio::CaptureSessionConfig sc;
-  sc.capture.device = "any";
-  sc.capture.snaplen = config.snaplen;
-  sc.capture.filter = config.filter;
-  sc.capture.promisc = false;
-  // Memory bound: never hold more than the file could take.
-  sc.max_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(config.quota_bytes, 256u << 20));
-  std::unique_ptr<RunCapture> c(new RunCapture(std::move(config), std::move(sc)));
-  if (auto st = c->session_.start(); !st) return st.error();
+  pcapio::PcapngOptions po;
+  po.buffer_bytes = config.write_buffer_bytes;
+  auto w = pcapio::PcapngWriter::create(config.path.string(), po);
+  if (!w) return w.error();
+  std::unique_ptr<RunCapture> c(new RunCapture(std::move(config), std::move(w).value()));
+  if (auto st = c->session_.start(); !st) {
+    c->abort();
+    return st.error();
+  }
   return c;
 }
 
-void RunCapture::abort() {
-  if (session_.running()) (void)session_.stop(std::chrono::milliseconds(0));
-}
-
-Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain, const std::filesystem::path& path) {
-  auto res = session_.stop(drain);
-  if (!res) return res.error();
-  StoredCapture out;
-  out.path = path;
-  auto fail = [&](const Error& e) -> Error {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-    return e;
-  };
-  auto w = pcapio::PcapngWriter::create(path.string());
-  if (!w) return fail(w.error());
+Status RunCapture::ensure_interface() {
+  if (iface_) return ok_status();
   pcapio::PcapngInterface iface;
-  iface.linktype = res->linktype;
-  iface.snaplen = static_cast<std::uint32_t>(res->snaplen);
+  iface.linktype = session_.linktype();
+  iface.snaplen = static_cast<std::uint32_t>(config_.snaplen);
   iface.name = config_.interface_name;
   iface.description = config_.description;
-  auto id = w->add_interface(iface);
-  if (!id) return fail(id.error());
+  auto id = writer_->add_interface(iface);
+  if (!id) return id.error();
+  iface_ = *id;
   // The quota counts every byte of the file (attack-report row P15): the SHB and IDB as written
   // (the IDB description holds the whole filter), each EPB (32 bytes + padded data), and room for
   // the closing ISB with its comment.
-  if (auto st = w->flush(); !st) return fail(st.error());
+  if (auto st = writer_->flush(); !st) return st;
   std::error_code hec;
-  const std::uint64_t header_bytes = std::filesystem::file_size(path, hec);
-  if (hec) return fail(make_error(Errc::environment, "capture", "stat " + path.string() + ": " + hec.message()));
+  const std::uint64_t header_bytes = std::filesystem::file_size(config_.path, hec);
+  if (hec) return make_error(Errc::environment, "capture", "stat " + config_.path.string() + ": " + hec.message());
   constexpr std::uint64_t kStatisticsReserve = 256;
-  std::uint64_t estimate = header_bytes + kStatisticsReserve;
-  if (estimate > config_.quota_bytes)
-    return fail(make_error(Errc::environment, "capture",
-                           fmt::format("disk quota: the file's header blocks alone take {} bytes, {} bytes of quota left",
-                                       header_bytes, config_.quota_bytes)));
-  for (const auto& pkt : res->packets) {
-    std::uint32_t keep = config_.scrub_payload ? scrubbed_length(res->linktype, pkt) : pkt.caplen();
-    std::uint64_t block = 32 + ((keep + 3u) & ~3u);
-    if (estimate + block > config_.quota_bytes) {
-      ++out.not_stored;
-      continue;
-    }
-    pcapio::PacketView v{pkt.ts_ns, pkt.origlen, pkt.data.first(keep)};
-    if (auto st = w->write(*id, v); !st) return fail(st.error());
-    estimate += block;
-    ++out.packets_written;
+  estimate_ = header_bytes + kStatisticsReserve;
+  if (estimate_ > config_.quota_bytes) {
+    return make_error(Errc::environment, "capture",
+                      fmt::format("disk quota: the file's header blocks alone take {} bytes, {} bytes of quota left",
+                                  header_bytes, config_.quota_bytes));
   }
+  return ok_status();
+}
+
+void RunCapture::on_packet(const pcapio::PacketView& p) {
+  if (write_error_) {
+    ++not_stored_;
+    return;
+  }
+  if (auto st = ensure_interface(); !st) {
+    write_error_ = st.error();
+    ++not_stored_;
+    return;
+  }
+  std::uint32_t keep = config_.scrub_payload ? scrubbed_length(session_.linktype(), p) : p.caplen();
+  // Each EPB is 32 bytes + padded data (estimate_ starts with the header blocks as written).
+  std::uint64_t block = 32 + ((keep + 3u) & ~3u);
+  if (estimate_ + block > config_.quota_bytes) {
+    ++not_stored_;
+    return;
+  }
+  pcapio::PacketView v{p.ts_ns, p.origlen, p.data.first(keep)};
+  if (auto st = writer_->write(*iface_, v); !st) {
+    write_error_ = st.error();
+    ++not_stored_;
+    return;
+  }
+  estimate_ += block;
+  written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RunCapture::remove_file() {
+  std::error_code ec;
+  std::filesystem::remove(config_.path, ec);
+}
+
+void RunCapture::abort() {
+  if (finished_) return;
+  finished_ = true;
+  if (session_.running()) (void)session_.stop(std::chrono::milliseconds(0));
+  if (writer_) (void)writer_->close();
+  writer_.reset();
+  remove_file();
+}
+
+Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain) {
+  if (finished_) return make_error(Errc::usage, "capture", "capture already stopped");
+  auto res = session_.stop(drain);  // joins the capture thread: the writer is ours from here
+  finished_ = true;
+  auto fail = [&](const Error& e) -> Error {
+    if (writer_) (void)writer_->close();
+    writer_.reset();
+    remove_file();
+    return e;
+  };
+  if (!res) return fail(res.error());
+  if (write_error_) return fail(*write_error_);
+  if (auto st = ensure_interface(); !st) return fail(st.error());
+  StoredCapture out;
+  out.path = config_.path;
+  out.packets_written = written_.load(std::memory_order_relaxed);
+  out.not_stored = not_stored_;
   // The capture's own counters travel with the file (Wireshark: Statistics > Capture File
   // Properties), so a remote admin who only gets the pcapng still sees whether it is complete.
   pcapio::PcapngInterfaceStats isb;
@@ -226,24 +280,23 @@ Result<StoredCapture> RunCapture::stop_and_write(std::chrono::milliseconds drain
     isb.os_drop = res->stats.dropped;
   }
   isb.user_delivered = out.packets_written;  // if_drop stays unknown: libpcap does not fill it here (T17)
-  const std::uint64_t not_stored = out.not_stored + res->cap_dropped;
-  if (not_stored > 0) {
-    isb.comment = fmt::format("tandem: {} captured packets not stored (quota or memory cap)", not_stored);
+  if (out.not_stored > 0) {
+    isb.comment = fmt::format("tandem: {} captured packets not stored (quota or write error)", out.not_stored);
   }
-  if (auto st = w->write_statistics(*id, isb); !st) return fail(st.error());
-  if (auto st = w->close(); !st) return fail(st.error());
+  if (auto st = writer_->write_statistics(*iface_, isb); !st) return fail(st.error());
+  if (auto st = writer_->close(); !st) return fail(st.error());
+  writer_.reset();
   std::error_code ec;
-  out.size = std::filesystem::file_size(path, ec);
-  if (ec) return fail(make_error(Errc::environment, "capture", "stat " + path.string() + ": " + ec.message()));
+  out.size = std::filesystem::file_size(config_.path, ec);
+  if (ec) return fail(make_error(Errc::environment, "capture", "stat " + config_.path.string() + ": " + ec.message()));
   if (out.size > config_.quota_bytes)  // the accounting above is exact; this is its check
     return fail(make_error(Errc::internal, "capture",
                            fmt::format("capture file of {} bytes exceeds the quota left ({} bytes)", out.size,
                                        config_.quota_bytes)));
-  auto h = sha256_file(path);
+  auto h = sha256_file(config_.path);
   if (!h) return fail(h.error());
   out.sha256 = std::move(h).value();
 
-  out.not_stored += res->cap_dropped;
   out.stats.received = res->seen;
   out.stats.dropped = res->stats.dropped + out.not_stored;
   // T17: libpcap fills ps_ifdrop on Linux only in promiscuous mode; we never are, so it is unknown.

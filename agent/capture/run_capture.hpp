@@ -1,18 +1,21 @@
 // The capture of one run: a CaptureSession on device "any" with a BPF filter the agent generates
-// from the run's declared flows (never from controller text alone, T13/T14), stored in memory
-// while the run lasts and written to the data directory as pcapng when the capture stops, with
-// payload scrubbing and the disk quota applied (T26).
+// from the run's declared flows (never from controller text alone, T13/T14), streamed to a pcapng
+// file in the data directory as packets arrive (payload scrubbing and the disk quota applied, T26),
+// so memory stays bounded however long the run lasts: nothing is kept but the writer's buffer.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/base/result.hpp"
 #include "common/pcapio/capture_session.hpp"
+#include "common/pcapio/pcapng_writer.hpp"
 #include "common/proto/messages.hpp"
 
 namespace tandem::agent {
@@ -40,6 +43,8 @@ struct RunCaptureConfig {
   std::uint64_t quota_bytes = 0;  // file size limit for this capture
   std::string interface_name;     // the pcapng IDB if_name, e.g. "client" / "server"
   std::string description;        // if_description
+  std::filesystem::path path;     // the pcapng file, created by start() and written while capturing
+  std::size_t write_buffer_bytes = 64 * 1024;  // the only packet memory a capture holds
 };
 
 struct StoredCapture {
@@ -48,26 +53,41 @@ struct StoredCapture {
   std::vector<std::uint8_t> sha256;  // of the whole file
   proto::CaptureStats stats;         // what CAPTURE_STATS reports
   std::uint64_t packets_written = 0;
-  std::uint64_t not_stored = 0;      // delivered but not written: memory cap or quota (in stats.dropped)
+  std::uint64_t not_stored = 0;      // delivered but not written: quota or write error (in stats.dropped)
 };
 
 class RunCapture {
  public:
-  // Opens libpcap and returns once the capture is active (CaptureSession::start()).
+  // Creates config.path (pcapng section header), opens libpcap and returns once the capture is
+  // active (CaptureSession::start()). Every packet is written to the file on the capture thread.
   static Result<std::unique_ptr<RunCapture>> start(RunCaptureConfig config);
-  // Keeps capturing for `drain`, stops, writes `path` (pcapng, one IDB named config.interface_name)
-  // and hashes it. Blocks: the daemon calls it on a worker thread. Errc::environment on write errors
+  ~RunCapture();  // abort() if neither stop_and_write() nor abort() ran
+  RunCapture(const RunCapture&) = delete;
+  RunCapture& operator=(const RunCapture&) = delete;
+  // Keeps capturing for `drain`, stops, completes the file (interface statistics block), closes and
+  // hashes it. Blocks: the daemon calls it on a worker thread. Errc::environment on write errors
   // (the partial file is removed).
-  Result<StoredCapture> stop_and_write(std::chrono::milliseconds drain, const std::filesystem::path& path);
-  // Stops without writing anything (lease end, RUN_END while capturing).
+  Result<StoredCapture> stop_and_write(std::chrono::milliseconds drain);
+  // Stops and removes the file (lease end, RUN_END while capturing).
   void abort();
   std::uint64_t packets_seen() const { return session_.packets_seen(); }
+  std::uint64_t packets_written() const { return written_.load(std::memory_order_relaxed); }
 
  private:
-  explicit RunCapture(RunCaptureConfig config, pcapio::CaptureSessionConfig session_config)
-      : config_(std::move(config)), session_(std::move(session_config)) {}
+  RunCapture(RunCaptureConfig config, pcapio::PcapngWriter writer);
+  void on_packet(const pcapio::PacketView& p);  // capture thread
+  Status ensure_interface();                    // the IDB, once the link type is known
+  void remove_file();
+
   RunCaptureConfig config_;
-  pcapio::CaptureSession session_;
+  std::optional<pcapio::PcapngWriter> writer_;
+  std::optional<std::uint32_t> iface_;
+  std::optional<Error> write_error_;    // first write failure; later packets are not stored
+  std::uint64_t estimate_ = 512;        // bytes written so far (SHB + IDB allowance + EPBs)
+  std::uint64_t not_stored_ = 0;        // quota or write error
+  std::atomic<std::uint64_t> written_{0};
+  bool finished_ = false;
+  pcapio::CaptureSession session_;      // last: its thread stops before the writer goes away
 };
 
 // SHA-256 of a file (libsodium). Errc::environment if unreadable.

@@ -47,8 +47,8 @@ struct Policy {
   std::uint32_t max_packets = 10'000;        // per run, over all SEND_PLANs
 
   // [lease]
-  std::uint32_t max_duration_s = 300;        // lease_deadline_ns may be at most this far ahead
-  std::uint32_t idle_timeout_s = 15;         // lease holder silent this long: the run ends
+  std::uint32_t max_duration_s = 3600;       // lease_deadline_ns may be at most this far ahead (1 s .. 24 h)
+  std::uint32_t idle_timeout_s = 3;          // lease holder silent this long: the run ends (<= 3 s while sending)
   std::uint32_t max_drain_ms = 5000;         // CAPTURE_STOP.drain_ms cap
 
   // [capture]

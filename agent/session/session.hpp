@@ -7,6 +7,7 @@
 // the run's state; connections of other keys see READY and get ERROR{busy} on RUN_SETUP.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -46,9 +47,16 @@ struct Decision {
 Decision decide(const Connection& c, const std::string& run_owner, RunPhase phase, proto::MsgType request,
                 const std::string& expired_owner);
 
+// While a plan is being sent, the lease holder's silence ends the run after at most this long,
+// whatever the policy's idle_timeout_s: a controller heartbeats every agent of its run at least
+// once a second (docs/wire-protocol.md §5), so 3 s of silence is a lost controller and the probes
+// must stop (DESIGN.md §7: sending stops within 3 s of losing the controller).
+inline constexpr Nanos kSendingSilenceLimitNs = 3'000'000'000;
+
 // The lease of a run (docs/agent.md "Lease"): it ends at the controller's deadline (capped by
 // policy at RUN_SETUP) or when the lease holder has sent nothing, on any connection, for
-// idle_timeout, except while the agent itself owes it a reply that takes time (CAPTURE_STOP drain).
+// idle_timeout (at most kSendingSilenceLimitNs while a plan is sending), except while the agent
+// itself owes it a reply that takes time (CAPTURE_STOP drain).
 class Lease {
  public:
   enum class End : std::uint8_t { none, deadline, silent };
@@ -56,11 +64,13 @@ class Lease {
   Lease(Nanos deadline_realtime, Nanos idle_timeout_ns, Nanos now_mono)
       : deadline_(deadline_realtime), idle_ns_(idle_timeout_ns), last_mono_(now_mono) {}
   void touch(Nanos now_mono) { last_mono_ = now_mono; }
-  End check(Nanos now_realtime, Nanos now_mono, bool agent_owes_slow_reply) const {
+  End check(Nanos now_realtime, Nanos now_mono, bool agent_owes_slow_reply, bool sending = false) const {
     if (now_realtime >= deadline_) return End::deadline;
-    if (!agent_owes_slow_reply && now_mono - last_mono_ > idle_ns_) return End::silent;
+    if (!agent_owes_slow_reply && now_mono - last_mono_ > silence_limit(sending)) return End::silent;
     return End::none;
   }
+  // The silence that ends the lease now.
+  Nanos silence_limit(bool sending) const { return sending ? std::min(idle_ns_, kSendingSilenceLimitNs) : idle_ns_; }
   Nanos deadline() const { return deadline_; }
 
  private:

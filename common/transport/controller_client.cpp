@@ -1,5 +1,6 @@
 #include "common/transport/controller_client.hpp"
 
+#include <cerrno>
 #include <cmath>
 #include <vector>
 
@@ -91,10 +92,23 @@ Result<proto::Envelope> ControllerClient::request(const proto::Message& message,
     // refused key or an absent agent therefore ends here, at the deadline.
     impl_->sock.set(zmq::sockopt::sndtimeo, static_cast<int>(left().count()));
     if (!impl_->sock.send(zmq::buffer(*bytes), zmq::send_flags::none)) return impl_->no_reply(budget);
+    const auto* abandon = impl_->opt.abandon;
     for (;;) {
       zmq::pollitem_t item{impl_->sock.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left());
-      if (!(item.revents & ZMQ_POLLIN)) return impl_->no_reply(budget);
+      auto wait = abandon ? std::min(left(), std::chrono::milliseconds(100)) : left();
+      try {
+        zmq::poll(&item, 1, wait);
+      } catch (const zmq::error_t& e) {
+        // A signal (Ctrl-C ending a trace cleanly) interrupts the wait, not the request.
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (!(item.revents & ZMQ_POLLIN)) {
+        if (abandon && abandon->load(std::memory_order_acquire))
+          return make_error(Errc::peer, "transport", "agent " + impl_->opt.agent.endpoint + ": request abandoned");
+        if (left().count() > 0) continue;
+        return impl_->no_reply(budget);
+      }
       zmq::message_t reply;
       if (!impl_->sock.recv(reply, zmq::recv_flags::dontwait)) continue;
       bool extra = reply.more();

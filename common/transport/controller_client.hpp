@@ -9,6 +9,7 @@
 // Threading: one client per thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,6 +29,10 @@ struct ClientOptions {
   CurveKeypair keypair;  // this controller's key pair (its public half must be in the agent's allow list)
   std::chrono::milliseconds timeout{5000};  // default per-request timeout
   Liveness liveness;
+  // When set and it becomes true, a request() waiting for its reply gives up within 100 ms with
+  // Errc::peer "... request abandoned" (a run abandoned because another agent was lost must not
+  // wait out a long SEND_PLAN). Owned by the caller; must outlive the client.
+  const std::atomic<bool>* abandon = nullptr;
 };
 
 class ControllerClient {

@@ -25,7 +25,11 @@ void register_trace(CLI::App& app, CommandContext& ctx) {
       "Pace: --rate or -i; 100 probes/s when neither is given.\n"
       "Fates: answered, lost_forward, unanswered, reply_lost, injected, icmp_error, not_sent, unknown.\n"
       "Writes report.json, report.md, client/server/merged pcapng to --out DIR.\n"
-      "Exit: 0 clean path, 1 usage, 2 environment, 3 agent/protocol, 4 problem found.");
+      "Runs of any length (within the agents' max_duration_s): every agent gets a heartbeat each 500 ms;\n"
+      "progress (sent, rate, captured per end, ETA) at least once a second. Ctrl-C stops the sending and\n"
+      "still fetches both captures and writes the bundle of the probes sent; a second Ctrl-C kills.\n"
+      "Exit: 0 clean path, 1 usage, 2 environment, 3 agent/protocol (also an agent lost mid-run, named),\n"
+      "4 problem found, 130 interrupted by Ctrl-C.");
   add_trace_flags(sub, *args, /*bisect=*/false);
   sub->callback([args, &ctx] { ctx.exit_code = run_trace_command(*args, "trace"); });
 }

@@ -1,9 +1,11 @@
 #include "controller/cli/trace_common.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -157,6 +159,23 @@ Status prepare_out_dir(const std::string& dir, bool force, const std::string& co
 
 namespace {
 
+// "[trace] send 450/900 (50 %) 10.0/s, captured client 1350 server 1350, ETA 45 s": the send line
+// comes at least once a second during sending (orchestrate::Progress); on a terminal it is
+// rewritten in place, otherwise (logs) each is one line.
+std::string send_line(const orchestrate::Progress& p) {
+  std::string line = fmt::format("[trace] send {}/{} ({:.0f} %)", p.sent, p.total, p.total ? 100.0 * p.sent / p.total : 0.0);
+  if (p.rate_pps > 0) line += fmt::format(" {:.1f}/s", p.rate_pps);
+  if (p.client_captured || p.server_captured) {
+    line += ", captured";
+    if (p.client_captured) line += fmt::format(" client {}", *p.client_captured);
+    if (p.server_captured) line += fmt::format(" server {}", *p.server_captured);
+  }
+  if (p.eta_s) line += fmt::format(", ETA {:.0f} s", *p.eta_s);
+  if (!p.detail.empty()) line += " " + p.detail;
+  return line;
+}
+
+
 // What a phase does, for the steps whose Progress carries no detail of its own.
 const char* phase_words(const std::string& phase) {
   if (phase == "capture") return "starting the captures on both ends";
@@ -174,10 +193,7 @@ class ProgressPrinter {
   explicit ProgressPrinter(bool tty) : tty_(tty) {}
   void operator()(const orchestrate::Progress& p) {
     const std::string detail = p.detail.empty() ? phase_words(p.phase) : p.detail;
-    std::string line = p.phase == "send"
-                           ? fmt::format("[trace] send {}/{} ({:.0f} %) {}", p.sent, p.total,
-                                         p.total ? 100.0 * p.sent / p.total : 0.0, detail)
-                           : fmt::format("[trace] {} {}", p.phase, detail);
+    std::string line = p.phase == "send" ? send_line(p) : fmt::format("[trace] {} {}", p.phase, detail);
     const Nanos now = monotonic_ns();
     if (tty_) {
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
@@ -197,6 +213,20 @@ class ProgressPrinter {
   Nanos last_print_ = 0;
   std::uint32_t last_sent_ = 0;
 };
+
+// SIGINT during `tandem trace`: the first one ends the run cleanly (orchestrate stops the sending,
+// fetches what was captured, the bundle is written, exit kExitInterrupted); SA_RESETHAND makes a
+// second one kill the process as usual.
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted.store(true); }
+
+void catch_sigint() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  ::sigaction(SIGINT, &sa, nullptr);
+}
 
 correlate::CaptureSide with_stats(correlate::CaptureSide side, const proto::CaptureStats& s) {
   side.stats.available = true;
@@ -275,7 +305,14 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
 int run_trace_command(const TraceArgs& a, const std::string& mode) {
   auto req = trace_request(a);
   if (!req) return report_error(req.error());
+  catch_sigint();
+  req->interrupt = &g_interrupted;
   auto r = run_and_analyze(*req, mode, /*write=*/true, a.force, nullptr, a.quiet);
+  if (g_interrupted.load()) {
+    if (!r) report_error(r.error());
+    else std::fprintf(stderr, "tandem: interrupted: the bundle covers the probes sent before Ctrl-C\n");
+    return kExitInterrupted;
+  }
   if (!r) return report_error(r.error());
   return r->problem ? kExitProblemFound : 0;
 }

@@ -18,6 +18,10 @@
 
 namespace tandem::cli {
 
+// `tandem trace` ended early by Ctrl-C (SIGINT): 128 + SIGINT, as shells report it; the bundle of
+// what was sent is written when sending had started.
+inline constexpr int kExitInterrupted = 130;
+
 struct TraceArgs {
   std::string client, server;            // AGENT lines
   std::string client_key, server_key;    // alternative: .pub files

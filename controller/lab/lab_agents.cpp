@@ -113,16 +113,16 @@ Result<std::unique_ptr<LabAgents>> LabAgents::start(const Lab& lab, const LabAge
 
   // The lab is ours end to end: the client agent may probe anything inside the lab's prefixes at
   // any rate the lab can carry; the server agent only captures (flows of every protocol a trace
-  // can probe with, ICMP traces included).
+  // can probe with, ICMP traces included). Runs up to 2 h (an hour-long soak plus its lease slack).
   std::string client_policy = fmt::format(
       "agent_id = \"lab-client\"\n[controllers]\nkeys = [\"{}\"]\n[send]\nenabled = true\n"
       "destinations = [\"10.77.0.0/16\", \"fd77::/16\"]\nprotocols = [\"tcp\", \"udp\", \"icmp\"]\n"
-      "max_rate_pps = 200000\nmax_packets = 2000000\n[lease]\nmax_duration_s = 3600\n",
+      "max_rate_pps = 200000\nmax_packets = 2000000\n[lease]\nmax_duration_s = 7200\n",
       pubs[0]);
   std::string server_policy = fmt::format(
       "agent_id = \"lab-server\"\n[controllers]\nkeys = [\"{}\"]\n[send]\nenabled = false\n"
       "protocols = [\"tcp\", \"udp\", \"icmp\"]\n"
-      "[lease]\nmax_duration_s = 3600\n[capture]\nquota_bytes = 1073741824\n",
+      "[lease]\nmax_duration_s = 7200\n[capture]\nquota_bytes = 1073741824\n",
       pubs[0]);
   if (auto st = write_file(a->workdir_ + "/client-policy.toml", client_policy); !st) return st.error();
   if (auto st = write_file(a->workdir_ + "/server-policy.toml", server_policy); !st) return st.error();

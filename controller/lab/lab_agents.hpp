@@ -40,6 +40,12 @@ class LabAgents {
   const std::string& server_address() const { return server_address_; }
   const std::string& controller_key() const { return controller_key_; }
   const std::string& workdir() const { return workdir_; }
+  // For tests that signal an agent (SIGHUP reload, RSS sampling) or read its audit log; its policy
+  // file is workdir()/<client|server>-policy.toml.
+  pid_t client_pid() const { return client_.pid; }
+  pid_t server_pid() const { return server_.pid; }
+  const std::string& client_audit_log() const { return client_.audit_log; }
+  const std::string& server_audit_log() const { return server_.audit_log; }
 
  private:
   struct Agent {

@@ -16,6 +16,7 @@
 #include "common/base/log.hpp"
 #include "common/probe/plan.hpp"
 #include "common/transport/controller_client.hpp"
+#include "controller/orchestrate/heartbeat.hpp"
 
 namespace tandem::orchestrate {
 namespace {
@@ -23,11 +24,13 @@ namespace {
 using transport::ControllerClient;
 using Ms = std::chrono::milliseconds;
 
-Result<std::unique_ptr<ControllerClient>> connect(const TraceRequest& req, const transport::AgentAddress& agent) {
+Result<std::unique_ptr<ControllerClient>> connect(const TraceRequest& req, const transport::AgentAddress& agent,
+                                                  const std::atomic<bool>* abandon = nullptr) {
   transport::ClientOptions o;
   o.agent = agent;
   o.keypair = req.controller_key;
   o.timeout = req.request_timeout;
+  o.abandon = abandon;
   return ControllerClient::connect(std::move(o));
 }
 
@@ -38,7 +41,36 @@ struct End {
   proto::HelloOk hello;
   proto::ClockEstimate clock;
   bool run_accepted = false;
+  std::unique_ptr<Heartbeat> heartbeat;  // from RUN_SETUP accepted to RUN_END
+
+  bool lost() const { return heartbeat && heartbeat->failure().has_value(); }
 };
+
+// Starts the end's heartbeat once it holds the run.
+Status start_heartbeat(const TraceRequest& req, const transport::AgentAddress& agent, End& end) {
+  HeartbeatOptions o;
+  o.role = end.role;
+  o.agent = agent;
+  o.controller_key = req.controller_key;
+  o.controller_name = req.controller_name;
+  o.period = req.heartbeat_period;
+  auto hb = Heartbeat::start(std::move(o));
+  if (!hb) return hb.error();
+  end.heartbeat = std::move(hb).value();
+  return ok_status();
+}
+
+// The first lost agent of the run, if any.
+std::optional<Error> lost_agent(const End& client, const std::optional<End>& server) {
+  for (const End* e : {&client, server ? &*server : nullptr}) {
+    if (e && e->heartbeat) {
+      if (auto f = e->heartbeat->failure()) return f;
+    }
+  }
+  return std::nullopt;
+}
+
+bool interrupted(const TraceRequest& req) { return req.interrupt && req.interrupt->load(std::memory_order_acquire); }
 
 Status hello(const TraceRequest& req, End& end) {
   proto::Hello h;
@@ -94,7 +126,11 @@ Status fetch_capture(End& end, const std::string& path) {
 }
 
 void end_run(End& end) {
-  if (!end.run_accepted || !end.link) return;
+  // Stopped first: once RUN_END is answered the agent no longer holds the run, which a heartbeat
+  // would take for a loss.
+  bool lost = end.lost();
+  if (end.heartbeat) end.heartbeat->stop();
+  if (!end.run_accepted || !end.link || lost) return;  // a lost agent ends its side by its lease
   static_cast<void>(end.link->request(proto::RunEnd{}, Ms(5000)));
   static_cast<void>(end.link->post(proto::Bye{}));
   end.run_accepted = false;
@@ -154,17 +190,19 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
   TraceEvidence ev;
   ev.run_id = new_run_id();
   ev.started_ns = realtime_ns();
+  // Set when the run is abandoned: a request still waiting on another thread gives up at once.
+  std::atomic<bool> abandon{false};
 
   say({"connect", 0, plan.count, req.client.to_string()});
-  End client{"client", nullptr, {}, {}, false};
+  End client{"client", nullptr, {}, {}, false, nullptr};
   std::optional<End> server;
-  auto cl = connect(req, req.client);
+  auto cl = connect(req, req.client, &abandon);
   if (!cl) return cl.error();
   client.link = std::move(cl).value();
   if (auto st = hello(req, client); !st) return st.error();
   if (req.server) {
-    server.emplace(End{"server", nullptr, {}, {}, false});
-    auto sl = connect(req, *req.server);
+    server.emplace(End{"server", nullptr, {}, {}, false, nullptr});
+    auto sl = connect(req, *req.server, &abandon);
     if (!sl) return sl.error();
     server->link = std::move(sl).value();
     if (auto st = hello(req, *server); !st) return st.error();
@@ -177,6 +215,12 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     end_run(client);
     if (server) end_run(*server);
     return e;
+  };
+  // Between steps: a lost agent (its heartbeat failed) or an interrupt before sending abandons the run.
+  auto check = [&]() -> std::optional<Error> {
+    if (auto f = lost_agent(client, server)) return f;
+    if (interrupted(req)) return make_error(Errc::usage, "trace", "interrupted before sending: run abandoned");
+    return std::nullopt;
   };
 
   double rate = plan.rate_pps ? plan.rate_pps : (plan.interval_us ? 1e6 / plan.interval_us : 1.0);
@@ -200,6 +244,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     auto ok = server->link->request_as<proto::RunOk>(rs);
     if (!ok) return abort_all(make_error(ok.error().code, "trace", "server agent: run setup: " + ok.error().message));
     server->run_accepted = true;
+    if (auto st = start_heartbeat(req, *req.server, *server); !st) return abort_all(st.error());
   }
   {
     proto::RunSetup rs;
@@ -213,6 +258,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     auto ok = client.link->request_as<proto::RunOk>(rs);
     if (!ok) return abort_all(make_error(ok.error().code, "trace", "client agent: run setup: " + ok.error().message));
     client.run_accepted = true;
+    if (auto st = start_heartbeat(req, req.client, client); !st) return abort_all(st.error());
   }
 
   say({"capture", 0, plan.count, ""});
@@ -224,9 +270,12 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     auto st = client.link->request_as<proto::CaptureStats>(proto::CaptureStart{}, Ms(15'000));
     if (!st) return abort_all(make_error(st.error().code, "trace", "client agent: capture start: " + st.error().message));
   }
+  if (auto e = check()) return abort_all(*e);
 
-  // SEND_PLAN is answered when the plan is done; a second connection polls STATUS meanwhile for the
-  // progress line (one ControllerClient per thread).
+  // SEND_PLAN is answered when the plan is done (any length: the heartbeats keep both leases
+  // alive). Meanwhile this thread reports progress from the heartbeats' STATUS replies, watches
+  // for a lost agent, and on an interrupt stops the capture (which stops the plan) on a control
+  // connection of its own (one ControllerClient per thread).
   say({"send", 0, plan.count, ""});
   std::atomic<bool> send_done{false};
   Result<proto::SendReport> send_result = make_error(Errc::internal, "trace", "send did not run");
@@ -236,24 +285,67 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     send_result = client.link->request_as<proto::SendReport>(sp, Ms(send_ms + 30'000));
     send_done.store(true, std::memory_order_release);
   });
+  std::optional<Result<proto::CaptureStats>> client_stopped;  // the interrupt's CAPTURE_STOP
+  std::optional<Error> lost;
   {
-    auto poll = connect(req, req.client);
-    if (poll) {
-      while (!send_done.load(std::memory_order_acquire)) {
-        std::this_thread::sleep_for(Ms(250));
-        if (send_done.load(std::memory_order_acquire)) break;
-        auto s = (*poll)->request_as<proto::StatusReply>(proto::StatusRequest{}, Ms(2000));
-        if (s) {
-          say({"send", static_cast<std::uint32_t>(static_cast<std::uint64_t>(plan.count) * s->progress_permille / 1000),
-               plan.count, s->detail});
-        }
+    std::unique_ptr<ControllerClient> control;
+    const Nanos send_start = monotonic_ns();
+    Nanos next_report = send_start + 1'000'000'000;
+    while (!send_done.load(std::memory_order_acquire)) {
+      std::this_thread::sleep_for(Ms(100));
+      if ((lost = lost_agent(client, server))) {
+        abandon.store(true, std::memory_order_release);  // the sender's wait ends now
+        break;
       }
+      if (interrupted(req) && !client_stopped) {
+        ev.interrupted = true;
+        say({"send", 0, plan.count, "interrupted: stopping"});
+        auto c = connect(req, req.client);
+        if (c) {
+          control = std::move(c).value();
+          proto::Hello h;
+          h.controller_name = req.controller_name;
+          if (auto ok = control->request_as<proto::HelloOk>(h); !ok) {
+            client_stopped = Result<proto::CaptureStats>(ok.error());
+          } else {
+            proto::CaptureStop stop;
+            stop.drain_ms = static_cast<std::uint32_t>(req.tail.count());
+            client_stopped = control->request_as<proto::CaptureStats>(stop, Ms(req.tail.count() + 30'000));
+          }
+        } else {
+          client_stopped = Result<proto::CaptureStats>(c.error());
+        }
+        continue;
+      }
+      Nanos now = monotonic_ns();
+      if (now < next_report) continue;
+      next_report = now + 1'000'000'000;
+      Progress p{"send", 0, plan.count, ""};
+      if (auto cp = client.heartbeat->progress()) {
+        if (cp->sent) p.sent = static_cast<std::uint32_t>(*cp->sent);
+        else p.sent = static_cast<std::uint32_t>(static_cast<std::uint64_t>(plan.count) * cp->status.progress_permille / 1000);
+        p.client_captured = cp->captured;
+      }
+      if (server) {
+        if (auto sp = server->heartbeat->progress()) p.server_captured = sp->captured;
+      }
+      double elapsed_s = static_cast<double>(now - send_start) / 1e9;
+      if (elapsed_s > 0) p.rate_pps = p.sent / elapsed_s;
+      p.eta_s = p.sent >= plan.count ? 0.0 : (plan.count - p.sent) / (p.rate_pps > 0 ? p.rate_pps : rate);
+      say(p);
     }
   }
   sender.join();
+  abandon.store(false, std::memory_order_release);  // only the sender's wait was to be cut short
+  if (lost) return abort_all(*lost);
   if (!send_result) return abort_all(make_error(send_result.error().code, "trace", "client agent: send: " + send_result.error().message));
   ev.send = *send_result;
-  say({"send", ev.send.sent, plan.count, "done"});
+  say({"send", ev.send.sent, plan.count, ev.interrupted ? "interrupted" : "done"});
+  if (client_stopped && !*client_stopped) {
+    return abort_all(make_error(client_stopped->error().code, "trace",
+                                "client agent: capture stop: " + client_stopped->error().message));
+  }
+  if (auto f = lost_agent(client, server)) return abort_all(*f);
 
   say({"drain", ev.send.sent, plan.count, fmt::format("{} ms", req.tail.count())});
   proto::CaptureStop stop;
@@ -266,8 +358,11 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
       server_stats = server->link->request_as<proto::CaptureStats>(stop, Ms(req.tail.count() + 30'000));
     });
   }
-  auto client_stats = client.link->request_as<proto::CaptureStats>(stop, Ms(req.tail.count() + 30'000));
+  Result<proto::CaptureStats> client_stats =
+      client_stopped ? std::move(*client_stopped)
+                     : client.link->request_as<proto::CaptureStats>(stop, Ms(req.tail.count() + 30'000));
   if (server_stopper.joinable()) server_stopper.join();
+  if (auto f = lost_agent(client, server)) return abort_all(*f);
   if (!client_stats) return abort_all(make_error(client_stats.error().code, "trace", "client agent: capture stop: " + client_stats.error().message));
   if (server && !server_stats) return abort_all(make_error(server_stats.error().code, "trace", "server agent: capture stop: " + server_stats.error().message));
 
@@ -286,13 +381,20 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     s.clock = server->clock;
     ev.server = std::move(s);
   }
+  if (auto f = lost_agent(client, server)) return abort_all(*f);
 
   say({"end", ev.send.sent, plan.count, ""});
   end_run(client);
   if (server) end_run(*server);
   ev.ended_ns = realtime_ns();
   ev.manifest = manifest_for(req, plan, client.clock, server ? std::optional(server->clock) : std::nullopt);
-  logger->info("run {} done: {} probes sent", ev.run_id, ev.send.sent);
+  if (ev.interrupted) {
+    // Probes leave in id order: the ones attempted are 0..attempted-1, the rest never existed.
+    std::uint32_t attempted = std::min<std::uint32_t>(plan.count, ev.send.sent + ev.send.failed);
+    ev.manifest.count = attempted;
+    if (ev.manifest.probe_variant.size() > attempted) ev.manifest.probe_variant.resize(attempted);
+  }
+  logger->info("run {} done: {} probes sent{}", ev.run_id, ev.send.sent, ev.interrupted ? " (interrupted)" : "");
   return ev;
 }
 

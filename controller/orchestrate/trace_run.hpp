@@ -9,6 +9,7 @@
 // has one capture and fates are coarser.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,12 @@ struct TraceRequest {
   std::chrono::milliseconds tail{1000};  // wait for late replies after the last probe
   std::string out_dir;                   // client.pcapng / server.pcapng are written here
   std::chrono::milliseconds request_timeout{5000};
+  // Every agent of the run gets a STATUS this often from RUN_SETUP to RUN_END (heartbeat.hpp).
+  std::chrono::milliseconds heartbeat_period{500};
+  // Set (e.g. by a SIGINT handler) to end the run early: sending stops, both captures are stopped
+  // and fetched, and the evidence covers the probes sent so far (TraceEvidence::interrupted).
+  // Before sending starts it abandons the run (Errc::usage "interrupted"). Must outlive the call.
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 struct SideResult {
@@ -58,6 +65,7 @@ struct TraceEvidence {
   correlate::RunManifest manifest;
   Nanos started_ns = 0, ended_ns = 0;
   std::string run_id;
+  bool interrupted = false;  // request.interrupt ended the sending early; the manifest covers the probes sent
 };
 
 struct Progress {
@@ -65,12 +73,19 @@ struct Progress {
   std::uint32_t sent = 0;    // during "send"
   std::uint32_t total = 0;
   std::string detail;
+  // During "send", at least once a second: the measured send rate, what each end has captured so
+  // far (packets matching the run's flows: probes, replies, errors), and the time left.
+  double rate_pps = 0;
+  std::optional<std::uint64_t> client_captured{}, server_captured{};
+  std::optional<double> eta_s{};
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
-// Errors: Errc::peer (agent unreachable, refused, wrong key), Errc::protocol (bad reply),
-// Errc::environment (out dir not writable). On any error after RUN_SETUP, RUN_END is still sent to
-// every agent that accepted the run, so no agent keeps capturing.
+// Errors: Errc::peer (agent unreachable, refused, wrong key, lost during the run: no heartbeat
+// reply within 3 s), Errc::protocol (bad reply), Errc::environment (out dir not writable). Every
+// request has a timeout, and a lost agent abandons the run at once, so the call never hangs. On any
+// error after RUN_SETUP, RUN_END is still sent to every agent that accepted the run and was not
+// lost, so no agent keeps sending or capturing (a lost one ends its side by its lease).
 Result<TraceEvidence> run_trace(const TraceRequest& request, const ProgressFn& progress);
 
 // The manifest of a run: run key = low 32 bits of the seed (as the agent derives it), probe ->

@@ -67,6 +67,7 @@ class TcpdumpCapture {
   struct Frame {
     int linktype;
     std::vector<std::uint8_t> bytes;
+    Nanos ts_ns = 0;  // tcpdump's timestamp (CLOCK_REALTIME)
   };
   std::vector<Frame> stop_and_read() {
     stop();
@@ -75,7 +76,7 @@ class TcpdumpCapture {
     if (!reader) return frames;
     int lt = reader->linktype();
     static_cast<void>(reader->for_each([&](const pcapio::PacketView& p) {
-      frames.push_back(Frame{lt, std::vector<std::uint8_t>(p.data.begin(), p.data.end())});
+      frames.push_back(Frame{lt, std::vector<std::uint8_t>(p.data.begin(), p.data.end()), p.ts_ns});
     }));
     return frames;
   }

@@ -101,5 +101,23 @@ TEST(Lease, DeadlineAndSilence) {
   EXPECT_EQ(l.check(100 * s, 0, true), Lease::End::deadline);  // the deadline is absolute
 }
 
+// While a plan is sending, 3 s of silence ends the lease whatever the policy's idle timeout (a lost
+// controller must not leave probes going out); otherwise the idle timeout rules, also below 3 s.
+TEST(Lease, SendingSilenceLimitIsThreeSeconds) {
+  const Nanos s = 1'000'000'000;
+  Lease l(10'000 * s, 15 * s, 0);
+  EXPECT_EQ(l.silence_limit(true), 3 * s);
+  EXPECT_EQ(l.silence_limit(false), 15 * s);
+  EXPECT_EQ(l.check(50 * s, 3 * s, false, true), Lease::End::none);
+  EXPECT_EQ(l.check(50 * s, 3 * s + 1, false, true), Lease::End::silent);
+  EXPECT_EQ(l.check(50 * s, 3 * s + 1, false, false), Lease::End::none);
+  EXPECT_EQ(l.check(50 * s, 3 * s + 1, true, true), Lease::End::none);  // the agent owes a slow reply
+  l.touch(100 * s);
+  EXPECT_EQ(l.check(50 * s, 102 * s, false, true), Lease::End::none);  // a heartbeat renewed it
+  Lease short_idle(10'000 * s, 1 * s, 0);
+  EXPECT_EQ(short_idle.silence_limit(true), 1 * s);
+  EXPECT_EQ(short_idle.check(50 * s, 2 * s, false, true), Lease::End::silent);
+}
+
 }  // namespace
 }  // namespace tandem::agent
