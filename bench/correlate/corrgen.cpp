@@ -1,12 +1,16 @@
 // tandem-corrgen DIR [PROBES]: writes DIR/client.pcap, DIR/server.pcap (Ethernet, ns timestamps)
 // and DIR/manifest.txt (run key and count) for a run of PROBES probes (default 1,000,000) at
 // 10,000 probes/s with a fixed mix of fates, generated in chunks to keep memory flat.
+// tandem-corrgen DIR [CONNECTIONS] --real: instead, captures shaped like a real kernel client's and
+// server's (random ISNs and ports, retransmitted SYNs and SYN-ACKs, other flows; realgen.cpp) and
+// DIR/truth.txt, the fate of every SYN copy, for the no-manifest path.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include <fmt/core.h>
 
+#include "bench/correlate/realgen.hpp"
 #include "common/pcapio/pcap_writer.hpp"
 #include "tests/unit/correlate/synth_capture.hpp"
 
@@ -33,11 +37,12 @@ Outcome outcome_of(std::uint32_t i) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: tandem-corrgen DIR [PROBES] [--no-client-rst]\n");
+    std::fprintf(stderr, "usage: tandem-corrgen DIR [PROBES] [--no-client-rst | --real]\n");
     return 1;
   }
   std::string dir = argv[1];
   std::uint32_t probes = argc > 2 ? static_cast<std::uint32_t>(std::strtoul(argv[2], nullptr, 10)) : 1'000'000;
+  if (argc > 3 && std::string(argv[3]) == "--real") return tandem::bench::generate_real(dir, probes);
   auto cw = tandem::pcapio::PcapWriter::create(dir + "/client.pcap", 1);
   auto sw = tandem::pcapio::PcapWriter::create(dir + "/server.pcap", 1);
   if (!cw || !sw) {

@@ -262,6 +262,7 @@ class Correlator {
     std::uint32_t k;
   };
   std::vector<Copy> c_copies_;  // per server address id: may send the client's probes (NAT proven)
+  bool c_windows_done_ = false;  // find_copy_windows() has set c_end and c_copies_ (client side fixed)
   bool snap_cut_[2] = {false, false};  // client, server: a compared packet lacked bytes (snaplen)
   std::uint32_t snap_len_[2] = {0, 0};
 };

@@ -32,7 +32,8 @@ int Correlator::disagree(const Rec& c, const Rec& s) const {
 }
 
 // Server candidates from the client's own address when the server sees it; otherwise (a NAT) from
-// the addresses pass A's strong matches arrived from. Other clients' SYNs to the same port are no
+// the addresses pass A's strong matches arrived from, and after pass A only to the ports its matches
+// arrived at. Other clients' SYNs to the same port are no
 // evidence about this client's probes.
 void Correlator::restrict_sources() {
   s_src_ok_.assign(s_.addrs.size(), false);
@@ -60,8 +61,21 @@ void Correlator::restrict_sources() {
     // unidentified packets rather than calling the probes lost).
     if (!any) s_src_ok_.assign(s_.addrs.size(), true);
   }
+  // Likewise the destination port: once pass A has matched probes, the ports their sightings
+  // arrived at are the proven mapping of the analysed flow's port (the port itself, or what a DNAT
+  // made of it). A SYN to another port of the server is another flow — in a busy or hand-taken
+  // capture one in every window — and must not turn a lost probe into "unidentified".
+  std::vector<bool> port_ok;
+  if (l4_ != L4Kind::icmp) {
+    for (const auto& w : work_) {
+      if (w.match != Match::matched) continue;
+      if (port_ok.empty()) port_ok.assign(65536, false);
+      port_ok[s_.recs[w.s_probe].dport] = true;
+    }
+  }
   std::erase_if(s_cands_, [&](std::uint32_t i) {
     const auto src = s_.recs[i].src;
+    if (!port_ok.empty() && !port_ok[s_.recs[i].dport]) return true;
     return src >= s_src_ok_.size() || !s_src_ok_[src];
   });
 }

@@ -34,10 +34,14 @@ void Correlator::index_client_replies() {
 // probes (a run key) never repeat, so the sort is skipped for them.
 void Correlator::find_copy_windows() {
   const Nanos window = std::max(m_.retransmit_window_ns, m_.reply_timeout_ns);
+  // The client side depends only on the client's probes, which pass B does not change: the second
+  // call (after pass B) keeps the windows and the sorted c_copies_ of the first.
+  const bool client_done = c_windows_done_;
   for (auto& w : work_) {
-    if (w.c_probe != kNone) w.c_end = c_.ts(w.c_probe) + window;
+    if (w.c_probe != kNone && !client_done) w.c_end = c_.ts(w.c_probe) + window;
     if (w.match == Match::matched) w.s_end = s_.ts(w.s_probe) + window;
   }
+  c_windows_done_ = true;
   if (m_.run_key) return;
   auto flow_key = [&](const Rec& r) {
     return std::uint64_t{probe_reply_key(r, l4_)} << 32 | std::uint64_t{r.sport} << 16 | r.src;
@@ -51,12 +55,14 @@ void Correlator::find_copy_windows() {
       }
     }
   };
-  c_copies_.clear();
-  c_copies_.reserve(work_.size());
-  for (std::uint32_t k = 0; k < work_.size(); ++k) {
-    if (work_[k].c_probe != kNone) c_copies_.push_back({flow_key(c_.recs[work_[k].c_probe]), c_.ts(work_[k].c_probe), k});
+  if (!client_done) {
+    c_copies_.clear();
+    c_copies_.reserve(work_.size());
+    for (std::uint32_t k = 0; k < work_.size(); ++k) {
+      if (work_[k].c_probe != kNone) c_copies_.push_back({flow_key(c_.recs[work_[k].c_probe]), c_.ts(work_[k].c_probe), k});
+    }
+    close_windows(c_copies_, [](ProbeWork& w) -> Nanos& { return w.c_end; });
   }
-  close_windows(c_copies_, [](ProbeWork& w) -> Nanos& { return w.c_end; });
   std::vector<Copy> v;
   for (std::uint32_t k = 0; k < work_.size(); ++k) {
     if (work_[k].match == Match::matched) v.push_back({flow_key(s_.recs[work_[k].s_probe]), s_.ts(work_[k].s_probe), k});
