@@ -194,7 +194,7 @@ TEST_F(AnalyzeIo, JsonOnlySummaryListsWhatWasWritten) {
                                                             " --out " + (dir_ / "b").string());
   EXPECT_EQ(full.code, 0) << full.err;
   EXPECT_NE(full.out.find("bundle:  " + (dir_ / "b").string() +
-                          " (client.pcapng, server.pcapng, merged.pcapng, report.md, report.json)\n"),
+                          " (client.pcapng, server.pcapng, merged.pcapng, report.md, report.html, report.json)\n"),
             std::string::npos)
       << full.out;
   Out o = analyze((kClean / "client.pcap").string(), "--json-only --out " + (dir_ / "b").string());
@@ -264,7 +264,7 @@ TEST_F(AnalyzeIo, FullDiskLeavesNoReportJsonAndNoPartialFile) {
   auto runs = parse_runs(o.out);
   ASSERT_EQ(runs.size(), 4u) << o.out << o.err;
   EXPECT_EQ(runs[0].rc, 0) << o.out;
-  EXPECT_EQ(runs[0].files, "client.pcapng merged.pcapng report.json report.md server.pcapng ") << o.out;
+  EXPECT_EQ(runs[0].files, "client.pcapng merged.pcapng report.html report.json report.md server.pcapng ") << o.out;
   expect_failed_cleanly(runs[1], "No space left on device");
   expect_failed_cleanly(runs[2], "No space left on device");
   for (const auto& line : runs[3].said) EXPECT_EQ(line.rfind("complete ", 0), 0u) << line;

@@ -114,7 +114,7 @@ TEST_F(BundleTest, LeftoverTemporariesAreReplacedAndResultListsFiles) {
   auto files = write();
   ASSERT_TRUE(files.ok()) << files.error().text();
   EXPECT_EQ(*files, (std::vector<std::string>{"client.pcapng", "server.pcapng", "merged.pcapng", "report.md",
-                                              "report.json"}));
+                                              "report.html", "report.json"}));
   for (const auto& e : fs::directory_iterator(dir_)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   EXPECT_TRUE(is_bundle_file("report.json.tmp"));
   EXPECT_FALSE(is_bundle_file("report.json.bak"));
