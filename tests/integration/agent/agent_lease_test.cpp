@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/storage/data_dir.hpp"
 #include "tests/integration/agent/fixture.hpp"
 
 namespace tandem::agent::test {
@@ -48,7 +49,7 @@ TEST_F(AgentLease, CaptureIsWrittenToDiskWhileCapturing) {
   ASSERT_EQ(report->sent, 1000u);
   // 2000 packets of ~100 bytes each: far more than the 64 KiB write buffer, so most of them must
   // already be in the file before CAPTURE_STOP (an in-memory capture would have no file yet).
-  auto path = dir_ / "data" / "stream.client.pcapng";
+  auto path = agent::run_file(dir_ / "data", "stream", "client");  // the agent names its own files
   std::uintmax_t size = 0;
   for (int i = 0; i < 50 && size < 128 * 1024; ++i) {
     std::error_code ec;
