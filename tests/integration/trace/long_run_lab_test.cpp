@@ -285,7 +285,7 @@ std::uint64_t rss_kib(pid_t pid) {
 
 TEST_F(LongRun, SoakFivePerSecondRssFlat) {
   const char* soak = std::getenv("TANDEM_SOAK");
-  if (!soak || std::string(soak) != "1") GTEST_SKIP() << "soak: set TANDEM_SOAK=1 (TANDEM_SOAK_MINUTES, default 60)";
+  if (!soak || std::string(soak) != "1") GTEST_SKIP() << "set TANDEM_SOAK=1 to run the soak (TANDEM_SOAK_MINUTES, default 60)";
   int minutes = 60;
   if (const char* m = std::getenv("TANDEM_SOAK_MINUTES")) minutes = std::max(1, std::atoi(m));
   const int count = minutes * 60 * 5;
