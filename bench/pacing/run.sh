@@ -5,12 +5,12 @@
 # netio SendLoop without ping's capture thread and per-probe outcome table.
 #
 # usage: bench/pacing/run.sh                  (root; ~2-3 minutes)
-# env:   TANDEM_BIN       the tandem binary (default: /work/main/build/bin/tandem)
+# env:   TANDEM_BIN       the tandem binary (default: build/bin/tandem in the repository)
 #        TANDEM_SEND_CMD  tandem's sender; called as: $TANDEM_SEND_CMD TARGET -p PORT -c N --rate PPS
 #                         --tcp-options mss=1460,sack,ts,nop,ws=7 $TANDEM_SEND_ARGS
 #                         (default: "$TANDEM_BIN ping", TANDEM_SEND_ARGS "-q --timeout 0.2")
 #        BUILD_DIR        build tree with bench/pacing/tandem-gapstat and tandem-sendbench
-#                         (default: /work/main/build-netio)
+#                         (default: build-netio in the repository)
 #        NETIO=0          skip the tandem-netio rows (tandem-sendbench ... --quiet)
 #        MAX_RATE         the --rate given to tandem for the max-rate test (default 100000000:
 #                         every packet is always due, so SendLoop sends back-to-back batches of 64)
@@ -29,7 +29,7 @@ TANDEM_SEND_ARGS=${TANDEM_SEND_ARGS--q --timeout 0.2}
 NETIO_CMD=${NETIO_CMD:-$BUILD_DIR/bench/pacing/tandem-sendbench}
 NETIO=${NETIO:-1}
 GAPSTAT=${GAPSTAT:-$BUILD_DIR/bench/pacing/tandem-gapstat}
-SYNBLAST_SRC=${SYNBLAST_SRC:-/work/shared/reference/perf-lab/synblast.c}
+SYNBLAST_SRC=${SYNBLAST_SRC:-$ROOT/../shared/reference/perf-lab/synblast.c}
 MAX_RATE=${MAX_RATE:-100000000}
 RATES=${RATES:-"1000 10000 100000"}
 MAX_COUNT=${MAX_COUNT:-200000}
