@@ -203,7 +203,26 @@ std::string section_evidence(const Correlation& c) {
     s += fmt::format("<li>Packets about no probe: {} in the client capture, {} in the server capture.</li>",
                      c.unmatched_client, c.unmatched_server);
   }
-  return s + "</ul>";
+  // What a capture could not prove (docs/correlation.md "Evidence checks"), and how to retake it.
+  for (const auto& pr : c.capture_problems) {
+    s += fmt::format("<li class=\"capture-problem\"><strong>{} capture: {}</strong> — {}{} <em>To retake:</em> {}</li>",
+                     html_escape(pr.side), html_escape(pr.code), html_escape(pr.text),
+                     pr.probes ? fmt::format(" ({} probes left unknown.)", pr.probes) : std::string(),
+                     html_escape(pr.retake));
+  }
+  s += "</ul>";
+  // Every flow of probes in the client capture: the reader sees what was left out.
+  if (c.flows.size() > 1) {
+    s += "<h3>Flows in the client capture</h3><div class=\"scroll\"><table id=\"flows\"><thead><tr><th>Client</th>"
+         "<th>Target</th><th>Port</th><th>Probes</th><th>Analysed</th></tr></thead><tbody>";
+    for (const auto& f : c.flows) {
+      s += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", html_escape(f.client.to_string()),
+                       html_escape(f.target.to_string()), f.dport ? std::to_string(f.dport) : std::string("—"), f.probes,
+                       f.analysed ? "yes" : "");
+    }
+    s += "</tbody></table></div>";
+  }
+  return s;
 }
 
 }  // namespace

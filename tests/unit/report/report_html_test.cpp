@@ -83,5 +83,25 @@ TEST(ReportHtml, VariantTableOnlyWithVariants) {
   EXPECT_EQ(failing_probe_ids(fx.c, 1, 8), (std::vector<std::uint32_t>{1}));
 }
 
+
+// What a capture could not prove and the flows left out are in the page too, escaped.
+TEST(ReportHtml, CaptureProblemsAndFlowsAreListed) {
+  Fixture fx;
+  const std::string plain = report_html(fx.c, fx.verdict, fx.ctx);
+  EXPECT_EQ(count(plain, "class=\"capture-problem\""), 0u);
+  EXPECT_EQ(plain.find("id=\"flows\""), std::string::npos);
+  fx.c.capture_problems.push_back(correlate::CaptureProblem{"server", "no_outbound", "Taken with -Q in <inbound>.",
+                                                            "Capture both directions.", 7});
+  fx.c.flows.push_back(correlate::FlowCount{*packet::IpAddr::parse("10.77.1.2"), *packet::IpAddr::parse("10.77.2.2"), 21, 30, true});
+  fx.c.flows.push_back(correlate::FlowCount{*packet::IpAddr::parse("10.77.1.2"), *packet::IpAddr::parse("10.77.2.2"), 22, 5, false});
+  const std::string html = report_html(fx.c, fx.verdict, fx.ctx);
+  EXPECT_EQ(count(html, "class=\"capture-problem\""), 1u);
+  EXPECT_NE(html.find("server capture: no_outbound"), std::string::npos);
+  EXPECT_NE(html.find("Taken with -Q in &lt;inbound&gt;."), std::string::npos);
+  EXPECT_NE(html.find("(7 probes left unknown.)"), std::string::npos);
+  EXPECT_NE(html.find("id=\"flows\""), std::string::npos);
+  EXPECT_EQ(count(html, "<tr><td>10.77.1.2</td><td>10.77.2.2</td>"), 2u);
+}
+
 }  // namespace
 }  // namespace tandem::report
