@@ -321,9 +321,11 @@ TEST(RawSenderPermission, AsNobodyOpenFailsWithHint) {
 // RawSenderOptions::bind_device (SO_BINDTODEVICE): the packets leave through that interface and no
 // other, whatever the routes say; an unknown interface is an error naming it.
 TEST_F(NetioNetns, BindDeviceSendsThroughThatInterfaceOnly) {
-  // A dummy interface in the client namespace: no route to the server goes through it.
-  ASSERT_EQ(test::sh("ip netns exec " + pair_->client + " ip link add tnio-dummy type dummy"), 0);
-  ASSERT_EQ(test::sh("ip netns exec " + pair_->client + " ip link set tnio-dummy up"), 0);
+  // A second veth pair inside the client namespace: no route to the server goes through it.
+  const std::string x = "ip netns exec " + pair_->client + " ";
+  ASSERT_EQ(test::sh(x + "ip link add tnio-side type veth peer name tnio-peer"), 0);
+  ASSERT_EQ(test::sh(x + "ip link set tnio-side up"), 0);
+  ASSERT_EQ(test::sh(x + "ip link set tnio-peer up"), 0);
   std::unique_ptr<PacketTap> tap;
   {
     ScopedNetns in_server(pair_->server);
@@ -344,11 +346,12 @@ TEST_F(NetioNetns, BindDeviceSendsThroughThatInterfaceOnly) {
   ASSERT_TRUE(s->send(test::syn(ip("10.77.91.1"), dst, 39001, 81, 1), dst).ok());
   EXPECT_EQ(tap->collect(1, 6).size(), 1u);
 
-  RawSenderOptions on_dummy;
-  on_dummy.bind_device = "tnio-dummy";
-  auto d = RawSender::open(IpVersion::v4, on_dummy);
+  RawSenderOptions on_side;
+  on_side.bind_device = "tnio-side";
+  auto d = RawSender::open(IpVersion::v4, on_side);
   ASSERT_TRUE(d.ok()) << d.error().text();
-  // Accepted (the kernel takes the target as on-link on the dummy) but it never reaches the veth.
+  // Accepted (the kernel takes the target as on-link there, as `ping -I` does) but it never
+  // reaches the server's veth.
   ASSERT_TRUE(d->send(test::syn(ip("10.77.91.1"), dst, 39002, 81, 2), dst).ok());
   EXPECT_EQ(tap->collect(1, 6).size(), 0u);
 

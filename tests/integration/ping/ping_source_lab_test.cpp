@@ -1,8 +1,9 @@
 // `tandem ping -S/--source` and `-e/--interface` in the namespace lab (DESIGN.md §3). The client
-// namespace gets a second address on eth0 (10.77.1.3, fd77:1::3) and a dummy interface
-// (dummy0, 10.77.9.2: no route to the server through it). The oracle is outside tandem: nftables
-// counters in the server namespace, one per client source address, count the SYNs that arrive,
-// and the kernel's own TX counter of dummy0 counts what left through it.
+// namespace gets a second address on eth0 (10.77.1.3, fd77:1::3) and a side link: a veth pair
+// side0 (10.77.9.2/24, a static neighbour entry for the server's address) <-> side1, both in the
+// client namespace, so no route to the server goes through side0. The oracle is outside tandem:
+// nftables counters in the server namespace, one per client source address, count the SYNs that
+// arrive there, and a netdev ingress counter on side1 counts the SYNs that left through side0.
 #include <unistd.h>
 
 #include <fstream>
@@ -55,10 +56,20 @@ class PingSource : public ::testing::Test {
     const std::vector<std::vector<std::string>> setup = {
         {"ip", "addr", "add", "10.77.1.3/24", "dev", "eth0"},
         {"ip", "-6", "addr", "add", "fd77:1::3/64", "dev", "eth0", "nodad"},
-        {"ip", "link", "add", "dummy0", "type", "dummy"},
-        {"ip", "addr", "add", "10.77.9.2/24", "dev", "dummy0"},
-        {"ip", "link", "set", "dummy0", "up"},
+        {"ip", "link", "add", "side0", "type", "veth", "peer", "name", "side1"},
+        {"ip", "addr", "add", "10.77.9.2/24", "dev", "side0"},
+        {"ip", "link", "set", "side0", "up"},
+        {"ip", "link", "set", "side1", "up"},
+        // Without it the SYNs would wait for an ARP answer that never comes and not leave at all.
+        {"ip", "neigh", "replace", "10.77.2.2", "lladdr", "02:77:09:00:00:02", "dev", "side0", "nud", "permanent"},
+        {"nft", "-f", side_rules_path()},
     };
+    {
+      std::ofstream f(side_rules_path());
+      f << "table netdev oracle {\n  counter side_syn {}\n  chain in {\n"
+           "    type filter hook ingress device \"side1\" priority 0; policy accept;\n"
+           "    ip protocol tcp tcp dport 21 counter name \"side_syn\"\n  }\n}\n";
+    }
     for (const auto& argv : setup) {
       auto r = lab_->run_in(lab::Node::client, argv);
       if (r.exit_code != 0) {
@@ -67,31 +78,29 @@ class PingSource : public ::testing::Test {
       }
     }
   }
-  static void TearDownTestSuite() { lab_.reset(); }
+  static void TearDownTestSuite() {
+    lab_.reset();
+    ::unlink(side_rules_path().c_str());
+  }
+  static std::string side_rules_path() { return temp_path("side.nft"); }
   void SetUp() override {
     TANDEM_REQUIRE_LAB();
     ASSERT_TRUE(lab_ && lab_->ok()) << (lab_ ? lab_->error() : "no lab");
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
   }
 
-  // The server's SYN counters (the oracle), by name.
+  // The SYN counters (the oracle) by name: the server's, and side_syn of the client's side link.
   static std::map<std::string, std::uint64_t> counters() {
     std::map<std::string, std::uint64_t> out;
-    auto r = lab_->run_in(lab::Node::server, {"nft", "-j", "list", "table", "inet", "oracle"});
-    auto j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded()) return out;
-    for (const auto& item : j["nftables"]) {
-      if (item.contains("counter")) out[item["counter"]["name"]] = item["counter"]["packets"];
+    for (const auto& [node, family] : {std::pair{lab::Node::server, "inet"}, std::pair{lab::Node::client, "netdev"}}) {
+      auto r = lab_->run_in(node, {"nft", "-j", "list", "table", family, "oracle"});
+      auto j = json::parse(r.out, nullptr, false);
+      if (j.is_discarded()) continue;
+      for (const auto& item : j["nftables"]) {
+        if (item.contains("counter")) out[item["counter"]["name"]] = item["counter"]["packets"];
+      }
     }
     return out;
-  }
-
-  // Packets the kernel transmitted on a client interface (`ip -s`).
-  static std::uint64_t tx_packets(const std::string& dev) {
-    auto r = lab_->run_in(lab::Node::client, {"ip", "-s", "-j", "link", "show", "dev", dev});
-    auto j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded() || !j.is_array() || j.empty()) return ~std::uint64_t{0};
-    return j[0]["stats64"]["tx"]["packets"].get<std::uint64_t>();
   }
 
   struct Run {
@@ -113,6 +122,10 @@ class PingSource : public ::testing::Test {
     r.proc = lab_->run_tandem_in_client(args);
     auto after = counters();
     for (const auto& [name, n] : after) r.syns[name] = n - before[name];
+    // A counter that could not be read must fail the test, not read as "nothing arrived".
+    for (const char* name : {"syn_all", "v4_first", "v4_second", "v6_first", "v6_second", "side_syn"}) {
+      EXPECT_TRUE(after.count(name) && before.count(name)) << "oracle counter " << name << " unreadable";
+    }
     r.report = read_json(report);
     std::ifstream f(lines);
     for (std::string line; std::getline(f, line);) r.lines.push_back(json::parse(line, nullptr, false));
@@ -204,27 +217,26 @@ TEST_F(PingSource, RightInterfaceWorks) {
 }
 
 TEST_F(PingSource, WrongInterfaceSendsThereAndNothingArrives) {
-  // No route to the server through dummy0: the kernel sends on-link there (as `ping -I` does), the
-  // probes carry dummy0's address, nothing reaches the server and nothing answers.
-  const std::uint64_t tx_before = tx_packets("dummy0");
-  auto r = ping(with({"10.77.2.2", "-e", "dummy0"}, {"-p", "21", "-c", "3", "-i", "0.05", "--timeout", "0.3"}), "dummy");
-  const std::uint64_t tx_after = tx_packets("dummy0");
+  // No route to the server through side0: the kernel sends on-link there (as `ping -I` does), the
+  // probes carry side0's address, leave through side0, reach nothing and nothing answers.
+  auto r = ping(with({"10.77.2.2", "-e", "side0"}, {"-p", "21", "-c", "3", "-i", "0.05", "--timeout", "0.3"}), "side");
   EXPECT_EQ(r.proc.exit_code, 4) << r.proc.out << r.proc.err;
   EXPECT_EQ(r.report["source"], "10.77.9.2") << r.report.dump(2);
   EXPECT_EQ(r.report["summary"]["states"]["filtered"], 3u) << r.report.dump(2);
   EXPECT_EQ(r.report["verdict"]["code"], "no_answer");
   EXPECT_EQ(r.syns["syn_all"], 0u);
-  EXPECT_EQ(tx_after - tx_before, 3u);  // all three left through dummy0
+  EXPECT_EQ(r.syns["side_syn"], 3u);  // all three left through side0
+  for (const auto& p : r.report["probes"]) EXPECT_EQ(p["src"], "10.77.9.2");
 
   auto unknown = ping(with({"10.77.2.2", "-e", "tdmnodev0"}), "nodev");
   EXPECT_EQ(unknown.proc.exit_code, 2);
   EXPECT_EQ(unknown.proc.err, "tandem: ping: --interface tdmnodev0: no such interface on this host\n");
   EXPECT_EQ(unknown.syns["syn_all"], 0u);
 
-  // dummy0 holds no IPv6 address but a link-local one, useless towards a global target.
-  auto no_v6 = ping(with({"fd77:2::2", "-e", "dummy0"}), "dummy6");
+  // side0 holds no IPv6 address but a link-local one, useless towards a global target.
+  auto no_v6 = ping(with({"fd77:2::2", "-e", "side0"}), "side6");
   EXPECT_EQ(no_v6.proc.exit_code, 2) << no_v6.proc.err;
-  EXPECT_EQ(no_v6.proc.err, "tandem: ping: --interface dummy0 has no IPv6 address to send from (give --source)\n");
+  EXPECT_EQ(no_v6.proc.err, "tandem: ping: --interface side0 has no IPv6 address to send from (give --source)\n");
   EXPECT_EQ(no_v6.syns["syn_all"], 0u);
 }
 
