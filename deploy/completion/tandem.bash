@@ -7,7 +7,7 @@ _tandem() {
   local words
   case $sub in
     "") words="ping lab demo keygen trace analyze bisect agent-status --help --verbose --version -h -v " ;;
-    ping) words="--count --data-len --device --df --dscp --flags --help --icmp --icmp-code --icmp-type --interval --json --json-lines --port --quiet --rate --sport --tcp --tcp-options --time-format --timeout --timestamp --tos --ttl --udp --until --window -4 -6 -D -c -h -i -p -q " ;;
+    ping) words="--count --data-len --device --df --dscp --flags --help --icmp --icmp-code --icmp-type --interface --interval --json --json-lines --port --quiet --rate --source --sport --tcp --tcp-options --time-format --timeout --timestamp --tos --ttl --udp --until --window -4 -6 -D -S -c -e -h -i -p -q " ;;
     lab) words="up down list run --help -h " ;;
     demo) words="--help --list --out -h " ;;
     keygen) words="--force --help --out -f -h -o " ;;
