@@ -3,7 +3,8 @@
 // side0 (10.77.9.2/24, a static neighbour entry for the server's address) <-> side1, both in the
 // client namespace, so no route to the server goes through side0. The oracle is outside tandem:
 // nftables counters in the server namespace, one per client source address, count the SYNs that
-// arrive there, and a netdev ingress counter on side1 counts the SYNs that left through side0.
+// arrive there (and the echo requests from 10.77.1.3), and a netdev ingress counter on side1 counts
+// the SYNs that left through side0.
 #include <unistd.h>
 
 #include <fstream>
@@ -35,6 +36,7 @@ table inet oracle {
   counter v4_second {}
   counter v6_first {}
   counter v6_second {}
+  counter echo_second {}
   chain in {
     type filter hook input priority -10; policy accept;
     tcp dport 21 tcp flags & (fin|syn|rst|ack) == syn counter name "syn_all"
@@ -42,6 +44,7 @@ table inet oracle {
     tcp dport 21 tcp flags & (fin|syn|rst|ack) == syn ip saddr 10.77.1.3 counter name "v4_second"
     tcp dport 21 tcp flags & (fin|syn|rst|ack) == syn ip6 saddr fd77:1::2 counter name "v6_first"
     tcp dport 21 tcp flags & (fin|syn|rst|ack) == syn ip6 saddr fd77:1::3 counter name "v6_second"
+    icmp type echo-request ip saddr 10.77.1.3 counter name "echo_second"
   }
 }
 """
@@ -123,7 +126,7 @@ class PingSource : public ::testing::Test {
     auto after = counters();
     for (const auto& [name, n] : after) r.syns[name] = n - before[name];
     // A counter that could not be read must fail the test, not read as "nothing arrived".
-    for (const char* name : {"syn_all", "v4_first", "v4_second", "v6_first", "v6_second", "side_syn"}) {
+    for (const char* name : {"syn_all", "v4_first", "v4_second", "v6_first", "v6_second", "echo_second", "side_syn"}) {
       EXPECT_TRUE(after.count(name) && before.count(name)) << "oracle counter " << name << " unreadable";
     }
     r.report = read_json(report);
@@ -170,6 +173,11 @@ TEST_F(PingSource, SourceAddressIsTheProbesAndItsRepliesAreRecognisedV4) {
   EXPECT_EQ(second.syns["v4_second"], 4u);
   EXPECT_EQ(second.syns["syn_all"], 4u);  // from 10.77.1.3 only
   EXPECT_EQ(second.syns["v4_first"], 0u);
+
+  // The other probe modules take the source from the same place: ICMP echo from 10.77.1.3.
+  auto echo = ping({"10.77.2.2", "--icmp", "-S", "10.77.1.3", "-c", "4", "-i", "0.05", "--timeout", "0.5"}, "echo4");
+  expect_open_from(echo, "10.77.1.3", 4);
+  EXPECT_EQ(echo.syns["echo_second"], 4u);
 }
 
 TEST_F(PingSource, SourceAddressIsTheProbesAndItsRepliesAreRecognisedV6) {
