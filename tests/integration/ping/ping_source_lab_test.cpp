@@ -5,6 +5,7 @@
 // nftables counters in the server namespace, one per client source address, count the SYNs that
 // arrive there (and the echo requests from 10.77.1.3), and a netdev ingress counter on side1 counts
 // the SYNs that left through side0.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -13,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/common/lab_fixture.hpp"
@@ -64,7 +64,8 @@ class PingSource : public ::testing::Test {
         {"ip", "link", "set", "side0", "up"},
         {"ip", "link", "set", "side1", "up"},
         // Without it the SYNs would wait for an ARP answer that never comes and not leave at all.
-        {"ip", "neigh", "replace", "10.77.2.2", "lladdr", "02:77:09:00:00:02", "dev", "side0", "nud", "permanent"},
+        {"ip", "neigh", "replace", "10.77.2.2", "lladdr", "02:77:09:00:00:02", "dev", "side0", "nud",
+         "permanent"},
         {"nft", "-f", side_rules_path()},
     };
     {
@@ -95,7 +96,8 @@ class PingSource : public ::testing::Test {
   // The SYN counters (the oracle) by name: the server's, and side_syn of the client's side link.
   static std::map<std::string, std::uint64_t> counters() {
     std::map<std::string, std::uint64_t> out;
-    for (const auto& [node, family] : {std::pair{lab::Node::server, "inet"}, std::pair{lab::Node::client, "netdev"}}) {
+    for (const auto& [node, family] :
+         {std::pair{lab::Node::server, "inet"}, std::pair{lab::Node::client, "netdev"}}) {
       auto r = lab_->run_in(node, {"nft", "-j", "list", "table", family, "oracle"});
       auto j = json::parse(r.out, nullptr, false);
       if (j.is_discarded()) continue;
@@ -109,7 +111,7 @@ class PingSource : public ::testing::Test {
   struct Run {
     ProcOutput proc;
     json report;
-    std::vector<json> lines;  // --json-lines
+    std::vector<json> lines;                    // --json-lines
     std::map<std::string, std::uint64_t> syns;  // counter deltas during the run
   };
 
@@ -126,7 +128,8 @@ class PingSource : public ::testing::Test {
     auto after = counters();
     for (const auto& [name, n] : after) r.syns[name] = n - before[name];
     // A counter that could not be read must fail the test, not read as "nothing arrived".
-    for (const char* name : {"syn_all", "v4_first", "v4_second", "v6_first", "v6_second", "echo_second", "side_syn"}) {
+    for (const char* name :
+         {"syn_all", "v4_first", "v4_second", "v6_first", "v6_second", "echo_second", "side_syn"}) {
       EXPECT_TRUE(after.count(name) && before.count(name)) << "oracle counter " << name << " unreadable";
     }
     r.report = read_json(report);
@@ -175,7 +178,8 @@ TEST_F(PingSource, SourceAddressIsTheProbesAndItsRepliesAreRecognisedV4) {
   EXPECT_EQ(second.syns["v4_first"], 0u);
 
   // The other probe modules take the source from the same place: ICMP echo from 10.77.1.3.
-  auto echo = ping({"10.77.2.2", "--icmp", "-S", "10.77.1.3", "-c", "4", "-i", "0.05", "--timeout", "0.5"}, "echo4");
+  auto echo =
+      ping({"10.77.2.2", "--icmp", "-S", "10.77.1.3", "-c", "4", "-i", "0.05", "--timeout", "0.5"}, "echo4");
   expect_open_from(echo, "10.77.1.3", 4);
   EXPECT_EQ(echo.syns["echo_second"], 4u);
 }
@@ -227,7 +231,8 @@ TEST_F(PingSource, RightInterfaceWorks) {
 TEST_F(PingSource, WrongInterfaceSendsThereAndNothingArrives) {
   // No route to the server through side0: the kernel sends on-link there (as `ping -I` does), the
   // probes carry side0's address, leave through side0, reach nothing and nothing answers.
-  auto r = ping(with({"10.77.2.2", "-e", "side0"}, {"-p", "21", "-c", "3", "-i", "0.05", "--timeout", "0.3"}), "side");
+  auto r = ping(with({"10.77.2.2", "-e", "side0"}, {"-p", "21", "-c", "3", "-i", "0.05", "--timeout", "0.3"}),
+                "side");
   EXPECT_EQ(r.proc.exit_code, 4) << r.proc.out << r.proc.err;
   EXPECT_EQ(r.report["source"], "10.77.9.2") << r.report.dump(2);
   EXPECT_EQ(r.report["summary"]["states"]["filtered"], 3u) << r.report.dump(2);
@@ -244,7 +249,8 @@ TEST_F(PingSource, WrongInterfaceSendsThereAndNothingArrives) {
   // side0 holds no IPv6 address but a link-local one, useless towards a global target.
   auto no_v6 = ping(with({"fd77:2::2", "-e", "side0"}), "side6");
   EXPECT_EQ(no_v6.proc.exit_code, 2) << no_v6.proc.err;
-  EXPECT_EQ(no_v6.proc.err, "tandem: ping: --interface side0 has no IPv6 address to send from (give --source)\n");
+  EXPECT_EQ(no_v6.proc.err,
+            "tandem: ping: --interface side0 has no IPv6 address to send from (give --source)\n");
   EXPECT_EQ(no_v6.syns["syn_all"], 0u);
 }
 

@@ -1,9 +1,9 @@
 // `tandem ping -S/-e`: which source address is chosen, and which bad values are refused with what
 // (DESIGN.md §3). choose_source is pure: the host's addresses and the kernel's route answer are
 // made up here, so every rule is tested without a network.
-#include <gtest/gtest.h>
-
 #include "controller/ping/ping_source.hpp"
+
+#include <gtest/gtest.h>
 
 namespace tandem::ping {
 namespace {
@@ -26,7 +26,9 @@ HostFacts host(Result<packet::IpAddr> route) {
                    std::move(route)};
 }
 
-Error no_route() { return make_error(Errc::environment, "route", "no route to 10.77.2.2: Network is unreachable"); }
+Error no_route() {
+  return make_error(Errc::environment, "route", "no route to 10.77.2.2: Network is unreachable");
+}
 
 const packet::IpAddr kTarget4 = addr("10.77.2.2");
 const packet::IpAddr kTarget6 = addr("fd77:2::2");
