@@ -43,12 +43,18 @@ struct BisectArgs {
 };
 
 int run_bisect(BisectArgs& a) {
-  if (a.client_only) a.trace.server.clear();
+  if (a.client_only) a.trace.servers.clear();
   if (a.trace.probe.tcp_options.empty()) a.trace.probe.tcp_options = "linux";
   auto req = trace_request(a.trace);
   if (!req) return report_error(req.error());
   if (req->plan.l4 != proto::L4::tcp) {
     return report_error(make_error(Errc::usage, "bisect", "bisect varies TCP SYN features: use a TCP probe"));
+  }
+  // One vantage per bisection so far: the experiment's failure rates would mix the vantages.
+  if (req->clients.size() > 1 || req->sources.size() > 1 || req->targets.size() > 1) {
+    return report_error(make_error(Errc::usage, "bisect",
+                                   "one --client, --source and --server per bisection so far; run `tandem trace` with "
+                                   "several to see which vantage fails, then bisect from that one"));
   }
   if (auto st = prepare_out_dir(a.trace.out, a.trace.force, "bisect"); !st) return report_error(st.error());
   auto opts = probe::parse_tcp_options(a.trace.probe.tcp_options);
@@ -168,7 +174,6 @@ int run_bisect(BisectArgs& a) {
   // The bundle: every round's probes (variant = the experiment's) and packets, with the
   // experiment's verdict and block.
   correlate::CaptureSide client_side = evidence.client();
-  client_side.local = req->client_source;
   const correlate::CaptureSide& server_side = evidence.server();
   diagnose::Verdict v;
   v.code = "bisect_" + std::string(bisect::kind_name(res.kind));
@@ -177,15 +182,14 @@ int run_bisect(BisectArgs& a) {
   v.severity = v.problem ? diagnose::Severity::problem : diagnose::Severity::ok;
   report::ReportContext ctx;
   ctx.mode = "bisect";
-  ctx.target = req->target;
+  ctx.target = req->targets.front().address;
   ctx.dport = req->plan.dport;
   ctx.l4 = "tcp";
-  ctx.client = req->client_source;
   // Who is who as the captures show it, as trace does (the server's own address under NAT).
-  if (!ctx.client) ctx.client = evidence.correlation().client;
+  ctx.client = evidence.correlation().client;
   ctx.server = evidence.correlation().server;
-  ctx.client_agent = req->client.endpoint;
-  ctx.server_agent = req->server ? req->server->endpoint : "";
+  ctx.client_agent = req->clients.front().agent.endpoint;
+  ctx.server_agent = req->targets.front().server ? req->targets.front().server->endpoint : "";
   ctx.count = static_cast<std::uint32_t>(evidence.correlation().probes.size());
   if (req->plan.rate_pps) ctx.rate_pps = req->plan.rate_pps;
   ctx.probe = fmt::format("tcp dport {} options {} (bisect)", req->plan.dport, a.trace.probe.tcp_options);
