@@ -80,6 +80,16 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
 
 // --- helpers shared by the renderers (exposed for tests) ---
 
+// A vantage row's fates as FateCounts (failed(), decided()).
+inline diagnose::FateCounts vantage_fates(const VantageRow& row) {
+  diagnose::FateCounts f;
+  for (std::size_t i = 0; i < row.fates.size() && i < f.n.size(); ++i) f.n[i] = row.fates[i];
+  f.total = row.probes;
+  return f;
+}
+// "31.0 %" of the decided probes that failed on the path, "—" when none was decided.
+std::string failure_rate_text(const diagnose::FateCounts& f);
+
 // "2024-05-01 12:00:00.123456 UTC" (microseconds; ns since the Unix epoch in).
 std::string format_utc(Nanos ts_ns);
 // A finding in plain words: "MSS option rewritten 1460 → 1200 on the way to the server (all 30
