@@ -74,7 +74,7 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
       if (other.agent.endpoint == client->endpoint)
         return make_error(Errc::usage, "trace", "--client " + client->endpoint + " given twice");
     }
-    r.clients.push_back(orchestrate::ClientEnd{*client, {}});
+    r.clients.push_back(orchestrate::ClientEnd{*client, {}, false});
   }
   std::vector<transport::AgentAddress> servers;
   for (const auto& line : a.servers) {

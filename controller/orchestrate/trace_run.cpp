@@ -139,6 +139,7 @@ void end_run(End& end) {
 }  // namespace
 
 correlate::RunManifest manifest_for(const TraceRequest& req, const proto::ProbeStream& stream,
+                                    const std::vector<std::uint16_t>& variant_map,
                                     const std::optional<packet::IpAddr>& source,
                                     const std::optional<proto::ClockEstimate>& client_clock,
                                     const std::optional<proto::ClockEstimate>& server_clock) {
@@ -156,7 +157,8 @@ correlate::RunManifest manifest_for(const TraceRequest& req, const proto::ProbeS
   } else {
     for (std::size_t i = 0; i < stream.variants.size(); ++i) {
       const auto& v = stream.variants[i];
-      std::string name = i < req.variant_names.size() ? req.variant_names[i].name : fmt::format("v{}", i);
+      const std::size_t plan_index = i < variant_map.size() ? variant_map[i] : i;
+      std::string name = plan_index < req.variant_names.size() ? req.variant_names[plan_index].name : fmt::format("v{}", plan_index);
       m.variants.push_back(correlate::Variant{name, v.tcp_options, v.tos, v.sport.empty() ? plan.sport : v.sport,
                                                 v.ttl != 0 ? v.ttl : plan.ttl});
     }
@@ -292,8 +294,8 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
   std::vector<ClientPlan> plans(req.clients.size());
   for (std::size_t c = 0; c < req.clients.size(); ++c) {
     std::vector<std::optional<packet::IpAddr>> vantages;
+    if (sources[c].empty() || req.clients[c].also_default) vantages.emplace_back(std::nullopt);
     for (const auto& a : sources[c]) vantages.emplace_back(a);
-    if (vantages.empty()) vantages.emplace_back(std::nullopt);
     for (const auto& src : vantages) {
       for (std::size_t t = 0; t < req.targets.size(); ++t) {
         Cell cell;
@@ -312,6 +314,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
   std::uint64_t total = 0;
   for (std::size_t c = 0; c < plans.size(); ++c) {
     ClientPlan& cp = plans[c];
+    std::vector<std::size_t> kept;
     for (std::size_t k : cp.cells) {
       Cell& cell = ev.cells[k];
       cell.seed = seeds[k];
@@ -322,16 +325,34 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
       st.seed = cell.seed;
       st.count = base.count;
       st.variants = base.variants;
+      if (!req.source_variants.empty()) {
+        auto it = req.source_variants.find(st.src);
+        if (it != req.source_variants.end()) {
+          if (it->second.empty() || base.variants.empty()) continue;  // nothing for this vantage this run
+          cell.variant_map = it->second;
+          st.variants.clear();
+          for (auto v : it->second) {
+            if (v >= base.variants.size()) return make_error(Errc::internal, "trace", "source_variants names no plan variant");
+            st.variants.push_back(base.variants[v]);
+          }
+          const auto k_of = static_cast<std::uint64_t>(it->second.size());
+          st.count = static_cast<std::uint32_t>(std::max<std::uint64_t>(k_of, std::uint64_t{base.count} * k_of / base.variants.size()));
+        }
+      }
+      kept.push_back(k);
       cp.streams.push_back(std::move(st));
     }
+    cp.cells = kept;
     cp.plan = base;
     const auto n = static_cast<std::uint32_t>(cp.streams.size());
-    if (n == 1 && cp.streams[0].src.empty()) {
+    if (n == 0) continue;  // this agent has nothing to send this run (bisect --bisect-source)
+    if (n == 1 && cp.streams[0].src.empty() && cp.cells.size() == 1 && ev.cells[cp.cells[0]].variant_map.empty()) {
       cp.plan.seed = cp.streams[0].seed;
     } else {
       // Rates are per cell: the agent paces the whole plan at n times the rate.
       cp.plan.dst = cp.streams[0].dst;
-      cp.plan.count = base.count * n;
+      cp.plan.count = 0;
+      for (const auto& st : cp.streams) cp.plan.count += st.count;
       std::uint64_t st = cp.streams[0].seed ^ 0x7a6e5f5eedULL;
       cp.plan.seed = probe::splitmix64_next(st);
       cp.plan.variants.clear();
@@ -341,6 +362,20 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     }
     total += cp.plan.count;
   }
+  {
+    // Cells that send nothing this run (bisect --bisect-source) are dropped.
+    std::vector<Cell> kept;
+    for (auto& cp : plans) {
+      for (auto& k : cp.cells) {
+        kept.push_back(std::move(ev.cells[k]));
+        k = kept.size() - 1;
+      }
+    }
+    ev.cells = std::move(kept);
+  }
+  if (ev.cells.empty()) return make_error(Errc::usage, "trace", "no vantage has anything to send");
+  // A client agent with no cell this run takes no part in it (it was only greeted).
+  auto idle = [&](std::size_t c) { return plans[c].streams.empty(); };
   const auto total32 = static_cast<std::uint32_t>(std::min<std::uint64_t>(total, UINT32_MAX));
 
   ev.run_id = new_run_id();
@@ -386,6 +421,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     if (auto st = start_heartbeat(req, *req.targets[t].server, server); !st) return abort_all(st.error());
   }
   for (std::size_t c = 0; c < clients.size(); ++c) {
+    if (idle(c)) continue;
     End& client = clients[c];
     proto::RunSetup rs;
     rs.run_id = ev.run_id;
@@ -409,6 +445,18 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
       if (cell.source_given) continue;
       if (auto a = packet::IpAddr::parse(ok->flows[i].src)) cell.source = *a;
     }
+    // Two vantages of one agent from the same address (a --source that is also its routing
+    // default) would be one vantage counted twice.
+    for (std::size_t i = 0; i < plans[c].cells.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        const Cell& x = ev.cells[plans[c].cells[i]];
+        const Cell& y = ev.cells[plans[c].cells[j]];
+        if (x.target == y.target && x.source && y.source && *x.source == *y.source) {
+          return abort_all(make_error(Errc::usage, "trace", "source " + x.source->to_string() + " of " + client.role +
+                                                                " agent is its routing default too: give it once"));
+        }
+      }
+    }
     if (auto st = start_heartbeat(req, req.clients[c].agent, client); !st) return abort_all(st.error());
   }
 
@@ -419,7 +467,9 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     auto st = server->link->request_as<proto::CaptureStats>(proto::CaptureStart{}, Ms(15'000));
     if (!st) return abort_all(make_error(st.error().code, "trace", server->role + " agent: capture start: " + st.error().message));
   }
-  for (auto& client : clients) {
+  for (std::size_t c = 0; c < clients.size(); ++c) {
+    if (idle(c)) continue;
+    End& client = clients[c];
     auto st = client.link->request_as<proto::CaptureStats>(proto::CaptureStart{}, Ms(15'000));
     if (!st) return abort_all(make_error(st.error().code, "trace", client.role + " agent: capture start: " + st.error().message));
   }
@@ -436,7 +486,11 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
   std::vector<Result<proto::SendReport>> send_result(nc, make_error(Errc::internal, "trace", "send did not run"));
   std::vector<std::thread> senders;
   for (std::size_t c = 0; c < nc; ++c) {
-    send_done[c].store(false);
+    send_done[c].store(idle(c));
+    if (idle(c)) {
+      send_result[c] = proto::SendReport{};
+      continue;
+    }
     const double rate = plans[c].plan.rate_pps ? plans[c].plan.rate_pps : 1e6 / std::max<std::uint32_t>(1, plans[c].plan.interval_us);
     const auto ms = static_cast<std::int64_t>(1000.0 * plans[c].plan.count / rate);
     senders.emplace_back([&, c, ms] {
@@ -473,6 +527,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
         ev.interrupted = true;
         say({"send", 0, total32, "interrupted: stopping"});
         for (std::size_t c = 0; c < nc; ++c) {
+          if (idle(c)) continue;
           auto ctl = connect(req, req.clients[c].agent);
           if (!ctl) {
             client_stopped[c] = Result<proto::CaptureStats>(ctl.error());
@@ -495,6 +550,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
       next_report = now + 1'000'000'000;
       Progress p{"send", 0, total32, ""};
       for (std::size_t c = 0; c < nc; ++c) {
+        if (!clients[c].heartbeat) continue;
         if (auto cp = clients[c].heartbeat->progress()) {
           if (cp->sent) p.sent += static_cast<std::uint32_t>(*cp->sent);
           else p.sent += static_cast<std::uint32_t>(static_cast<std::uint64_t>(plans[c].plan.count) * cp->status.progress_permille / 1000);
@@ -549,6 +605,10 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
       });
     }
     for (std::size_t c = 0; c < nc; ++c) {
+      if (idle(c)) {
+        client_stats[c] = proto::CaptureStats{};
+        continue;
+      }
       if (client_stopped[c]) {
         client_stats[c] = std::move(*client_stopped[c]);
         continue;
@@ -572,8 +632,10 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
   say({"fetch", ev.send.sent, total32, ""});
   for (std::size_t c = 0; c < nc; ++c) {
     SideResult r;
-    r.pcapng_path = req.out_dir + "/" + capture_file_name("client", c, nc);
-    if (auto st = fetch_capture(clients[c], r.pcapng_path); !st) return abort_all(st.error());
+    if (!idle(c)) {
+      r.pcapng_path = req.out_dir + "/" + capture_file_name("client", c, nc);
+      if (auto st = fetch_capture(clients[c], r.pcapng_path); !st) return abort_all(st.error());
+    }
     r.stats = *client_stats[c];
     r.hello = clients[c].hello;
     r.clock = clients[c].clock;
@@ -604,7 +666,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& req, const ProgressFn& progr
     for (std::size_t i = 0; i < cp.cells.size(); ++i) {
       Cell& cell = ev.cells[cp.cells[i]];
       const auto& server = servers[cell.target];
-      cell.manifest = manifest_for(req, cp.streams[i], cell.source,
+      cell.manifest = manifest_for(req, cp.streams[i], cell.variant_map, cell.source,
                                    clients[c].clock, server ? std::optional(server->clock) : std::nullopt);
       if (ev.interrupted) {
         // A stream's probes leave in id order: the ones attempted are 0..attempted-1, the rest never existed.

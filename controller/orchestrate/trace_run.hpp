@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ namespace tandem::orchestrate {
 struct ClientEnd {
   transport::AgentAddress agent;
   std::vector<packet::IpAddr> sources;  // empty: one vantage from the agent's routing default
+  // Also a vantage from the routing default when sources are given (bisect --bisect-source with an
+  // address of the only client agent: the default is the base vantage).
+  bool also_default = false;
 };
 
 // One target of the run and the server agent capturing at it (none: bisect --client only).
@@ -54,6 +58,11 @@ struct TraceRequest {
   // --source addresses not tied to an agent: each goes to the one client agent whose HELLO_OK lists
   // it (none or several: Errc::usage naming the address).
   std::vector<packet::IpAddr> sources;
+  // Bisection with the source as a feature: which of plan.variants each vantage sends, keyed by its
+  // --source address ("" = the vantages sending from their routing default). Empty: every vantage
+  // sends every variant. A vantage whose list is empty sends nothing this run; one with k of the
+  // plan's n variants sends count * k / n probes (at least k).
+  std::map<std::string, std::vector<std::uint16_t>> source_variants;
   transport::CurveKeypair controller_key;
   std::string controller_name = "tandem";
   proto::ProbePlan plan;                 // base fields and count/rate per cell; seed chosen here if 0
@@ -72,7 +81,7 @@ struct TraceRequest {
 };
 
 struct SideResult {
-  std::string pcapng_path;
+  std::string pcapng_path;     // "" for a client agent with nothing to send this run (no capture)
   proto::CaptureStats stats;
   proto::HelloOk hello;
   proto::ClockEstimate clock;  // agent clock - controller clock
@@ -87,6 +96,9 @@ struct Cell {
   bool source_given = false;     // named by --source (else the agent's routing default)
   correlate::RunManifest manifest;
   std::uint64_t seed = 0;
+  // The plan variant of each of this cell's variants (TraceRequest::source_variants); empty: the
+  // cell sends every plan variant, in order.
+  std::vector<std::uint16_t> variant_map;
 };
 
 struct TraceEvidence {
@@ -123,6 +135,7 @@ Result<TraceEvidence> run_trace(const TraceRequest& request, const ProgressFn& p
 // probe -> variant = probe::variant_schedule(seed, count, variants), clock = server minus client
 // offset.
 correlate::RunManifest manifest_for(const TraceRequest& request, const proto::ProbeStream& stream,
+                                    const std::vector<std::uint16_t>& variant_map,
                                     const std::optional<packet::IpAddr>& source,
                                     const std::optional<proto::ClockEstimate>& client_clock,
                                     const std::optional<proto::ClockEstimate>& server_clock);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -129,6 +130,7 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
   // capture means nothing came (vouched).
   std::vector<AgentCapture> clients, servers;
   for (const auto& c : ev->clients) {
+    if (c.pcapng_path.empty()) continue;  // took no part in this run
     auto side = report::read_capture_file(c.pcapng_path);
     if (!side) return side.error();
     AgentCapture a{with_stats(std::move(side).value(), c.stats), c.clock.offset_ns, c.clock.error_ns};
@@ -165,6 +167,7 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
     CellInput in;
     in.vantage = rows.size();
     in.manifest = cell.manifest;
+    in.variant_map = cell.variant_map;
     if (common_clock && in.manifest.clock) in.manifest.clock = correlate::ClockEstimate{0, 2 * clock_error, "clock-probe"};
     cells.push_back(std::move(in));
     report::VantageRow row;
@@ -178,7 +181,8 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
 
   Combined combined;
   diagnose::Verdict verdict;
-  if (cells.size() == 1) {
+  const bool remapped = std::any_of(cells.begin(), cells.end(), [](const CellInput& c) { return !c.variant_map.empty(); });
+  if (cells.size() == 1 && !remapped) {
     // One vantage: the correlation as it always was.
     auto corr = correlate::correlate(*client_side, server_side, cells.front().manifest);
     if (!corr) return corr.error();
@@ -187,12 +191,23 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
     verdict = diagnose::diagnose(combined.correlation);
     combined.cell_verdicts.push_back(verdict);
   } else {
-    auto c = correlate_cells(*client_side, server_side, cells);
+    // The run's own variants, named as the request names them (bisect rounds).
+    std::vector<correlate::Variant> variants;
+    if (remapped) {
+      const auto& p = req.plan;
+      for (std::size_t i = 0; i < p.variants.size(); ++i) {
+        const auto& v = p.variants[i];
+        variants.push_back(correlate::Variant{i < req.variant_names.size() ? req.variant_names[i].name : fmt::format("v{}", i),
+                                              v.tcp_options, v.tos, v.sport.empty() ? p.sport : v.sport,
+                                              v.ttl != 0 ? v.ttl : p.ttl});
+      }
+    }
+    auto c = correlate_cells(*client_side, server_side, cells, variants);
     if (!c) return c.error();
     combined = std::move(c).value();
   }
   count_vantages(combined, cells, rows);
-  if (cells.size() > 1) verdict = vantage_verdict(combined, rows);
+  if (cells.size() > 1 || remapped) verdict = vantage_verdict(combined, rows);
   const auto& corr = combined.correlation;
 
   report::ReportContext ctx;
@@ -229,6 +244,8 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
     std::fputs(report::summary_text(corr, verdict, ctx, req.out_dir, *written).c_str(), stdout);
   }
   Analysis a;
+  a.client = std::move(client_side).value();
+  a.server = std::move(server_side);
   a.correlation = std::move(combined.correlation);
   a.vantages = std::move(rows);
   a.probe_vantage = std::move(combined.probe_vantage);

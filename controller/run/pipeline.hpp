@@ -23,6 +23,8 @@ struct Analysis {
   std::vector<std::uint16_t> probe_vantage;       // per probe: its row
   std::string verdict_code;
   bool problem = false;
+  // The captures the correlation's packet indices point into (several agents of a role merged).
+  correlate::CaptureSide client, server;
 };
 
 // Runs the request and analyses it. `mode` goes into report.json; with `write_bundle` the bundle is

@@ -57,7 +57,7 @@ Result<correlate::CaptureSide> merge_captures(std::vector<AgentCapture> captures
 }
 
 Result<Combined> correlate_cells(const correlate::CaptureSide& client, const correlate::CaptureSide& server,
-                                 const std::vector<CellInput>& cells) {
+                                 const std::vector<CellInput>& cells, const std::vector<correlate::Variant>& variants) {
   Combined out;
   correlate::Correlation& all = out.correlation;
   std::map<std::tuple<std::string, std::string, std::uint16_t>, std::size_t> flow_at;
@@ -75,7 +75,7 @@ Result<Combined> correlate_cells(const correlate::CaptureSide& client, const cor
       all.server_present = corr->server_present;
       all.client_packets = corr->client_packets;
       all.server_packets = corr->server_packets;
-      all.variants = corr->variants;
+      all.variants = variants.empty() ? corr->variants : variants;
       all.client = corr->client;
       all.target = corr->target;
       all.server = corr->server;
@@ -87,8 +87,10 @@ Result<Combined> correlate_cells(const correlate::CaptureSide& client, const cor
       all.server_packet_probe.assign(corr->server_packet_probe.size(), -1);
     }
     all.ambiguous += corr->ambiguous;
+    const auto& vmap = cells[k].variant_map;
     for (auto p : corr->probes) {
       p.id += static_cast<std::uint32_t>(base);
+      if (p.variant < vmap.size()) p.variant = vmap[p.variant];
       all.probes.push_back(std::move(p));
       out.probe_vantage.push_back(static_cast<std::uint16_t>(cells[k].vantage));
     }

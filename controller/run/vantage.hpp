@@ -34,6 +34,7 @@ Result<correlate::CaptureSide> merge_captures(std::vector<AgentCapture> captures
 struct CellInput {
   std::size_t vantage = 0;  // index into the vantage rows (client agent, source, target)
   correlate::RunManifest manifest;
+  std::vector<std::uint16_t> variant_map;  // the run's variant of each manifest variant (empty: the same)
 };
 
 // The result of correlating every cell: one Correlation whose probes are the cells' in cell order
@@ -44,8 +45,10 @@ struct Combined {
   std::vector<std::uint16_t> probe_vantage;
   std::vector<diagnose::Verdict> cell_verdicts;  // per cell
 };
+// `variants`: the run's variants (every cell's probes are labelled with these through its
+// variant_map); empty: the first cell's.
 Result<Combined> correlate_cells(const correlate::CaptureSide& client, const correlate::CaptureSide& server,
-                                 const std::vector<CellInput>& cells);
+                                 const std::vector<CellInput>& cells, const std::vector<correlate::Variant>& variants = {});
 
 // Fills each row's probe and fate counts from `combined` (rows come from the caller: client, src,
 // server, target) and each row's verdict code from its cell.
