@@ -156,5 +156,41 @@ TEST(TraceVantage, SourceNotOwnedByAnyAgentIsRefused) {
   EXPECT_FALSE(r.report.is_object());
 }
 
+// bisect --bisect-source: the source is a feature; the trigger is the combination "window scale
+// from 10.77.1.3" (neither alone fails). Fixed seed and `numgen inc`: the experiment repeats exactly.
+TEST(BisectVantage, NamesWscaleAndTheSourceTogether) {
+  auto t = TraceLab::start(kWscaleOneSource);
+  ASSERT_TRUE(t->ok()) << t->error;
+  add_address(*t->lab, "10.77.1.3", false);
+  const std::string dir = temp_root() + "/BisectVantage";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  // clang-format off
+  ProcOutput p = t->lab->run_tandem_in_client({"bisect",
+      "--client", t->agents->client_address(), "--server", t->agents->server_address(),
+      "--key", t->agents->controller_key(), "--target", "10.77.2.2:21",
+      "--tcp-options", kOptions, "--bisect-source", "10.77.1.3", "--seed", "4244",
+      "--budget", "2000", "--count", "60", "--rate", "400", "--tail", "0.5", "--out", dir, "--force", "-q"},
+      std::chrono::seconds(120));
+  // clang-format on
+  json j = read_json(dir + "/report.json");
+  ASSERT_TRUE(j.is_object()) << p.out << p.err;
+  EXPECT_EQ(p.exit_code, 4) << p.out << p.err;
+  EXPECT_EQ(j["bisect"]["result"], "trigger") << j["bisect"].dump(2) << p.out;
+  EXPECT_EQ(j["bisect"]["trigger"], json::parse(R"([{"option":"wscale"},{"feature":"source","value":"10.77.1.3"}])"))
+      << j["bisect"].dump(2);
+  EXPECT_EQ(j["bisect"]["failure_fate"], "lost_forward");
+  // Every failing probe of the bundle left from 10.77.1.3; both vantages are listed.
+  int failed = 0;
+  for (const auto& pr : j["probes"]) {
+    if (pr["fate"] != "lost_forward") continue;
+    ++failed;
+    EXPECT_EQ(pr["src"], "10.77.1.3") << pr.dump();
+  }
+  EXPECT_GT(failed, 0);
+  ASSERT_EQ(j["vantage"].size(), 2u) << j["vantage"].dump(2);
+  EXPECT_NE(p.out.find("source=10.77.1.3"), std::string::npos) << p.out;
+}
+
 }  // namespace
 }  // namespace tandem::testing
