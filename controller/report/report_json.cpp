@@ -1,5 +1,7 @@
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "common/base/version.hpp"
 #include "controller/report/report.hpp"
 
@@ -130,6 +132,23 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
   }
   r["findings"] = std::move(findings);
 
+  // The run's vantages (DESIGN.md §3): one row per (client agent, source address, target).
+  if (!ctx.vantages.empty()) {
+    ojson vantage = ojson::array();
+    for (const auto& row : ctx.vantages) {
+      std::vector<std::uint64_t> vc = row.fates;
+      vc.resize(correlate::kFateCount, 0);
+      vantage.push_back(ojson{{"client", row.client},
+                              {"src", text_or_null(row.src)},
+                              {"server", text_or_null(row.server)},
+                              {"target", row.target},
+                              {"probes", row.probes},
+                              {"fates", fates_json(vc)},
+                              {"verdict", row.verdict}});
+    }
+    r["vantage"] = std::move(vantage);
+  }
+
   // Per-variant counts let bisect and trace share one shape; a trace has a single variant.
   ojson variants = ojson::array();
   std::size_t nvariants = std::max<std::size_t>(c.variants.size(), 1);
@@ -164,6 +183,12 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
   for (const auto& p : c.probes) {
     ojson pj;
     pj["id"] = p.id;
+    if (!ctx.vantages.empty()) {
+      const std::size_t i = static_cast<std::size_t>(&p - c.probes.data());
+      const auto& row = ctx.vantages[i < ctx.probe_vantage.size() ? ctx.probe_vantage[i] : 0];
+      pj["client"] = row.client;
+      pj["src"] = text_or_null(row.src);
+    }
     pj["variant"] = variant_name(c, p.variant);
     pj["sport"] = p.sport;
     pj["fate"] = correlate::fate_name(p.fate);
@@ -193,6 +218,11 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
   r["probes"] = std::move(probes);
   if (!ctx.bisect.is_null()) r["bisect"] = ctx.bisect;
   return r;
+}
+
+std::string failure_rate_text(const diagnose::FateCounts& f) {
+  if (f.decided() == 0) return "—";
+  return fmt::format("{:.1f} %", 100.0 * static_cast<double>(f.failed()) / static_cast<double>(f.decided()));
 }
 
 std::string dump_report(const nlohmann::ordered_json& report) {
