@@ -79,7 +79,7 @@ Combined two_vantages(int lost_a, int lost_b, std::vector<report::VantageRow>& r
       c.probe_vantage.push_back(static_cast<std::uint16_t>(v));
     }
     c.cell_verdicts.push_back(diagnose::Verdict{lost ? "lost_forward" : "clean", "", diagnose::Severity::ok, lost > 0, {}});
-    cells.push_back(CellInput{static_cast<std::size_t>(v), {}});
+    cells.push_back(CellInput{static_cast<std::size_t>(v), {}, {}});
     report::VantageRow row;
     row.client = "site";
     row.src = v == 0 ? "10.77.1.2" : "10.77.3.2";
