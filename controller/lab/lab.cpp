@@ -10,6 +10,9 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "common/base/log.hpp"
 #include "controller/lab/teardown_registry.hpp"
 
@@ -78,6 +81,17 @@ std::string_view node_name(Node n) {
     case Node::client2: return "client2";
   }
   return "?";
+}
+
+std::string client_sites_text(const Lab& lab) {
+  std::string text;
+  for (const auto& site : lab.client_sites()) {
+    const auto& topo = client_site_topology(site.node);
+    text += fmt::format("  {:<10} {:<16} {:<8} {:<10} {}   via {} {} {}\n", site.name, site.ns, kClientIf,
+                        site.addresses.at(0), fmt::join(site.addresses.begin() + 1, site.addresses.end(), "  "),
+                        topo.middlebox_if, topo.gateway_v4, topo.gateway_v6);
+  }
+  return text;
 }
 
 Result<Lab> Lab::up(const Scenario& scenario, const LabOptions& options) {

@@ -56,6 +56,9 @@ inline constexpr std::array<ClientSiteTopology, 2> kClientSites = {{
      kMiddleboxClient2If, "10.77.3.0/24", "fd77:3::/64"},
 }};
 
+// The site of a client node: Node::client2's for client2, else the first site's.
+constexpr const ClientSiteTopology& client_site_topology(Node n) { return kClientSites[n == Node::client2 ? 1 : 0]; }
+
 // Namespace suffixes of every node, in Node order; the state file accepts exactly these.
 inline constexpr std::array<std::string_view, kNodeCount> kNsSuffixes = {"-cli", "-mbx", "-srv", "-cl2"};
 

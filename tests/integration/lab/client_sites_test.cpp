@@ -180,6 +180,12 @@ TEST_F(ClientSites, SiteListNamesEveryNamespaceAndAddress) {
   EXPECT_EQ(sites[1].node, Node::client2);
   EXPECT_EQ(sites[1].ns, cl2());
   EXPECT_EQ(sites[1].addresses, (std::vector<std::string>{"10.77.3.2", "fd77:3::2", "10.77.3.3", "fd77:3::3"}));
+  // The lines `tandem lab up` prints for them.
+  const std::string text = lab::client_sites_text(lab().lab());
+  auto col = [](const std::string& ns) { return ns + std::string(ns.size() < 16 ? 16 - ns.size() : 0, ' '); };
+  EXPECT_EQ(text, "  client     " + col(lab().client_ns()) + " eth0     10.77.1.2  fd77:1::2  10.77.1.3  fd77:1::3   via eth-cli 10.77.1.1 fd77:1::1\n"
+                  "  client2    " + col(cl2()) + " eth0     10.77.3.2  fd77:3::2  10.77.3.3  fd77:3::3   via eth-cl2 10.77.3.1 fd77:3::1\n")
+      << text;
   auto state = lab::read_state(lab().lab().prefix());
   ASSERT_TRUE(state.ok()) << state.error().text();
   ASSERT_EQ(state->clients.size(), 2U);
