@@ -107,7 +107,7 @@ class Lab {
 
 // One line per client site for `tandem lab up` (the column layout of its other lines): name,
 // namespace, interface, every address, and the middlebox interface and addresses it routes via:
-//   "  client2    tdm1a2b3c-cl2    eth0     10.77.3.2  fd77:3::2  10.77.3.3   via eth-cl2 10.77.3.1 fd77:3::1\n"
+//   "  client2    tdm1a2b3c-cl2    eth0     10.77.3.2  fd77:3::2  10.77.3.3   via eth-cl2 10.77.3.1 …\n"
 std::string client_sites_text(const Lab& lab);
 
 }  // namespace tandem::lab

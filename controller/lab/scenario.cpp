@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -49,6 +50,23 @@ const char* type_name(const toml::node& n) {
     case toml::node_type::table: return "a table";
     default: return "a date/time";
   }
+}
+
+// User text quoted in a one-line message: control characters (a "\n" inside a TOML string) are
+// shown as \xNN so they cannot break the line.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // Why `addr` cannot be an extra address of `site`, or nullopt if it can: it must lie in the site's
@@ -170,8 +188,8 @@ class Parser {
     for (const auto& elem : *arr) {
       const auto* str = elem.as_string();
       if (str == nullptr) return fail(key, table, std::string("expected address strings, got ") + type_name(elem));
-      const std::string text = str->get();
-      const auto addr = packet::IpAddr::parse(text);
+      const std::string text = printable(str->get());
+      const auto addr = packet::IpAddr::parse(str->get());
       if (!addr) {
         return fail(key, table, "'" + text + "' is not an IPv4 or IPv6 address" +
                                     (text.find('/') != std::string::npos ? " (write it without a prefix length)" : ""));

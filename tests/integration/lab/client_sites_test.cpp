@@ -307,5 +307,24 @@ TEST(ClientSitesTeardown, DownAndAFailedUpLeaveNoNamespace) {
   EXPECT_FALSE(std::filesystem::exists(lab::state_dir(name)));
 }
 
+// A namespace named like our client2 that someone else created is never adopted nor removed.
+TEST(ClientSitesTeardown, AForeignNamespaceWithTheClient2NameIsLeftAlone) {
+  TANDEM_REQUIRE_LAB();
+  const std::string name = "tdmy" + std::to_string(::getpid() % 1000000);
+  const std::string foreign = name + "-cl2";
+  auto add = lab::exec_in_netns("", {"ip", "netns", "add", foreign});
+  ASSERT_TRUE(add.ok() && add->exit_code == 0) << (add.ok() ? add->err : add.error().text());
+  auto s = lab::parse_scenario("name = \"t\"\n[client2]\n", "t.toml");
+  ASSERT_TRUE(s.ok());
+  auto l = lab::Lab::up(*s, lab::LabOptions{name, false});
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().code, Errc::environment);
+  EXPECT_NE(l.error().text().find("create netns " + foreign), std::string::npos) << l.error().text();
+  EXPECT_TRUE(std::filesystem::exists("/run/netns/" + foreign));
+  for (const char* sfx : {"-cli", "-mbx", "-srv"}) EXPECT_FALSE(std::filesystem::exists("/run/netns/" + name + sfx)) << sfx;
+  EXPECT_FALSE(std::filesystem::exists(lab::state_dir(name)));
+  (void)lab::exec_in_netns("", {"ip", "netns", "del", foreign});
+}
+
 }  // namespace
 }  // namespace tandem::testing

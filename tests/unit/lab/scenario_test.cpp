@@ -145,6 +145,7 @@ TEST(Scenario, ExtraAddressesOutsideTheSiteAreOneLineErrorsNamingKeyAndAddress) 
       // Not addresses.
       {"[client]\naddresses = [\"10.77.1.3/24\"]", "'10.77.1.3/24' is not an IPv4 or IPv6 address (write it without a prefix length)"},
       {"[client]\naddresses = [\"client.example\"]", "'client.example' is not an IPv4 or IPv6 address"},
+      {"[client]\naddresses = [\"10.77.1.3\\nX\"]", "'10.77.1.3\\x0aX' is not an IPv4 or IPv6 address"},
       {"[client]\naddresses = \"10.77.1.3\"", "key '[client] addresses': expected an array of addresses, got a string"},
       {"[client]\naddresses = [3]", "expected address strings, got an integer"},
   };
