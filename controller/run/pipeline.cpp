@@ -168,6 +168,12 @@ Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std
     in.vantage = rows.size();
     in.manifest = cell.manifest;
     in.variant_map = cell.variant_map;
+    // Several servers in one merged server side: each cell's server is its own target (or what a
+    // DNAT makes of it).
+    if (req.targets.size() > 1) {
+      const auto& t = req.targets[cell.target];
+      in.manifest.server = t.server_sees_address ? *t.server_sees_address : t.address;
+    }
     if (common_clock && in.manifest.clock) in.manifest.clock = correlate::ClockEstimate{0, 2 * clock_error, "clock-probe"};
     cells.push_back(std::move(in));
     report::VantageRow row;

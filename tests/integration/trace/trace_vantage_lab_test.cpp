@@ -192,5 +192,118 @@ TEST(BisectVantage, NamesWscaleAndTheSourceTogether) {
   EXPECT_NE(p.out.find("source=10.77.1.3"), std::string::npos) << p.out;
 }
 
+// --- two client sites -------------------------------------------------------------------------
+
+constexpr char kTwoSitesClean[] = R"(name = "trace-two-sites-clean"
+[client2]
+[server]
+listen = [21]
+)";
+
+// A second server agent in the server namespace, on a second address of the server (10.77.2.3),
+// with the first one's key and policy: an N x M matrix needs M server agents.
+struct SecondServer {
+  std::thread thread;
+  ProcOutput out;
+  std::string address;
+  LabFixture* lab = nullptr;
+  ~SecondServer() {
+    if (lab) lab->run_in(lab::Node::server, {"pkill", "-f", "tcp://10.77.2.3:7071"});
+    if (thread.joinable()) thread.join();
+  }
+};
+
+void start_second_server(TraceLab& t, SecondServer& s) {
+  ProcOutput o = t.lab->run_in(lab::Node::server, {"ip", "addr", "add", "10.77.2.3/24", "dev", "eth0"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const std::string w = t.agents->workdir();
+  s.lab = t.lab.get();
+  s.thread = std::thread([&s, w] {
+    s.out = s.lab->run_in(lab::Node::server,
+                          {std::string(TANDEM_BINARY_DIR) + "/bin/tandem-agent", "--listen", "tcp://10.77.2.3:7071", "--key",
+                           w + "/server.key", "--policy", w + "/server-policy.toml", "--audit-log", w + "/server2-audit.log",
+                           "--data-dir", w + "/server2-data"},
+                          std::chrono::seconds(90));
+  });
+  // Its address line: the first server's with the host and port replaced (same key).
+  const std::string first = t.agents->server_address();
+  s.address = "tcp://10.77.2.3:7071" + first.substr(first.find('#'));
+  for (int i = 0; i < 100; ++i) {
+    ProcOutput st = t.lab->run_tandem_in_client({"agent-status", "--key", t.agents->controller_key(), s.address},
+                                                std::chrono::seconds(5));
+    if (st.exit_code == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL() << "the second server agent did not answer: " << s.out.err;
+}
+
+// A clean 2 x 2 matrix: two client sites, two servers (targets 10.77.2.2 and 10.77.2.3), four
+// cells, every probe answered, no finding; the vantage table has every cell.
+TEST(TraceVantage, CleanTwoByTwoMatrix) {
+  auto t = TraceLab::start(kTwoSitesClean);
+  ASSERT_TRUE(t->ok()) << t->error;
+  ASSERT_EQ(t->agents->client_sites().size(), 2u);
+  SecondServer second;
+  ASSERT_NO_FATAL_FAILURE(start_second_server(*t, second));
+  const std::string dir = temp_root() + "/TraceVantage.CleanTwoByTwoMatrix";
+  // clang-format off
+  ProcOutput p = t->lab->run_tandem_in_client({"trace",
+      "--client", t->agents->client_sites()[0].agent_address, "--client", t->agents->client_sites()[1].agent_address,
+      "--server", t->agents->server_address(), "--server", second.address,
+      "--target", "10.77.2.2:21", "--target", "10.77.2.3:21", "--key", t->agents->controller_key(),
+      "--count", std::to_string(kCount), "--rate", "300", "--tail", "0.5", "--out", dir, "--force", "-q"},
+      std::chrono::seconds(90));
+  // clang-format on
+  json j = read_json(dir + "/report.json");
+  ASSERT_TRUE(j.is_object()) << p.out << p.err;
+  EXPECT_EQ(p.exit_code, 0) << p.out << p.err;
+  EXPECT_EQ(j["verdict"]["code"], "clean") << j["verdict"].dump();
+  EXPECT_EQ(j["summary"]["probes"], 4 * kCount);
+  EXPECT_EQ(j["summary"]["fates"]["answered"], 4 * kCount) << j["summary"].dump();
+  EXPECT_TRUE(j["findings"].empty()) << j["findings"].dump(2);
+  ASSERT_EQ(j["vantage"].size(), 4u) << j["vantage"].dump(2);
+  std::set<std::pair<std::string, std::string>> cells;
+  for (const auto& v : j["vantage"]) {
+    cells.insert({v["src"].get<std::string>(), v["target"].get<std::string>()});
+    EXPECT_EQ(v["probes"], kCount) << v.dump();
+    EXPECT_EQ(v["fates"]["answered"], kCount) << v.dump();
+  }
+  EXPECT_EQ(cells, (std::set<std::pair<std::string, std::string>>{{"10.77.1.2", "10.77.2.2:21"},
+                                                                  {"10.77.1.2", "10.77.2.3:21"},
+                                                                  {"10.77.3.2", "10.77.2.2:21"},
+                                                                  {"10.77.3.2", "10.77.2.3:21"}}));
+  // The agents' own captures are kept next to the merged ones.
+  for (const char* f : {"client1.pcapng", "client2.pcapng", "server1.pcapng", "server2.pcapng", "client.pcapng", "merged.pcapng"})
+    EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+}
+
+// The built-in "only from one site" scenario through `tandem lab run` (both sites' agents, every
+// address a vantage): the verdict blames 10.77.3.2 only; the middlebox counter is the oracle.
+TEST(TraceVantage, OnlyOneSiteScenarioBlamesThatSite) {
+  const std::string dir = temp_root() + "/only-one-site";
+  lab::ExecOptions eo;
+  eo.timeout = std::chrono::seconds(90);
+  auto run = lab::exec_in_netns("", {LabFixture::tandem_binary(), "lab", "run", TANDEM_SCENARIO_DIR "/only-one-site.toml", "--out", dir}, eo);
+  ASSERT_TRUE(run) << run.error().text();
+  ProcOutput p{run->exit_code, run->timed_out, run->out, run->err};
+  json j = read_json(dir + "/report.json");
+  ASSERT_TRUE(j.is_object()) << p.out << p.err;
+  EXPECT_EQ(p.exit_code, 4) << p.out << p.err;
+  ASSERT_EQ(j["vantage"].size(), 2u) << j["vantage"].dump(2);
+  const json* a = row_of(j, "10.77.1.2");
+  const json* b = row_of(j, "10.77.3.2");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ((*a)["client"], "lab-client");
+  EXPECT_EQ((*b)["client"], "lab-client2");
+  EXPECT_EQ((*a)["fates"]["answered"], 100);
+  // 100 window-scale SYNs from 10.77.3.2 through `numgen inc mod 10 < 3`: exactly 30 dropped.
+  EXPECT_EQ((*b)["fates"]["lost_forward"], 30);
+  EXPECT_EQ((*b)["fates"]["answered"], 70);
+  const std::string text = j["verdict"]["text"];
+  EXPECT_NE(text.find("Only from 10.77.3.2 (30 of 100, 30 %); from 10.77.1.2 all 100 probes were answered."),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace tandem::testing
