@@ -373,25 +373,18 @@ std::string ports_text(const Policy& p) {
   }
   return s;
 }
-std::string sources_text(const Policy& p) {
-  if (p.sources.empty()) return "any address of this host";
+// "10.0.0.0/8,fd00::/8", or `empty` for an empty list.
+std::string cidrs_text(const std::vector<Cidr>& list, const char* empty) {
+  if (list.empty()) return empty;
   std::string s;
-  for (const auto& c : p.sources) {
+  for (const auto& c : list) {
     if (!s.empty()) s += ",";
     s += c.to_string();
   }
   return s;
 }
-
-std::string destinations_text(const Policy& p) {
-  if (p.destinations.empty()) return "none";
-  std::string s;
-  for (const auto& c : p.destinations) {
-    if (!s.empty()) s += ",";
-    s += c.to_string();
-  }
-  return s;
-}
+std::string sources_text(const Policy& p) { return cidrs_text(p.sources, "any address of this host"); }
+std::string destinations_text(const Policy& p) { return cidrs_text(p.destinations, "none"); }
 }  // namespace
 
 std::string summary(const Policy& p) {
