@@ -87,6 +87,9 @@ inline diagnose::FateCounts vantage_fates(const VantageRow& row) {
   f.total = row.probes;
   return f;
 }
+// Who sent the probes, for titles and sentences: the client's address, or with several vantages
+// their source addresses ("10.77.1.2 and 10.77.3.2"), or "the client".
+std::string clients_words(const ReportContext& ctx);
 // "31.0 %" of the decided probes that failed on the path, "—" when none was decided.
 std::string failure_rate_text(const diagnose::FateCounts& f);
 

@@ -277,7 +277,7 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string report_html(const Correlation& c, const Verdict& v, const ReportContext& ctx) {
-  const std::string client = ctx.client ? ctx.client->to_string() : std::string("the client");
+  const std::string client = clients_words(ctx);
   const std::string title = fmt::format("tandem report: {} from {}", target_words(ctx), client);
   const char* sev = v.severity == diagnose::Severity::problem ? "problem"
                     : v.severity == diagnose::Severity::warning ? "warning"

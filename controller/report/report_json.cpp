@@ -220,6 +220,19 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
   return r;
 }
 
+std::string clients_words(const ReportContext& ctx) {
+  std::vector<std::string> srcs;
+  for (const auto& row : ctx.vantages) {
+    if (!row.src.empty() && std::find(srcs.begin(), srcs.end(), row.src) == srcs.end()) srcs.push_back(row.src);
+  }
+  if (srcs.size() > 1) {
+    std::string s;
+    for (std::size_t i = 0; i < srcs.size(); ++i) s += (i == 0 ? "" : i + 1 == srcs.size() ? " and " : ", ") + srcs[i];
+    return s;
+  }
+  return ctx.client ? ctx.client->to_string() : std::string("the client");
+}
+
 std::string failure_rate_text(const diagnose::FateCounts& f) {
   if (f.decided() == 0) return "—";
   return fmt::format("{:.1f} %", 100.0 * static_cast<double>(f.failed()) / static_cast<double>(f.decided()));

@@ -262,7 +262,7 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
     if (first == 0 || p.client_tx_ns < first) first = p.client_tx_ns;
     last = std::max(last, p.client_tx_ns);
   }
-  std::string client = ctx.client ? ctx.client->to_string() : std::string("the client");
+  std::string client = clients_words(ctx);
   std::string out;
 
   out += fmt::format("# tandem report: {} from {}\n\n", target_text(ctx), client);
