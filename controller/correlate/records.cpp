@@ -324,10 +324,18 @@ void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   s.recs.resize(buf.size());
   Decoded d;
   auto lt = static_cast<std::uint32_t>(s.cap->linktype);
+  Nanos first = buf.empty() ? 0 : buf.index().front().ts_ns, last = first;
   for (std::size_t i = 0; i < buf.size(); ++i) {
     auto p = buf[i];
-    if (!fill_rec_fast(lt, p.data, s.addrs, s.recs[i])) fill_rec_full(lt, p.data, p.origlen, key, s.addrs, d, s.recs[i]);
+    Rec& r = s.recs[i];
+    if (!fill_rec_fast(lt, p.data, s.addrs, r)) fill_rec_full(lt, p.data, p.origlen, key, s.addrs, d, r);
+    first = std::min(first, p.ts_ns);
+    last = std::max(last, p.ts_ns);
+    ++s.role_n[r.role & 7u];
+    s.role_out[r.role & 7u] += (r.bits & kOutgoing) != 0;
   }
+  s.first_ts = first;
+  s.last_ts = last;
   const auto& st = s.cap->stats;
   if (st.available) s.drops = st.dropped + st.if_dropped;
   mark_duplicates(s);
@@ -371,6 +379,10 @@ void mark_duplicates(Side& s) {
         if (lt == pcapio::linktype::kLinuxSll2 && ifindex(i) == ifindex(j)) continue;
         if (s.dup_of.empty()) s.dup_of.assign(s.recs.size(), 0xffffffffu);
         s.dup_of[i] = j;
+        --s.role_n[r.role & 7u];
+        s.role_out[r.role & 7u] -= (r.bits & kOutgoing) != 0;
+        ++s.role_n[kRoleNone];
+        s.role_out[kRoleNone] += (r.bits & kOutgoing) != 0;
         r.role = kRoleNone;
         r.bits |= kDuplicate;
         ++s.duplicates;
