@@ -119,6 +119,32 @@ TEST(ReportJson, DumpIsStable) {
   EXPECT_NE(a.find("\n  \"tool\": \"tandem\",\n"), std::string::npos);
 }
 
+// What the bundle writes (write_report_json, piece by piece) is dump_report(report_json()) byte for
+// byte: with probes, with none, with a "bisect" section after them, and with a note holding bytes
+// that are not UTF-8 (replaced, not thrown) and characters that must be escaped.
+TEST(ReportJson, StreamedEqualsDump) {
+  auto streamed = [](const Fixture& fx) {
+    std::string out;
+    std::size_t pieces = 0;
+    write_report_json(fx.c, fx.verdict, fx.ctx, [&](std::string_view s) {
+      out.append(s);
+      ++pieces;
+    });
+    EXPECT_GT(pieces, fx.c.probes.size());  // not one string rendered at once
+    return out;
+  };
+  Fixture fx;
+  fx.c.probes[6].note = "bad \xff byte, \"quoted\"\n\ttab, caf\xc3\xa9";
+  fx.c.probes[2].changes.push_back({correlate::Direction::forward, "ip.dscp", 0, 46});
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  fx.ctx.bisect = ojson{{"trigger", ojson::array({ojson{{"option", "wscale"}, {"p", 0.5}}})}, {"empty", ojson::object()}};
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  fx.c.probes.clear();
+  fx.c.findings.clear();
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  EXPECT_NE(streamed(fx).find("\n  \"probes\": [],\n  \"bisect\": {\n"), std::string::npos);
+}
+
 TEST(ReportText, FindingSentences) {
   correlate::Finding f;
   f.field = "tcp.option.mss";
