@@ -84,11 +84,11 @@ void Correlator::find_client_probes() {
               found.end());
 
   if (m_.count) {
-    resize_huge(work_, *m_.count);
+    work_.resize(*m_.count);
     for (std::uint32_t id = 0; id < *m_.count; ++id) work_[id].id = id;
     for (auto [id, rec] : found) work_[id].c_probe = rec;
   } else {
-    resize_huge(work_, found.size());
+    work_.resize(found.size());
     for (std::size_t k = 0; k < found.size(); ++k) {
       work_[k].id = found[k].first;
       work_[k].c_probe = found[k].second;
@@ -131,7 +131,7 @@ void Correlator::build_server_indexes() {
     if (s_.recs[i].bits & kHasPrimary) s_primary_.add(join_key(s_.recs[i].primary), i);
   }
   s_primary_.seal();
-  resize_huge(s_claimed_, s_.recs.size(), kNone);
+  s_claimed_.assign(s_.recs.size(), kNone);
   // Replies the server sent: what answers() checks per probe.
   std::size_t n = 0;
   for (const auto& r : s_.recs) {

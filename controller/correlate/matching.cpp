@@ -93,8 +93,7 @@ void Correlator::pass_a() {
   std::vector<std::uint32_t> cands;
   // Per server rec: 1 + the probe position that last took it as a candidate. Deduplicates the
   // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
-  std::vector<std::uint32_t> taken;
-  resize_huge(taken, s_.recs.size());
+  std::vector<std::uint32_t> taken(s_.recs.size(), 0);
   detail::SortedMultimap::Postings by_primary;
   {
     std::vector<std::uint64_t> q;
@@ -184,9 +183,8 @@ void Correlator::pass_a() {
   // still free and have no other free edge in the bucket is a match; a probe with two such edges,
   // or a packet two probes want equally, is ambiguous (the packet is contested: no worse edge may
   // take it; pass B may still decide it by time).
-  std::vector<std::uint32_t> probe_n(work_.size(), 0), packet_n, packet_first;
-  resize_huge(packet_n, s_.recs.size());
-  resize_huge(packet_first, s_.recs.size(), kNone);
+  std::vector<std::uint32_t> probe_n(work_.size(), 0), packet_n(s_.recs.size(), 0);
+  std::vector<std::uint32_t> packet_first(s_.recs.size(), kNone);
   auto probe_free = [&](std::uint32_t k) { return work_[k].match == Match::none; };
   auto packet_free = [&](std::uint32_t s) { return s_claimed_[s] == kNone; };
   for (auto& edges : buckets) {

@@ -7,8 +7,6 @@
 #include <system_error>
 #include <thread>
 
-#include <sys/mman.h>
-
 #include "common/packet/build.hpp"
 #include "common/packet/bytes.hpp"
 #include "common/packet/decode.hpp"
@@ -337,14 +335,6 @@ void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, 
   fill_rec(scratch, key, addrs, r);
 }
 
-void advise_huge_pages(const void* p, std::size_t bytes) {
-  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-  if (bytes < 2 * kHuge) return;
-  const auto b = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);  // advice: failure is harmless
-}
-
 bool linktype_supported(int lt) {
   std::array<std::uint8_t, 1> none{};
   auto d = packet::decode(static_cast<std::uint32_t>(lt), std::span<const std::uint8_t>(none.data(), 0));
@@ -353,7 +343,7 @@ bool linktype_supported(int lt) {
 
 void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   const auto& buf = s.cap->packets;
-  resize_huge(s.recs, buf.size());
+  s.recs.resize(buf.size());
   Decoded d;
   auto lt = static_cast<std::uint32_t>(s.cap->linktype);
   Nanos first = buf.empty() ? 0 : buf.index().front().ts_ns, last = first;

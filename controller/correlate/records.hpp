@@ -170,22 +170,6 @@ bool fill_rec_fast(std::uint32_t linktype, std::span<const std::uint8_t> frame, 
 void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, std::size_t wire_len,
                    const std::optional<std::uint32_t>& key, AddrTable& addrs, packet::Decoded& scratch, Rec& r);
 
-// Asks the kernel to back the 2 MiB-aligned part of [p, p + bytes) with transparent huge pages
-// (it does so in THP "madvise" mode, Debian's default). For arrays of hundreds of MB that the passes
-// read sparsely (one record per probe, a packet index far away): 4 KiB pages cost a TLB miss on
-// nearly every such access and a page fault per 4 KiB when first written. Only useful before the
-// memory is first touched; advice the kernel does not take changes nothing.
-void advise_huge_pages(const void* p, std::size_t bytes);
-
-// v (empty) resized to n value-initialised elements, on huge pages where the kernel allows.
-template <class T>
-void resize_huge(std::vector<T>& v, std::size_t n, const T& value = T{}) {
-  v.clear();
-  v.reserve(n);
-  advise_huge_pages(v.data(), n * sizeof(T));
-  v.resize(n, value);
-}
-
 // Identical copies of one packet within this time are one sighting.
 inline constexpr Nanos kDuplicateWindowNs = 1'000'000;
 
