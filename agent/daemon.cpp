@@ -284,6 +284,19 @@ struct Daemon::Impl {
     if (opt.policy.send_enabled) ok.capabilities.push_back("send");
     if (opt.policy.scrub_payload) ok.capabilities.push_back("scrub");
     ok.policy_summary = summary(opt.policy);
+    if (opt.policy.send_enabled) {
+      // Where this agent may send from: its own addresses the policy allows (not IPv6 link-local
+      // ones, which need an interface scope the plan does not carry).
+      if (auto local = netio::local_addresses()) {
+        for (const auto& a : *local) {
+          if (ok.sources.size() >= proto::kMaxSources) break;
+          const std::string t = a.to_string();
+          if (t.starts_with("fe80:")) continue;
+          if (opt.policy.source_allowed(a) && std::find(ok.sources.begin(), ok.sources.end(), t) == ok.sources.end())
+            ok.sources.push_back(t);
+        }
+      }
+    }
     opt.audit.record("hello", c.key, fmt::format("controller=\"{}\" version={}", m.controller_name, hi));
     send_to(to, ok, c.key);
   }
@@ -352,6 +365,16 @@ struct Daemon::Impl {
         if (auto src = netio::source_address_for(*dst)) f.src = src->to_string();
       }
     }
+    if (m.role == proto::Role::client) {
+      // A client captures and sends from its own addresses only, those its operator allows.
+      auto local = netio::local_addresses();
+      if (!local) return refuse(local.error().text());
+      std::vector<packet::IpAddr> srcs;
+      for (const auto& f : flows) {
+        if (auto a = packet::IpAddr::parse(f.src)) srcs.push_back(*a);
+      }
+      if (auto st = check_sources(opt.policy, srcs, *local); !st) return refuse(st.error().text());
+    }
     auto filter = flows_filter(flows, m.capture_filter, snaplen);
     if (!filter) return refuse("policy: capture filter not allowed (" + filter.error().text() + ")");
     Run r;
@@ -367,7 +390,7 @@ struct Daemon::Impl {
     opt.audit.record("run_accepted", c.key,
                      fmt::format("run={} role={} lease_s={:.1f} flows={} snaplen={} filter=\"{}\"", m.run_id, role_name(m.role),
                                  static_cast<double>(m.lease_deadline_ns - now) / 1e9, m.flows.size(), snaplen, *filter));
-    send_to(to, proto::RunOk{m.run_id}, c.key);
+    send_to(to, proto::RunOk{m.run_id, flows}, c.key);
   }
 
   std::uint64_t other_files_bytes() const {
@@ -430,6 +453,22 @@ struct Daemon::Impl {
       error_to(to, proto::ErrorCode::policy_refused, text, c.key);
     };
     if (auto st = check_plan(opt.policy, m.plan, r.flows, r.sent_total); !st) return refuse(st.error().text());
+    {
+      auto local = netio::local_addresses();
+      if (!local) return refuse(local.error().text());
+      std::vector<packet::IpAddr> srcs;
+      for (const auto& st : proto::streams_of(m.plan)) {
+        auto dst = packet::IpAddr::parse(st.dst);
+        auto src = st.src.empty() ? (dst ? netio::source_address_for(*dst) : Result<packet::IpAddr>(make_error(Errc::usage, "send", "bad destination")))
+                                  : Result<packet::IpAddr>(make_error(Errc::usage, "send", "bad source"));
+        if (!st.src.empty()) {
+          if (auto a = packet::IpAddr::parse(st.src)) src = *a;
+        }
+        if (!src) return refuse(src.error().text());
+        srcs.push_back(*src);
+      }
+      if (auto st = check_sources(opt.policy, srcs, *local); !st) return refuse(st.error().text());
+    }
     double rate = m.plan.rate_pps ? m.plan.rate_pps : 1e6 / m.plan.interval_us;
     double need_s = (m.plan.count - 1) / rate;
     if (need_s > static_cast<double>(r.lease.deadline() - now) / 1e9)
@@ -444,9 +483,9 @@ struct Daemon::Impl {
     r.sender = std::move(s).value();
     r.send_reply = to;
     opt.audit.record("send_started", c.key,
-                     fmt::format("run={} dst={} l4={} dport={} count={} rate_pps={} interval_us={} variants={} seed={}", r.id,
+                     fmt::format("run={} dst={} l4={} dport={} count={} rate_pps={} interval_us={} variants={} seed={} streams={}", r.id,
                                  m.plan.dst, static_cast<int>(m.plan.l4), m.plan.dport, m.plan.count, m.plan.rate_pps,
-                                 m.plan.interval_us, m.plan.variants.size(), m.plan.seed));
+                                 m.plan.interval_us, m.plan.variants.size(), m.plan.seed, m.plan.streams.size()));
   }
 
   void on(Connection& c, const ReplyTo& to, const proto::CaptureStop& m, Nanos) {
@@ -495,7 +534,7 @@ struct Daemon::Impl {
   void on(Connection& c, const ReplyTo& to, const proto::RunEnd&, Nanos) {
     std::string id = run->id;
     end_run("RUN_END", proto::ErrorCode::unexpected_message);
-    send_to(to, proto::RunOk{id}, c.key);
+    send_to(to, proto::RunOk{id, {}}, c.key);
   }
 
   // Files a previous process left (crash, kill -9) belong to no run: delete them at start.

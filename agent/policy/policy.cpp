@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -182,6 +183,15 @@ class Parser {
           if (!c) return fail(key, c.error().message);
           p.destinations.push_back(*c);
         }
+      } else if (name == "sources") {
+        if (st = get_strings(key, v, items); !st) return st;
+        for (const auto& s : items) {
+          auto c = Cidr::parse(s);
+          if (!c) return fail(key, c.error().message);
+          p.sources.push_back(*c);
+        }
+        // An empty list would forbid every source: say so instead of a send that can never work.
+        if (p.sources.empty()) return fail(key, "empty (omit the key to allow every address of this host)");
       } else if (name == "protocols") {
         if (st = get_strings(key, v, items); !st) return st;
         p.protocols = {false, false, false};
@@ -219,7 +229,7 @@ class Parser {
       } else if (name == "max_packets") {
         st = get_uint(key, v, p.max_packets, 1, 100'000'000);
       } else {
-        return fail(key, "unknown key (expected enabled, destinations, protocols, ports, max_rate_pps, max_packets)");
+        return fail(key, "unknown key (expected enabled, destinations, sources, protocols, ports, max_rate_pps, max_packets)");
       }
       if (!st) return st;
     }
@@ -316,6 +326,13 @@ bool Policy::port_allowed(std::uint16_t port) const {
   return false;
 }
 
+bool Policy::source_allowed(const packet::IpAddr& a) const {
+  if (sources.empty()) return true;
+  for (const auto& c : sources)
+    if (c.contains(a)) return true;
+  return false;
+}
+
 bool Policy::destination_allowed(const packet::IpAddr& a) const {
   if (special_address(a)) return false;
   for (const auto& c : destinations)
@@ -356,22 +373,25 @@ std::string ports_text(const Policy& p) {
   }
   return s;
 }
-std::string destinations_text(const Policy& p) {
-  if (p.destinations.empty()) return "none";
+// "10.0.0.0/8,fd00::/8", or `empty` for an empty list.
+std::string cidrs_text(const std::vector<Cidr>& list, const char* empty) {
+  if (list.empty()) return empty;
   std::string s;
-  for (const auto& c : p.destinations) {
+  for (const auto& c : list) {
     if (!s.empty()) s += ",";
     s += c.to_string();
   }
   return s;
 }
+std::string sources_text(const Policy& p) { return cidrs_text(p.sources, "any address of this host"); }
+std::string destinations_text(const Policy& p) { return cidrs_text(p.destinations, "none"); }
 }  // namespace
 
 std::string summary(const Policy& p) {
   std::string s;
   if (p.send_enabled) {
-    s = fmt::format("send: to {} protocols {} ports {}, max {} pps, max {} packets per run; ",
-                    destinations_text(p), protocols_text(p), ports_text(p), p.max_rate_pps, p.max_packets);
+    s = fmt::format("send: to {} from {} protocols {} ports {}, max {} pps, max {} packets per run; ",
+                    destinations_text(p), sources_text(p), protocols_text(p), ports_text(p), p.max_rate_pps, p.max_packets);
   } else {
     s = "send: disabled (capture only); ";
   }
@@ -450,23 +470,44 @@ Status check_plan(const Policy& p, const proto::ProbePlan& plan, const std::vect
   if (!p.send_enabled) return refuse("sending", "send.enabled = false");
   if (plan.count == 0) return refuse("an empty plan", "count >= 1");
   if (!p.protocol_allowed(plan.l4)) return refuse("protocol " + l4_text(plan.l4), "protocols: " + protocols_text(p));
-  auto dst = packet::IpAddr::parse(plan.dst);
-  if (!dst) return refuse("destination '" + plan.dst + "'", "an IP address is required");
-  if ((dst->is_v4() ? 4 : 6) != plan.ip_version)
-    return refuse(fmt::format("ip_version {} for {}", plan.ip_version, dst->to_string()), "must match the address");
-  if (!p.destination_allowed(*dst))
-    return refuse("destination " + dst->to_string(), "destinations: " + destinations_text(p));
-  // The peer the controller named: a plan may only aim at a declared flow, so the capture covers
-  // every probe and the controller cannot widen the destination after RUN_SETUP.
-  bool declared = false;
-  for (const auto& f : flows) {
-    auto fd = packet::IpAddr::parse(f.dst);
-    if (fd && *fd == *dst && f.l4 == plan.l4 && (plan.l4 == proto::L4::icmp || f.dport == plan.dport)) declared = true;
+  std::uint64_t stream_sum = 0;
+  for (const auto& st : proto::streams_of(plan)) {
+    stream_sum += st.count;
+    auto dst = packet::IpAddr::parse(st.dst);
+    if (!dst) return refuse("destination '" + st.dst + "'", "an IP address is required");
+    if ((dst->is_v4() ? 4 : 6) != plan.ip_version)
+      return refuse(fmt::format("ip_version {} for {}", plan.ip_version, dst->to_string()), "must match the address");
+    if (!p.destination_allowed(*dst))
+      return refuse("destination " + dst->to_string(), "destinations: " + destinations_text(p));
+    std::optional<packet::IpAddr> src;
+    if (!st.src.empty()) {
+      src = packet::IpAddr::parse(st.src);
+      if (!src) return refuse("source '" + st.src + "'", "an IP address or empty");
+      if (src->version != dst->version) return refuse("source " + src->to_string() + " to " + dst->to_string(), "one IP version");
+      if (!p.source_allowed(*src)) return refuse("source " + src->to_string(), "sources: " + sources_text(p));
+    }
+    // The peer the controller named: a plan may only aim at a declared flow (from the same source
+    // when both name one), so the capture covers every probe and the controller cannot widen the
+    // destination after RUN_SETUP.
+    bool declared = false;
+    for (const auto& f : flows) {
+      auto fd = packet::IpAddr::parse(f.dst);
+      if (!fd || *fd != *dst || f.l4 != plan.l4 || (plan.l4 != proto::L4::icmp && f.dport != st.dport)) continue;
+      if (src && !f.src.empty()) {
+        auto fs = packet::IpAddr::parse(f.src);
+        if (!fs || *fs != *src) continue;
+      }
+      declared = true;
+    }
+    if (!declared) {
+      return refuse(fmt::format("destination {} {}/{}{}", dst->to_string(), l4_text(plan.l4), st.dport,
+                                src ? " from " + src->to_string() : ""),
+                    "not a flow of this run");
+    }
+    if (plan.l4 != proto::L4::icmp && !p.port_allowed(st.dport))
+      return refuse("port " + std::to_string(st.dport), "ports: " + ports_text(p));
   }
-  if (!declared)
-    return refuse(fmt::format("destination {} {}/{}", dst->to_string(), l4_text(plan.l4), plan.dport), "not a flow of this run");
-  if (plan.l4 != proto::L4::icmp && !p.port_allowed(plan.dport))
-    return refuse("port " + std::to_string(plan.dport), "ports: " + ports_text(p));
+  if (stream_sum != plan.count) return refuse("stream counts", "must add up to the plan's count");
   if (plan.rate_pps == 0 && plan.interval_us == 0) return refuse("unpaced sending", fmt::format("max {} pps", p.max_rate_pps));
   double rate = plan.rate_pps ? plan.rate_pps : 1e6 / plan.interval_us;
   if (rate > p.max_rate_pps) return refuse(fmt::format("rate {:.0f} pps", rate), fmt::format("max {} pps", p.max_rate_pps));
@@ -483,8 +524,23 @@ Status check_plan(const Policy& p, const proto::ProbePlan& plan, const std::vect
     return ok_status();
   };
   if (auto st = check_syntax(plan.tcp_options, plan.sport); !st) return st;
-  for (const auto& v : plan.variants) {
-    if (auto st = check_syntax(v.tcp_options, v.sport.empty() ? plan.sport : v.sport); !st) return st;
+  for (const auto& stream : proto::streams_of(plan)) {
+    for (const auto& v : stream.variants) {
+      if (auto st = check_syntax(v.tcp_options, v.sport.empty() ? plan.sport : v.sport); !st) return st;
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace tandem::agent
+
+namespace tandem::agent {
+
+Status check_sources(const Policy& p, const std::vector<packet::IpAddr>& resolved, const std::vector<packet::IpAddr>& local) {
+  for (const auto& src : resolved) {
+    if (std::find(local.begin(), local.end(), src) == local.end())
+      return refuse("source " + src.to_string(), "not an address of this host");
+    if (!p.source_allowed(src)) return refuse("source " + src.to_string(), "sources: " + sources_text(p));
   }
   return ok_status();
 }

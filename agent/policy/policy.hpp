@@ -41,6 +41,9 @@ struct Policy {
   // [send]
   bool send_enabled = true;                  // false: a capture-only (server-side) agent
   std::vector<Cidr> destinations;            // where probes may go; empty = nowhere
+  // Source addresses probes may carry (DESIGN.md §3 vantage points); empty = every address of this
+  // host. A source must be this host's own in any case (check_sources).
+  std::vector<Cidr> sources;
   std::array<bool, 3> protocols{true, false, false};  // tcp, udp, icmp (index = proto::L4 - 1)
   std::vector<PortRange> ports;              // destination ports of probes and flows; empty = any
   std::uint32_t max_rate_pps = 100;
@@ -60,6 +63,7 @@ struct Policy {
   bool protocol_allowed(proto::L4 l4) const;
   bool port_allowed(std::uint16_t port) const;
   bool destination_allowed(const packet::IpAddr& a) const;
+  bool source_allowed(const packet::IpAddr& a) const;  // inside `sources` (empty: any)
 };
 
 // Parses policy TOML. Unknown tables and keys are errors (a typo in a security policy must not
@@ -83,7 +87,13 @@ Status check_server_flows(const Policy& p, const proto::RunSetup& setup, const s
 // A probe plan for a client-role run with these flows: sending allowed, destination inside
 // `destinations` AND declared as a flow's dst (the peer the controller named), protocol, port, rate,
 // packets (already_sent counts earlier plans of the same run), duration, option/sport syntax.
+// Every stream (proto::streams_of) is checked; a stream's explicit source must be inside `sources`.
 Status check_plan(const Policy& p, const proto::ProbePlan& plan, const std::vector<proto::Flow>& flows,
                   std::uint64_t already_sent);
+// The sources a plan sends from, once the agent has filled in each stream's routing default
+// (`resolved` = one address per stream of proto::streams_of(plan), in order): each must be one of
+// this host's addresses (`local`) and allowed by `sources`. The refusal names the address:
+// "policy: source 10.9.9.9 not allowed (not an address of this host)".
+Status check_sources(const Policy& p, const std::vector<packet::IpAddr>& resolved, const std::vector<packet::IpAddr>& local);
 
 }  // namespace tandem::agent

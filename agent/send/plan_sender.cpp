@@ -24,6 +24,11 @@ Result<std::vector<packet::TcpOption>> options_of(const std::string& text) {
 }  // namespace
 
 Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan) {
+  return variant_specs(plan, plan.variants);
+}
+
+Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan,
+                                                    const std::vector<proto::ProbeVariant>& variants) {
   auto version = plan.ip_version == 6 ? packet::IpVersion::v6 : packet::IpVersion::v4;
   probe::ProbeSpec base = probe::default_spec(to_spec_l4(plan.l4), version);
   if (plan.l4 != proto::L4::icmp) base.dport = plan.dport;
@@ -41,11 +46,11 @@ Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan
   base.sport = *sp;
 
   std::vector<probe::ProbeSpec> out;
-  if (plan.variants.empty()) {
+  if (variants.empty()) {
     out.push_back(base);
     return out;
   }
-  for (const auto& v : plan.variants) {
+  for (const auto& v : variants) {
     probe::ProbeSpec s = base;
     if (plan.l4 == proto::L4::tcp) {
       auto o = options_of(v.tcp_options);
@@ -65,30 +70,50 @@ Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan
 }
 
 Result<std::unique_ptr<PlanSender>> PlanSender::start(const proto::ProbePlan& plan) {
-  auto dst = packet::IpAddr::parse(plan.dst);
-  if (!dst) return make_error(Errc::usage, "send", "bad destination '" + plan.dst + "'");
-  auto specs = variant_specs(plan);
-  if (!specs) return specs.error();
-  auto src = netio::source_address_for(*dst);
-  if (!src) return src.error();
-
   std::unique_ptr<PlanSender> s(new PlanSender());
-  s->dst_ = *dst;
-  s->count_ = plan.count;
-  probe::RunKey key = run_key_for(plan);
-  for (const auto& spec : *specs) {
-    auto m = probe::make_probe_module(spec, probe::ProbeEndpoints{*src, *dst}, key, plan.count);
-    if (!m) return m.error();
-    s->modules_.push_back(std::move(m).value());
+  const auto streams = proto::streams_of(plan);
+  const auto version = plan.ip_version == 6 ? packet::IpVersion::v6 : packet::IpVersion::v4;
+  std::vector<std::uint32_t> counts;
+  for (const auto& st : streams) {
+    auto dst = packet::IpAddr::parse(st.dst);
+    if (!dst) return make_error(Errc::usage, "send", "bad destination '" + st.dst + "'");
+    if (dst->version != version) return make_error(Errc::usage, "send", "destination " + st.dst + " is not IPv" + std::to_string(plan.ip_version));
+    // The source: the stream's own (the policy checked it is this host's) or the routing default.
+    Result<packet::IpAddr> src = st.src.empty() ? netio::source_address_for(*dst) : Result<packet::IpAddr>(make_error(Errc::usage, "send", "bad source '" + st.src + "'"));
+    if (!st.src.empty()) {
+      if (auto a = packet::IpAddr::parse(st.src); a && a->version == version) src = *a;
+    }
+    if (!src) return src.error();
+    auto specs = variant_specs(plan, st.variants);
+    if (!specs) return specs.error();
+    Stream out;
+    out.dst = *dst;
+    probe::RunKey key{static_cast<std::uint32_t>(st.seed)};
+    for (const auto& spec : *specs) {
+      probe::ProbeSpec sp = spec;
+      if (plan.l4 != proto::L4::icmp) sp.dport = st.dport;
+      auto m = probe::make_probe_module(sp, probe::ProbeEndpoints{*src, *dst}, key, st.count);
+      if (!m) return m.error();
+      out.modules.push_back(std::move(m).value());
+    }
+    out.schedule = probe::variant_schedule(st.seed, st.count, st.variants.size());
+    s->streams_.push_back(std::move(out));
+    counts.push_back(st.count);
   }
-  s->schedule_ = probe::variant_schedule(plan.seed, plan.count, plan.variants.size());
+  s->order_ = probe::stream_schedule(plan.seed, counts);
+  {
+    std::vector<std::uint32_t> next(s->streams_.size(), 0);
+    s->id_.reserve(s->order_.size());
+    for (auto st : s->order_) s->id_.push_back(next[st]++);
+  }
+  s->count_ = static_cast<std::uint32_t>(s->order_.size());
 
-  auto sender = netio::RawSender::open(dst->version);
+  auto sender = netio::RawSender::open(version);
   if (!sender) return sender.error();
   s->sender_.emplace(std::move(sender).value());
 
   netio::SendLoopConfig cfg;
-  cfg.count = plan.count;
+  cfg.count = s->count_;
   auto pace = plan.rate_pps ? netio::Schedule::from_rate(plan.rate_pps)
                             : netio::Schedule::from_interval(plan.interval_us / 1e6);
   if (!pace) return pace.error();
@@ -99,11 +124,13 @@ Result<std::unique_ptr<PlanSender>> PlanSender::start(const proto::ProbePlan& pl
   cfg.on_sent = [self](std::uint64_t, const netio::PacketStatus&) {
     self->attempted_.fetch_add(1, std::memory_order_relaxed);
   };
+  // Slot k sends the next probe of stream order_[k]; a stream's probes go out in id order.
   s->loop_ = std::make_unique<netio::SendLoop>(
       [self](std::uint64_t index, std::vector<std::uint8_t>& out) {
-        auto i = static_cast<std::uint32_t>(index);
-        self->modules_[self->schedule_[i]]->build(i, out);
-        return self->dst_;
+        Stream& st = self->streams_[self->order_[index]];
+        std::uint32_t i = self->id_[index];
+        st.modules[st.schedule[i]]->build(i, out);
+        return st.dst;
       },
       cfg);
   s->thread_ = std::thread([self] {

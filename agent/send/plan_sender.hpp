@@ -1,6 +1,6 @@
-// Sending a ProbePlan: plan -> one probe module per variant (shared RunKey, so identities do not
-// depend on the variant) -> SendLoop on a worker thread, so the daemon keeps answering STATUS while
-// probes go out. The plan must have passed check_plan() first.
+// Sending a ProbePlan: plan -> per stream (vantage x target) one probe module per variant (the
+// stream's RunKey, so identities do not depend on the variant) -> SendLoop on a worker thread, so
+// the daemon keeps answering STATUS while probes go out. The plan must have passed check_plan() first.
 #pragma once
 
 #include <atomic>
@@ -28,6 +28,9 @@ inline probe::RunKey run_key_for(const proto::ProbePlan& plan) {
 // base). Variant fields replace the base's tcp_options, tos and sport; "" options = none, "" sport =
 // the base's. Errc::usage naming the field on bad syntax.
 Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan);
+// The same for a stream's own variant list (empty: the base alone).
+Result<std::vector<probe::ProbeSpec>> variant_specs(const proto::ProbePlan& plan,
+                                                    const std::vector<proto::ProbeVariant>& variants);
 
 class PlanSender {
  public:
@@ -48,9 +51,16 @@ class PlanSender {
 
  private:
   PlanSender() = default;
-  std::vector<std::unique_ptr<probe::ProbeModule>> modules_;
-  std::vector<std::uint16_t> schedule_;
-  packet::IpAddr dst_;
+  // One stream of the plan (proto::streams_of): its modules (one per variant, its own run key and
+  // source address) and the variant of each of its probes.
+  struct Stream {
+    std::vector<std::unique_ptr<probe::ProbeModule>> modules;
+    std::vector<std::uint16_t> schedule;
+    packet::IpAddr dst;
+  };
+  std::vector<Stream> streams_;
+  std::vector<std::uint16_t> order_;  // probe::stream_schedule: the stream of each send slot
+  std::vector<std::uint32_t> id_;     // the probe id (within its stream) of each send slot
   std::uint32_t count_ = 0;
   std::optional<netio::RawSender> sender_;
   std::unique_ptr<netio::SendLoop> loop_;

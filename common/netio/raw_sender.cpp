@@ -131,6 +131,15 @@ Result<RawSender> RawSender::open(IpVersion version, const RawSenderOptions& opt
                       std::string("enable RECVERR on ") + fam + " raw socket: " + errno_text(errno));
   }
 
+  if (!options.bind_device.empty()) {
+    const std::string& dev = options.bind_device;
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev.c_str(), static_cast<socklen_t>(dev.size())) != 0) {
+      const int err = errno;
+      return make_error(err == EPERM ? Errc::permission : Errc::environment, kSubsystem,
+                        std::string("bind ") + fam + " raw socket to " + dev + ": " + errno_text(err));
+    }
+  }
+
   // A big send buffer absorbs catch-up bursts. SO_SNDBUFFORCE ignores wmem_max but needs
   // CAP_NET_ADMIN; fall back to SO_SNDBUF (capped at wmem_max) without it.
   const int want = options.sndbuf_bytes;

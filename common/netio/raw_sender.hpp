@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "common/base/clock.hpp"
 #include "common/base/result.hpp"
@@ -56,6 +57,10 @@ struct RetryPolicy {
 struct RawSenderOptions {
   int sndbuf_bytes = 4 << 20;  // SO_SNDBUFFORCE (needs CAP_NET_ADMIN), falling back to SO_SNDBUF
   RetryPolicy retry;
+  // Non-empty: SO_BINDTODEVICE, so every packet leaves through this interface (routes through
+  // others are ignored; with no route through it an IPv4 destination is treated as on-link, as
+  // `ping -I IF` does). Empty: the routing table decides.
+  std::string bind_device;
 };
 
 // One packet handed to send_batch(). The bytes must stay valid for the duration of the call.
@@ -85,7 +90,8 @@ struct SendCounters {
 class RawSender {
  public:
   // Opens the raw socket. Errors: Errc::permission when the process lacks CAP_NET_RAW (EPERM/EACCES,
-  // message carries the hint), Errc::environment for anything else (e.g. EAFNOSUPPORT when IPv6 is off).
+  // message carries the hint), Errc::environment for anything else (e.g. EAFNOSUPPORT when IPv6 is
+  // off, or a bind_device that does not exist: "bind raw socket to eth9: No such device").
   static Result<RawSender> open(IpVersion version, const RawSenderOptions& options = {});
 
   RawSender(RawSender&& other) noexcept;

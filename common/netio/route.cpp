@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,12 +49,18 @@ std::optional<packet::IpAddr> from_sockaddr(const sockaddr* sa) {
 
 }  // namespace
 
-Result<packet::IpAddr> source_address_for(const packet::IpAddr& dst) {
+Result<packet::IpAddr> source_address_for(const packet::IpAddr& dst, const std::string& device) {
   const bool v4 = dst.is_v4();
   Fd fd(::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     return make_error(Errc::environment, kSubsystem,
                       "source address for " + dst.to_string() + ": socket: " + std::strerror(errno));
+  }
+  if (!device.empty() &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), static_cast<socklen_t>(device.size())) != 0) {
+    const int err = errno;
+    return make_error(err == EPERM ? Errc::permission : Errc::environment, kSubsystem,
+                      "source address for " + dst.to_string() + " via " + device + ": " + std::strerror(err));
   }
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -75,7 +82,8 @@ Result<packet::IpAddr> source_address_for(const packet::IpAddr& dst) {
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
     const int err = errno;
     const char* what = (err == ENETUNREACH || err == EHOSTUNREACH) ? "no route to " : "route lookup for ";
-    return make_error(Errc::environment, kSubsystem, what + dst.to_string() + ": " + std::strerror(err));
+    const std::string via = device.empty() ? "" : " via " + device;
+    return make_error(Errc::environment, kSubsystem, what + dst.to_string() + via + ": " + std::strerror(err));
   }
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
@@ -113,15 +121,28 @@ Result<std::string> interface_for(const packet::IpAddr& dst) {
 }
 
 Result<std::vector<packet::IpAddr>> local_addresses() {
+  auto all = interface_addresses();
+  if (!all) return all.error();
+  std::vector<packet::IpAddr> out;
+  out.reserve(all->size());
+  for (const auto& ia : *all) out.push_back(ia.addr);
+  return out;
+}
+
+Result<std::vector<InterfaceAddress>> interface_addresses() {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0)
     return make_error(Errc::environment, kSubsystem, std::string("local addresses: getifaddrs: ") + std::strerror(errno));
-  std::vector<packet::IpAddr> out;
+  std::vector<InterfaceAddress> out;
   for (const ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
-    if (auto a = from_sockaddr(it->ifa_addr)) out.push_back(*a);
+    if (auto a = from_sockaddr(it->ifa_addr)) out.push_back(InterfaceAddress{it->ifa_name, *a});
   }
   ::freeifaddrs(list);
   return out;
+}
+
+bool interface_exists(const std::string& name) {
+  return !name.empty() && name.size() < IF_NAMESIZE && ::if_nametoindex(name.c_str()) != 0;
 }
 
 }  // namespace tandem::netio

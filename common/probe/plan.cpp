@@ -35,4 +35,33 @@ std::vector<std::uint16_t> variant_schedule(std::uint64_t seed, std::uint32_t co
   return out;
 }
 
+std::vector<std::uint16_t> stream_schedule(std::uint64_t seed, const std::vector<std::uint32_t>& counts) {
+  std::vector<std::uint16_t> out;
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  out.reserve(total);
+  if (counts.size() <= 1) {
+    out.assign(total, 0);
+    return out;
+  }
+  std::vector<std::uint32_t> left = counts;
+  std::uint64_t state = seed;
+  std::vector<std::uint16_t> block;
+  while (out.size() < total) {
+    block.clear();
+    for (std::size_t s = 0; s < left.size(); ++s) {
+      if (left[s] > 0) block.push_back(static_cast<std::uint16_t>(s));
+    }
+    for (std::size_t i = block.size() - 1; i > 0; --i) {
+      std::size_t j = static_cast<std::size_t>(splitmix64_next(state) % (i + 1));
+      std::swap(block[i], block[j]);
+    }
+    for (auto s : block) {
+      out.push_back(s);
+      --left[s];
+    }
+  }
+  return out;
+}
+
 }  // namespace tandem::probe

@@ -27,4 +27,18 @@ std::uint64_t splitmix64_next(std::uint64_t& state);
 // (DESIGN.md §6). variants 0 or 1: every probe gets variant 0.
 std::vector<std::uint16_t> variant_schedule(std::uint64_t seed, std::uint32_t count, std::size_t variants);
 
+// The interleaving of a plan's streams (vantage x target, proto::ProbeStream): slot k of the plan
+// sends the next probe of stream schedule[k]. Permuted blocks again: each block holds every stream
+// that still has probes left exactly once, shuffled as in variant_schedule (splitmix64 from `seed`):
+//
+//     state = seed
+//     while probes are left: p = [streams with probes left, ascending]
+//                            for i = |p|-1 down to 1: j = splitmix64_next(state) % (i + 1); swap(p[i], p[j])
+//                            append p
+//
+// With equal counts this equals variant_schedule(seed, total, streams): every vantage sends at the
+// plan's rate / streams with at most one block of jitter, and path noise hits every vantage alike.
+// One stream: all zeros.
+std::vector<std::uint16_t> stream_schedule(std::uint64_t seed, const std::vector<std::uint32_t>& counts);
+
 }  // namespace tandem::probe

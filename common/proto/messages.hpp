@@ -48,6 +48,8 @@ inline constexpr std::size_t kMaxFlows = 64;
 inline constexpr std::size_t kMaxTcpOptionsLen = 256;
 inline constexpr std::size_t kMaxSportPolicyLen = 32;
 inline constexpr std::size_t kMaxVariants = 128;
+inline constexpr std::size_t kMaxStreams = 64;
+inline constexpr std::size_t kMaxSources = 32;        // HELLO_OK.sources        // vantage x target streams in one plan
 inline constexpr std::size_t kMaxDetailLen = 256;       // STATUS_REPLY detail
 inline constexpr std::size_t kMaxErrorTextLen = 512;
 inline constexpr std::size_t kMaxChunkBytes = 256 * 1024;
@@ -90,8 +92,26 @@ struct ProbeVariant {
   bool operator==(const ProbeVariant&) const = default;
 };
 
+// One stream of a plan: `count` probes from one source address to one destination, with their own
+// seed (run key, variant schedule, source ports). A multi-vantage run (DESIGN.md §3) gives a client
+// agent one stream per (source address, target); the streams are interleaved in random order.
+struct ProbeStream {
+  std::string src;                     // source address text; "" = the routing default for dst
+  std::string dst;                     // destination address text
+  std::uint16_t dport = 0;
+  std::uint64_t seed = 0;
+  std::uint32_t count = 0;
+  std::vector<ProbeVariant> variants;  // empty = every probe uses the plan's base fields
+  bool operator==(const ProbeStream&) const = default;
+};
+
 // What the sending agent sends. Plain fields only: the probe library parses the texts and applies
 // the agent's policy; the wire layer only bounds them.
+//
+// Streams: empty = one stream {src "", dst, dport, seed, count, variants} from the plan's own
+// fields (a single-vantage run). Otherwise the probes are the streams' (`count` is their sum,
+// `seed` drives their interleaving, `dst`/`dport`/`variants` are not used) and `rate_pps` /
+// `interval_us` pace the whole plan. Every stream shares the plan's l4, ip_version and base fields.
 struct ProbePlan {
   std::uint32_t count = 0;
   std::uint32_t rate_pps = 0;      // 0 = use interval_us
@@ -108,8 +128,15 @@ struct ProbePlan {
   std::uint16_t window = 0;        // 0 = the probe library's default
   std::string sport = "random";    // "random", "N" or "A-B"
   std::vector<ProbeVariant> variants;  // empty = every probe uses the base fields
+  std::vector<ProbeStream> streams;    // empty = one stream from the fields above (see above)
   bool operator==(const ProbePlan&) const = default;
 };
+
+// The plan's streams as the sender runs them: `streams`, or the one stream its own fields describe.
+inline std::vector<ProbeStream> streams_of(const ProbePlan& p) {
+  if (!p.streams.empty()) return p.streams;
+  return {ProbeStream{"", p.dst, p.dport, p.seed, p.count, p.variants}};
+}
 
 struct Hello {
   static constexpr MsgType kType = MsgType::hello;
@@ -126,6 +153,9 @@ struct HelloOk {
   std::string agent_version;
   std::vector<std::string> capabilities;
   std::string policy_summary;      // human-readable one-paragraph summary of the operator policy
+  // The addresses this agent may send probes from (its own, narrowed by the policy's [send]
+  // sources; empty for a capture-only agent): where the controller places each --source.
+  std::vector<std::string> sources;
   bool operator==(const HelloOk&) const = default;
 };
 struct ClockProbe {
@@ -154,6 +184,10 @@ struct RunSetup {
 struct RunOk {
   static constexpr MsgType kType = MsgType::run_ok;
   std::string run_id;
+  // Answering RUN_SETUP: the run's flows as the agent captures them; a client agent fills in each
+  // empty `src` with its routing default (so the controller knows every vantage's address). Empty
+  // in the answer to RUN_END.
+  std::vector<Flow> flows;
   bool operator==(const RunOk&) const = default;
 };
 struct CaptureStart {

@@ -204,11 +204,16 @@ void serialize(A& ar, ProbeVariant& v) {
      text(v.sport, kMaxSportPolicyLen, "variant.sport"), v.ttl);
 }
 template <class A>
+void serialize(A& ar, ProbeStream& s) {
+  ar(text(s.src, kMaxAddressLen, "stream.src"), text(s.dst, kMaxAddressLen, "stream.dst"), s.dport, s.seed, s.count,
+     list(s.variants, kMaxVariants, "stream.variants"));
+}
+template <class A>
 void serialize(A& ar, ProbePlan& p) {
   ar(p.count, p.rate_pps, p.interval_us, p.seed, p.dport, text(p.dst, kMaxAddressLen, "plan.dst"), p.ip_version,
      enumeration(p.l4, "plan.l4"), text(p.tcp_options, kMaxTcpOptionsLen, "plan.tcp_options"), p.tos, p.ttl,
      flag(p.df, "plan.df"), p.window, text(p.sport, kMaxSportPolicyLen, "plan.sport"),
-     list(p.variants, kMaxVariants, "plan.variants"));
+     list(p.variants, kMaxVariants, "plan.variants"), list(p.streams, kMaxStreams, "plan.streams"));
 }
 template <class A>
 void serialize(A& ar, Hello& m) {
@@ -220,7 +225,8 @@ void serialize(A& ar, HelloOk& m) {
   ar(m.version, text(m.agent_id, kMaxNameLen, "agent_id", Charset::token),
      text(m.agent_version, kMaxVersionTextLen, "agent_version"),
      detail::TextListRef{m.capabilities, kMaxCapabilities, kMaxCapabilityLen, Charset::token, "capabilities"},
-     text(m.policy_summary, kMaxPolicySummaryLen, "policy_summary"));
+     text(m.policy_summary, kMaxPolicySummaryLen, "policy_summary"),
+     detail::TextListRef{m.sources, kMaxSources, kMaxAddressLen, Charset::text, "sources"});
 }
 template <class A>
 void serialize(A& ar, ClockProbe& m) {
@@ -237,7 +243,7 @@ void serialize(A& ar, RunSetup& m) {
 }
 template <class A>
 void serialize(A& ar, RunOk& m) {
-  ar(text(m.run_id, kMaxNameLen, "run_id", Charset::token));
+  ar(text(m.run_id, kMaxNameLen, "run_id", Charset::token), list(m.flows, kMaxFlows, "flows"));
 }
 template <class A>
 void serialize(A& ar, CaptureStop& m) {
@@ -282,6 +288,11 @@ using detail::fail;
 
 void check(const ProbePlan& p) {
   if (p.ip_version != 4 && p.ip_version != 6) fail(WireErrc::bad_value, "plan.ip_version", "must be 4 or 6");
+  if (!p.streams.empty()) {
+    std::uint64_t sum = 0;
+    for (const auto& s : p.streams) sum += s.count;
+    if (sum != p.count) fail(WireErrc::bad_value, "plan.streams", "counts must add up to plan.count");
+  }
 }
 void check(const Hello& m) {
   if (m.min_version < 1 || m.min_version > m.max_version)

@@ -49,11 +49,11 @@ struct MessageInfo {
 
 inline constexpr std::array<MessageInfo, 18> kMessageTable = {{
     {MsgType::hello, "HELLO", Direction::to_agent, 4096},
-    {MsgType::hello_ok, "HELLO_OK", Direction::to_controller, 4096},
+    {MsgType::hello_ok, "HELLO_OK", Direction::to_controller, 8192},
     {MsgType::clock_probe, "CLOCK_PROBE", Direction::to_agent, 64},
     {MsgType::clock_reply, "CLOCK_REPLY", Direction::to_controller, 64},
     {MsgType::run_setup, "RUN_SETUP", Direction::to_agent, 65536},
-    {MsgType::run_ok, "RUN_OK", Direction::to_controller, 128},
+    {MsgType::run_ok, "RUN_OK", Direction::to_controller, 16'384},
     {MsgType::capture_start, "CAPTURE_START", Direction::to_agent, 16},
     {MsgType::capture_stop, "CAPTURE_STOP", Direction::to_agent, 16},
     {MsgType::capture_stats, "CAPTURE_STATS", Direction::to_controller, 64},

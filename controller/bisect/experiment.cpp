@@ -113,6 +113,7 @@ std::size_t Experiment::variant_for(Mask mask, std::optional<std::uint16_t> mss,
     if (f.kind == Feature::Kind::dscp) d.tos = f.tos;
     if (f.kind == Feature::Kind::sport) d.sport = f.sport;
     if (f.kind == Feature::Kind::ttl) d.ttl = f.ttl;
+    if (f.kind == Feature::Kind::source) d.source = f.source;
     for (const auto& o : f.options) {
       if (mss && f.mss && !is_pad(o)) opts.push_back(packet::TcpOption::mss(*mss));
       else if (wscale && f.wscale && !is_pad(o)) opts.push_back(packet::TcpOption::wscale(*wscale));
@@ -363,6 +364,7 @@ std::string Experiment::trigger_text(const BisectResult& r) const {
     else if (f.kind == Feature::Kind::dscp) s += fmt::format("dscp={}", f.tos >> 2);
     else if (f.kind == Feature::Kind::sport) s += "sport=" + f.sport;
     else if (f.kind == Feature::Kind::ttl) s += fmt::format("ttl={}", f.ttl);
+    else if (f.kind == Feature::Kind::source) s += "source=" + f.source;
     else s += f.name;
   }
   return s;

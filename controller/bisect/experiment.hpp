@@ -46,13 +46,14 @@ struct WscaleRange {
 };
 
 struct Feature {
-  enum class Kind { option, dscp, sport, ttl };
+  enum class Kind { option, dscp, sport, ttl, source };
   Kind kind = Kind::option;
-  std::string name;                          // JSON name: mss, sack_perm, timestamp, wscale, kind<N>, dscp, sport, ttl
+  std::string name;                          // JSON name: mss, sack_perm, timestamp, wscale, kind<N>, dscp, sport, ttl, source
   std::vector<packet::TcpOption> options;    // option: the option and the NOPs/EOLs that pad it
   std::uint8_t tos = 0;                      // dscp: TOS byte when the feature is present
   std::string sport;                         // sport: the range when present
   std::uint8_t ttl = 0;                      // ttl: IPv4 TTL / IPv6 hop limit when present
+  std::string source;                        // source: the address probes leave from when present
   std::optional<std::uint16_t> mss;          // the MSS feature's value
   std::optional<std::uint8_t> wscale;        // the window-scale feature's shift count
 };
@@ -88,6 +89,7 @@ struct VariantDef {
   std::uint8_t tos = 0;
   std::string sport;
   std::uint8_t ttl = 0;              // 0 = the run's TTL (--ttl, else the OS default)
+  std::string source;                // "" = the base vantage; else the --bisect-source address
 };
 
 struct VariantStats {

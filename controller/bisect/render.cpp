@@ -54,6 +54,9 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     } else if (f.kind == Feature::Kind::ttl) {
       item["feature"] = "ttl";
       item["value"] = f.ttl;
+    } else if (f.kind == Feature::Kind::source) {
+      item["feature"] = "source";
+      item["value"] = f.source;
     } else {
       item["feature"] = "sport";
       item["value"] = f.sport;
@@ -101,6 +104,7 @@ nlohmann::ordered_json bisect_block(const Experiment& e, const BisectResult& r) 
     j["tos"] = v.def.tos;
     j["sport"] = v.def.sport;
     j["ttl"] = v.def.ttl == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v.def.ttl);
+    if (!v.def.source.empty()) j["source"] = v.def.source;
     j["sent"] = v.counts.sent;
     j["failed"] = v.counts.failed;
     j["rate"] = std::round(rate(v.counts) * 1e4) / 1e4;
@@ -144,11 +148,12 @@ std::string verdict_sentence(const Experiment& e, const BisectResult& r) {
 
 std::string variant_table(const Experiment& e) {
   // With DSCP / source-port / TTL features, one more column says what each variant sends for them.
-  bool dscp = false, sport = false, ttl = false;
+  bool dscp = false, sport = false, ttl = false, source = false;
   for (const auto& f : e.features()) {
     dscp = dscp || f.kind == Feature::Kind::dscp;
     sport = sport || f.kind == Feature::Kind::sport;
     ttl = ttl || f.kind == Feature::Kind::ttl;
+    source = source || f.kind == Feature::Kind::source;
   }
   auto others = [&](const VariantDef& d) {
     std::string o;
@@ -159,6 +164,7 @@ std::string variant_table(const Experiment& e) {
       const int t = d.ttl != 0 ? d.ttl : e.base_ttl();
       add(t == 0 ? std::string("ttl=base") : fmt::format("ttl={}", t));
     }
+    if (source) add("src=" + (d.source.empty() ? std::string("base") : d.source));
     return o;
   };
   std::size_t opt_w = 11, name_w = 7, other_w = 0;

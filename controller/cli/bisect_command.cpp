@@ -16,6 +16,7 @@
 #include "controller/bisect/experiment.hpp"
 #include "controller/bisect/render.hpp"
 #include "controller/cli/bisect_evidence.hpp"
+#include "controller/run/vantage.hpp"
 #include "controller/cli/command.hpp"
 #include "controller/cli/probe_flags.hpp"
 #include "controller/cli/trace_common.hpp"
@@ -39,16 +40,42 @@ struct BisectArgs {
   bool option_order = false;
   std::string bisect_dscp, bisect_sport;
   int bisect_ttl = 0;
+  std::string bisect_source;
   std::uint64_t seed = 0;  // 0 = a fresh random seed per round
 };
 
 int run_bisect(BisectArgs& a) {
-  if (a.client_only) a.trace.server.clear();
+  if (a.client_only) a.trace.servers.clear();
   if (a.trace.probe.tcp_options.empty()) a.trace.probe.tcp_options = "linux";
   auto req = trace_request(a.trace);
   if (!req) return report_error(req.error());
   if (req->plan.l4 != proto::L4::tcp) {
     return report_error(make_error(Errc::usage, "bisect", "bisect varies TCP SYN features: use a TCP probe"));
+  }
+  // One vantage per bisection, or two with --bisect-source (the base one and the feature's): the
+  // experiment's failure rates must not mix vantages it does not tell apart.
+  std::optional<packet::IpAddr> bisect_source;
+  if (!a.bisect_source.empty()) {
+    auto addr = packet::IpAddr::parse(a.bisect_source);
+    if (!addr) return report_error(make_error(Errc::usage, "bisect", "--bisect-source '" + a.bisect_source + "': not an IP address"));
+    if (std::find(req->sources.begin(), req->sources.end(), *addr) != req->sources.end())
+      return report_error(make_error(Errc::usage, "bisect", "--bisect-source " + addr->to_string() + " is also a --source: nothing to compare"));
+    bisect_source = *addr;
+  }
+  const std::size_t base_vantages = req->sources.empty() ? req->clients.size() : req->sources.size();
+  const bool one_base = req->targets.size() == 1 && req->sources.size() <= 1 &&
+                        (req->clients.size() == 1 || (bisect_source && req->clients.size() == 2 && req->sources.empty()));
+  if (!one_base || base_vantages == 0) {
+    return report_error(make_error(Errc::usage, "bisect",
+                                   "one vantage per bisection (one --client, at most one --source, one --server), plus "
+                                   "--bisect-source ADDR on the same or a second --client; run `tandem trace` with several "
+                                   "to see which vantage fails"));
+  }
+  if (bisect_source) {
+    req->sources.push_back(*bisect_source);
+    // Without a --source the base vantage is the first client agent's routing default, even when
+    // the --bisect-source address is one of its own too.
+    if (req->sources.size() == 1) req->clients.front().also_default = true;
   }
   if (auto st = prepare_out_dir(a.trace.out, a.trace.force, "bisect"); !st) return report_error(st.error());
   auto opts = probe::parse_tcp_options(a.trace.probe.tcp_options);
@@ -84,6 +111,13 @@ int run_bisect(BisectArgs& a) {
     f.ttl = static_cast<std::uint8_t>(a.bisect_ttl);
     features.push_back(f);
   }
+  if (bisect_source) {
+    bisect::Feature f;
+    f.kind = bisect::Feature::Kind::source;
+    f.name = "source";
+    f.source = bisect_source->to_string();
+    features.push_back(f);
+  }
   if (features.empty()) {
     return report_error(make_error(Errc::usage, "bisect", "nothing to bisect: --tcp-options has no option "
                                                           "(and no --bisect-dscp / --bisect-sport / --bisect-ttl)"));
@@ -107,6 +141,8 @@ int run_bisect(BisectArgs& a) {
   std::optional<Analysis> last;
   // Every round's probes and packets, for the bundle (the far admin must find a failing probe).
   BisectEvidence evidence;
+  std::vector<report::VantageRow> vantages;
+  std::vector<std::uint16_t> probe_vantage;
   for (;;) {
     auto round = exp.plan_round();
     if (round.variants.empty()) break;
@@ -117,6 +153,18 @@ int run_bisect(BisectArgs& a) {
     r.plan.seed = a.seed == 0 ? 0 : a.seed + exp.rounds();
     r.plan.variants.clear();
     r.variant_names.clear();
+    r.source_variants.clear();
+    if (bisect_source) {
+      // The base vantage sends the variants without the source feature, the --bisect-source one
+      // those with it.
+      const std::string base_key = req->sources.size() > 1 ? req->sources.front().to_string() : "";
+      r.source_variants[base_key];
+      r.source_variants[bisect_source->to_string()];
+      for (std::size_t j = 0; j < round.variants.size(); ++j) {
+        const auto& d = exp.variants()[round.variants[j]].def;
+        r.source_variants[d.source.empty() ? base_key : d.source].push_back(static_cast<std::uint16_t>(j));
+      }
+    }
     for (std::size_t i : round.variants) {
       const auto& d = exp.variants()[i].def;
       r.plan.variants.push_back(proto::ProbeVariant{d.tcp_options, d.tos, d.sport, d.ttl});
@@ -136,10 +184,20 @@ int run_bisect(BisectArgs& a) {
       exp.record(round.variants[p.variant], outcome, fate);
     }
     exp.end_round();
-    if (auto st = evidence.add_round(an->correlation, round.variants, a.trace.out + "/client.pcapng",
-                                     an->correlation.server_present ? a.trace.out + "/server.pcapng" : "");
-        !st) {
+    if (auto st = evidence.add_round(an->correlation, round.variants, an->client, an->server); !st) {
       return report_error(st.error());
+    }
+    // Per probe: its vantage (rows are the same cells every round, matched by source).
+    for (std::size_t i = 0; i < an->correlation.probes.size(); ++i) {
+      const auto& row = an->vantages[i < an->probe_vantage.size() ? an->probe_vantage[i] : 0];
+      auto at = std::find_if(vantages.begin(), vantages.end(), [&](const report::VantageRow& v) {
+        return v.src == row.src && v.client == row.client;
+      });
+      if (at == vantages.end()) {
+        vantages.push_back(row);
+        at = vantages.end() - 1;
+      }
+      probe_vantage.push_back(static_cast<std::uint16_t>(at - vantages.begin()));
     }
     last = std::move(an).value();
     if (!a.trace.quiet) {
@@ -168,7 +226,6 @@ int run_bisect(BisectArgs& a) {
   // The bundle: every round's probes (variant = the experiment's) and packets, with the
   // experiment's verdict and block.
   correlate::CaptureSide client_side = evidence.client();
-  client_side.local = req->client_source;
   const correlate::CaptureSide& server_side = evidence.server();
   diagnose::Verdict v;
   v.code = "bisect_" + std::string(bisect::kind_name(res.kind));
@@ -177,21 +234,30 @@ int run_bisect(BisectArgs& a) {
   v.severity = v.problem ? diagnose::Severity::problem : diagnose::Severity::ok;
   report::ReportContext ctx;
   ctx.mode = "bisect";
-  ctx.target = req->target;
+  ctx.target = req->targets.front().address;
   ctx.dport = req->plan.dport;
   ctx.l4 = "tcp";
-  ctx.client = req->client_source;
   // Who is who as the captures show it, as trace does (the server's own address under NAT).
-  if (!ctx.client) ctx.client = evidence.correlation().client;
+  ctx.client = evidence.correlation().client;
   ctx.server = evidence.correlation().server;
-  ctx.client_agent = req->client.endpoint;
-  ctx.server_agent = req->server ? req->server->endpoint : "";
+  ctx.client_agent = req->clients.front().agent.endpoint;
+  ctx.server_agent = req->targets.front().server ? req->targets.front().server->endpoint : "";
   ctx.count = static_cast<std::uint32_t>(evidence.correlation().probes.size());
   if (req->plan.rate_pps) ctx.rate_pps = req->plan.rate_pps;
   ctx.probe = fmt::format("tcp dport {} options {} (bisect)", req->plan.dport, a.trace.probe.tcp_options);
   ctx.bisect = block;
   ctx.client_capture = &client_side;
   ctx.server_capture = &server_side;
+  ctx.vantages = vantages;
+  ctx.probe_vantage = probe_vantage;
+  {
+    // Every round's probes per vantage (each row's counts over the whole bisection).
+    run::Combined all;
+    all.correlation.probes = evidence.correlation().probes;
+    all.probe_vantage = probe_vantage;
+    run::count_vantages(all, {}, ctx.vantages);
+    for (auto& row : ctx.vantages) row.verdict.clear();
+  }
   report::BundleOptions bo;
   bo.force = true;  // checked before the first round; the rounds' captures are in there now
   if (auto st = report::write_bundle(a.trace.out, evidence.correlation(), v, ctx, client_side, server_side, bo); !st) {
@@ -235,6 +301,9 @@ void register_bisect(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--bisect-ttl", args->bisect_ttl,
                   "Also test this IPv4 TTL / IPv6 hop limit (1-255) as a feature, against --ttl (default 64)")
       ->check(CLI::Range(1, 255));
+  sub->add_option("--bisect-source", args->bisect_source,
+                  "Also test the source address as a feature: probes with it leave from ADDR (an address of the "
+                  "--client agent, or of a second --client), the others from the base vantage");
   sub->add_option("--seed", args->seed,
                   "Reproducible rounds: round k uses seed S+k for its run key, variant order and source ports "
                   "(default: fresh random seeds)")

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "controller/report/analyze_input.hpp"
 
 namespace tandem::cli {
 namespace {
@@ -39,17 +38,13 @@ void add_stats(pcapio::CaptureStats& to, const pcapio::CaptureStats& from, bool 
 }  // namespace
 
 Status BisectEvidence::add_round(const correlate::Correlation& round, std::span<const std::size_t> round_variants,
-                                 const std::string& client_pcap, const std::string& server_pcap) {
+                                 const correlate::CaptureSide& client, const correlate::CaptureSide& server) {
   const bool first = rounds_ == 0;
-  auto client = report::read_capture_file(client_pcap);
-  if (!client) return client.error();
-  auto client_off = append_side(client_, *client, first);
+  auto client_off = append_side(client_, client, first);
   if (!client_off) return client_off.error();
   std::uint32_t server_off = static_cast<std::uint32_t>(server_.packets.size());
-  if (!server_pcap.empty() && round.server_present) {
-    auto server = report::read_capture_file(server_pcap);
-    if (!server) return server.error();
-    auto off = append_side(server_, *server, first && !server_.present);
+  if (server.present && round.server_present) {
+    auto off = append_side(server_, server, first && !server_.present);
     if (!off) return off.error();
     server_off = *off;
   }

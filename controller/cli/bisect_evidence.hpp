@@ -22,11 +22,11 @@ class BisectEvidence {
   void set_variants(std::vector<correlate::Variant> variants) { corr_.variants = std::move(variants); }
 
   // Adds one round: its correlation (variants indexed within the round), the experiment index of each
-  // round variant, and the round's capture files as fetched into --out (server_pcap "" when the run
-  // had no server). Errors: a capture that cannot be read, or whose link type differs from the
-  // earlier rounds' (the agents changed in between).
+  // round variant, and the captures its packet indices point into (run::Analysis::client/server;
+  // a server side that is not present when the run had no server). Errors: a capture whose link
+  // type differs from the earlier rounds' (the agents changed in between).
   Status add_round(const correlate::Correlation& round, std::span<const std::size_t> round_variants,
-                   const std::string& client_pcap, const std::string& server_pcap);
+                   const correlate::CaptureSide& client, const correlate::CaptureSide& server);
 
   // The rounds so far. The clock is the first round's estimate with its error widened by how far
   // the later rounds' estimates moved (merged.pcapng shifts every server packet by one offset).

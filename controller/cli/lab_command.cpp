@@ -37,7 +37,8 @@ void print_lab(const lab::Lab& l, const lab::Scenario& s) {
   for (auto p : s.listen_tcp) ports += " tcp/" + std::to_string(p);
   for (auto p : s.listen_udp) ports += " udp/" + std::to_string(p);
   std::printf("lab %s up (scenario %s)\n", l.prefix().c_str(), s.name.c_str());
-  std::printf("  client     %-16s eth0     10.77.1.2  fd77:1::2\n", l.client_ns().c_str());
+  // Every client site (client, and client2 when the scenario has one) with all its addresses.
+  std::fputs(lab::client_sites_text(l).c_str(), stdout);
   std::printf("  middlebox  %-16s eth-cli  10.77.1.1  fd77:1::1   eth-srv 10.77.2.1  fd77:2::1\n",
               l.middlebox_ns().c_str());
   std::printf("  server     %-16s eth0     10.77.2.2  fd77:2::2   listening:%s\n", l.server_ns().c_str(),
@@ -165,8 +166,28 @@ int run_scenario(const lab::Scenario& scenario, const std::string& out, const st
     agents = std::move(started).value();
     bool v6 = target->host.find(':') != std::string::npos;
     std::string host = v6 ? "[" + target->host + "]" : target->host;
-    argv.insert(argv.end(), {"--client", agents->client_address(), "--key", agents->controller_key(), "--target",
-                             host + ":" + std::to_string(*target->port), "--out", out_abs, "--force"});
+    argv.insert(argv.end(), {"--key", agents->controller_key(), "--target", host + ":" + std::to_string(*target->port),
+                             "--out", out_abs, "--force"});
+    // Every client site's agent, and with more than one address in the lab every address of the
+    // target's family as a vantage (DESIGN.md §4): one scenario can show "fails only from
+    // 10.77.3.2". A one-address lab runs as before (the agent's routing default).
+    const auto& sites = agents->client_sites();
+    std::vector<std::string> sources;
+    for (const auto& site : sites) {
+      for (const auto& addr : site.site.addresses) {
+        if ((addr.find(':') != std::string::npos) == v6) sources.push_back(addr);
+      }
+    }
+    const bool many = sites.size() > 1 || sources.size() > 1;
+    // bisect compares the base vantage with one --bisect-source: it gets the first site only,
+    // unless the scenario names bisect_source itself.
+    for (std::size_t i = 0; i < sites.size(); ++i) {
+      if (*mode == "bisect" && i > 0 && scenario.run_value("bisect_source") == nullptr) break;
+      argv.insert(argv.end(), {"--client", sites[i].agent_address});
+    }
+    if (many && *mode == "trace") {
+      for (const auto& src : sources) argv.insert(argv.end(), {"--source", src});
+    }
     if (*mode == "trace") argv.insert(argv.end(), {"--server", agents->server_address()});
     if (*mode == "bisect" && scenario.run_value("client_only") == nullptr) {
       argv.insert(argv.end(), {"--server", agents->server_address()});

@@ -15,6 +15,7 @@
 #include "controller/cli/probe_flags.hpp"
 #include "controller/ping/ping_engine.hpp"
 #include "controller/ping/ping_report.hpp"
+#include "controller/ping/ping_source.hpp"
 
 namespace tandem::cli {
 namespace {
@@ -32,14 +33,22 @@ struct PingArgs {
   std::string json_lines;  // "" none, "-" stdout, else a file
   bool timestamps = false;
   std::string time_format = "epoch";
-  std::string device = "any";
+  std::string interface = "any";
+  std::optional<std::string> source;
   bool quiet = false;
   bool count_given = false;
 };
 
 Result<ping::PingOptions> to_options(const PingArgs& a) {
   ping::PingOptions o;
-  auto target = resolve_target(a.target, a.probe.want_v6, a.probe.want_v4);
+  // A host name is looked up in the family of --source when that is an IPv6 address (-4 still wins
+  // and then meets the version check below); a literal target keeps its own family.
+  bool want_v6 = a.probe.want_v6;
+  if (a.source && !a.probe.want_v4) {
+    auto src = ping::parse_address(*a.source);
+    if (src && !src->is_v4() && !ping::parse_address(a.target)) want_v6 = true;
+  }
+  auto target = resolve_target(a.target, want_v6, a.probe.want_v4);
   if (!target) return target.error();
   o.target = *target;
   auto spec = probe_spec_from(a.probe, o.target.version);
@@ -61,7 +70,10 @@ Result<ping::PingOptions> to_options(const PingArgs& a) {
     o.until = *st;
     if (!a.count_given) o.count = 0;
   }
-  o.device = a.device;
+  o.interface = a.interface;
+  auto src = ping::select_source(o.target, a.source, a.interface);
+  if (!src) return src.error();
+  o.source = *src;
   return o;
 }
 
@@ -77,7 +89,8 @@ void register_ping(CLI::App& app, CommandContext& ctx) {
       "TCP options: --tcp-options mss=1460,sack,ts,nop,ws=7 | ts=VAL:ECR | eol | kind=30:0a0b | linux | none\n"
       "(see docs/probes.md). Needs CAP_NET_RAW (raw socket + capture).\n"
       "Exit: 0 every probe got the healthy answer (open; unfiltered for --flags A; closed for F/none/FPU) or\n"
-      "--until was met, 1 usage, 2 environment/permission, 4 otherwise (closed, filtered, lost).");
+      "--until was met, 1 usage (e.g. a --source that is not this host's), 2 environment/permission (e.g.\n"
+      "no such --interface), 4 otherwise (closed, filtered, lost).");
   sub->add_option("target", args->target, "Host name or address (IPv6 may be written [addr])")->required();
   args->probe.tcp_options = "none";  // ping sends exactly what it is told
   add_probe_flags(sub, args->probe);
@@ -91,7 +104,14 @@ void register_ping(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--time-format", args->time_format, "Timestamp format for -D: epoch (seconds.micro) or iso (ISO 8601 UTC)")
       ->check(CLI::IsMember({"epoch", "iso"}))
       ->capture_default_str();
-  sub->add_option("--device", args->device, "Capture device (default any)")->capture_default_str();
+  sub->add_option("-S,--source", args->source,
+                  "Source address of the probes: an address of this host of the target's IP version "
+                  "(default: the route's)");
+  sub->add_option("-e,--interface,--device", args->interface,
+                  "Interface to send through and capture on (--device is the same option); without -S the "
+                  "probes carry the route's source if it is on IF, else IF's own address. any = the routes "
+                  "decide, capture on all")
+      ->capture_default_str();
   sub->add_flag("-q,--quiet", args->quiet, "Only the summary, no per-probe lines");
 
   sub->callback([args, count, &ctx] {

@@ -31,20 +31,30 @@ std::string default_key_path() {
 }
 
 void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
-  sub->add_option("--client", a.client, "Client agent: tcp://HOST:PORT/KEY as tandem-agent --print-address prints it (or #KEY, or --client-key)")->required();
-  auto* server = sub->add_option("--server", a.server, "Server agent: tcp://HOST:PORT/KEY (or #KEY, or --server-key)");
+  sub->add_option("--client", a.clients,
+                  "Client agent: tcp://HOST:PORT/KEY as tandem-agent --print-address prints it (or #KEY, or --client-key); "
+                  "repeat for several sites")
+      ->required();
+  sub->add_option("--source", a.sources,
+                  "Source address to probe from (repeatable): each goes to the client agent that owns it; every "
+                  "(client agent, source) is a vantage, all interleaved in one run (default: each agent's routing "
+                  "default)");
+  auto* server = sub->add_option("--server", a.servers,
+                                 "Server agent: tcp://HOST:PORT/KEY (or #KEY, or --server-key); repeat for an N x M matrix");
   if (!bisect) server->required();
-  sub->add_option("--client-key", a.client_key, "Client agent's public key file (.pub), if --client has no key");
-  sub->add_option("--server-key", a.server_key, "Server agent's public key file (.pub), if --server has no key");
+  sub->add_option("--client-key", a.client_key, "Client agent's public key file (.pub), if --client has no key (one --client only)");
+  sub->add_option("--server-key", a.server_key, "Server agent's public key file (.pub), if --server has no key (one --server only)");
   sub->add_option("--key", a.key, "This controller's secret key file (tandem keygen); default $TANDEM_KEY or "
                                   "~/.config/tandem/controller.key");
-  sub->add_option("--target", a.target, "HOST:PORT the client agent probes (IPv6: [ADDR]:PORT; HOST alone with --icmp)")
+  sub->add_option("--target", a.targets,
+                  "HOST:PORT the client agents probe (IPv6: [ADDR]:PORT; HOST alone with --icmp); one for every "
+                  "--server, or one per --server in the same order")
       ->required();
   sub->add_option("--server-target", a.server_target,
                   "Behind a DNAT: ADDR:PORT (or ADDR, or :PORT) the server sees the probes arrive on, so its agent "
-                  "captures them (default: --target)");
+                  "captures them (default: --target; one --server only)");
   add_probe_flags(sub, a.probe, /*with_port=*/false, bisect ? ProbeScope::bisect : ProbeScope::trace);
-  sub->add_option("-c,--count", a.count, bisect ? "Probes per round (later rounds may use a quarter or half)" : "Probes to send")->capture_default_str()
+  sub->add_option("-c,--count", a.count, bisect ? "Probes per round and vantage (later rounds may use a quarter or half)" : "Probes to send per vantage and target")->capture_default_str()
       ->check(CLI::Range(1u, 10'000'000u));
   sub->add_option("--tail", a.tail_s, "Seconds to wait for late replies after the last probe")->capture_default_str()
       ->check(CLI::Range(0.0, 60.0));
@@ -55,15 +65,38 @@ void add_trace_flags(CLI::App* sub, TraceArgs& a, bool bisect) {
 
 Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   orchestrate::TraceRequest r;
-  auto client = a.client_key.empty() ? transport::parse_agent_address(a.client)
-                                     : transport::parse_agent_address(a.client, a.client_key);
-  if (!client) return client.error();
-  r.client = *client;
-  if (!a.server.empty()) {
-    auto server = a.server_key.empty() ? transport::parse_agent_address(a.server)
-                                       : transport::parse_agent_address(a.server, a.server_key);
+  if (!a.client_key.empty() && a.clients.size() > 1) return make_error(Errc::usage, "trace", "--client-key works with one --client only");
+  if (!a.server_key.empty() && a.servers.size() > 1) return make_error(Errc::usage, "trace", "--server-key works with one --server only");
+  for (const auto& line : a.clients) {
+    auto client = a.client_key.empty() ? transport::parse_agent_address(line) : transport::parse_agent_address(line, a.client_key);
+    if (!client) return client.error();
+    for (const auto& other : r.clients) {
+      if (other.agent.endpoint == client->endpoint)
+        return make_error(Errc::usage, "trace", "--client " + client->endpoint + " given twice");
+    }
+    r.clients.push_back(orchestrate::ClientEnd{*client, {}, false});
+  }
+  std::vector<transport::AgentAddress> servers;
+  for (const auto& line : a.servers) {
+    auto server = a.server_key.empty() ? transport::parse_agent_address(line) : transport::parse_agent_address(line, a.server_key);
     if (!server) return server.error();
-    r.server = *server;
+    for (const auto& other : servers) {
+      if (other.endpoint == server->endpoint) return make_error(Errc::usage, "trace", "--server " + server->endpoint + " given twice");
+    }
+    servers.push_back(*server);
+  }
+  if (a.targets.size() > 1 && a.targets.size() != servers.size()) {
+    return make_error(Errc::usage, "trace",
+                      fmt::format("{} --target for {} --server: give one --target for all servers or one per --server",
+                                  a.targets.size(), servers.size()));
+  }
+  if (!a.server_target.empty() && servers.size() > 1) return make_error(Errc::usage, "trace", "--server-target works with one --server only");
+  for (const auto& text : a.sources) {
+    auto addr = packet::IpAddr::parse(text);
+    if (!addr) return make_error(Errc::usage, "trace", "--source '" + text + "': not an IP address");
+    if (std::find(r.sources.begin(), r.sources.end(), *addr) != r.sources.end())
+      return make_error(Errc::usage, "trace", "--source " + addr->to_string() + " given twice");
+    r.sources.push_back(*addr);
   }
   std::string key_path = a.key.empty() ? default_key_path() : a.key;
   auto key = transport::CurveKeypair::load_secret_file(key_path);
@@ -77,14 +110,30 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
                       "--flags, --icmp-type, --icmp-code and --data-len work with `tandem ping` only so far");
   }
   // ICMP has no port: --target HOST (DESIGN.md §3); HOST:PORT is still accepted and the port unused.
-  auto hp = split_host_port(a.target);
-  if (!hp && !a.probe.icmp) return hp.error();
-  auto target = resolve_target(hp ? hp->first : a.target, a.probe.want_v6, a.probe.want_v4);
-  if (!target) return target.error();
-  r.target = *target;
+  std::optional<std::uint16_t> target_port;
+  std::vector<packet::IpAddr> addresses;
+  for (const auto& text : a.targets) {
+    auto hp = split_host_port(text);
+    if (!hp && !a.probe.icmp) return hp.error();
+    auto target = resolve_target(hp ? hp->first : text, a.probe.want_v6, a.probe.want_v4);
+    if (!target) return target.error();
+    if (hp && !a.probe.icmp) {
+      if (target_port && *target_port != hp->second)
+        return make_error(Errc::usage, "trace", "every --target must have the same port (" + std::to_string(*target_port) + ")");
+      target_port = hp->second;
+    }
+    addresses.push_back(*target);
+  }
+  if (addresses.empty()) return make_error(Errc::usage, "trace", "--target is required");
+  for (std::size_t t = 0; t < std::max<std::size_t>(1, servers.size()); ++t) {
+    orchestrate::TargetEnd end;
+    end.address = addresses.size() == 1 ? addresses.front() : addresses[t];
+    if (t < servers.size()) end.server = servers[t];
+    r.targets.push_back(std::move(end));
+  }
   ProbeFlags pf = a.probe;
-  if (hp && !a.probe.icmp) pf.port = hp->second;
-  auto spec = probe_spec_from(pf, r.target.version);
+  if (target_port) pf.port = *target_port;
+  auto spec = probe_spec_from(pf, r.targets.front().address.version);
   if (!spec) return spec.error();
 
   proto::ProbePlan& p = r.plan;
@@ -104,7 +153,7 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   p.window = spec->window;
   p.sport = probe::format_sport(spec->sport);
   if (!a.server_target.empty()) {
-    if (a.server.empty()) return make_error(Errc::usage, "trace", "--server-target needs --server");
+    if (servers.empty()) return make_error(Errc::usage, "trace", "--server-target needs --server");
     std::string host = a.server_target, port;
     if (host.front() == ':') {
       port = host.substr(1);
@@ -119,18 +168,18 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
       std::string bare = host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
       auto addr = packet::IpAddr::parse(bare);
       if (!addr) return make_error(Errc::usage, "trace", "--server-target '" + a.server_target + "': not an IP address");
-      if (addr->version != r.target.version) {
+      if (addr->version != r.targets.front().address.version) {
         return make_error(Errc::usage, "trace", "--server-target " + addr->to_string() + " and --target " +
-                                                    r.target.to_string() + " are not the same IP version");
+                                                    r.targets.front().address.to_string() + " are not the same IP version");
       }
-      r.server_sees_address = *addr;
+      r.targets.front().server_sees_address = *addr;
     }
     if (!port.empty()) {
       unsigned v = 0;
       auto res = std::from_chars(port.data(), port.data() + port.size(), v);
       if (res.ec != std::errc{} || res.ptr != port.data() + port.size() || v < 1 || v > 65535)
         return make_error(Errc::usage, "trace", "--server-target '" + a.server_target + "': port must be 1-65535");
-      r.server_sees_port = static_cast<std::uint16_t>(v);
+      r.targets.front().server_sees_port = static_cast<std::uint16_t>(v);
     }
   }
   r.tail = std::chrono::milliseconds(static_cast<std::int64_t>(a.tail_s * 1000));
@@ -138,81 +187,7 @@ Result<orchestrate::TraceRequest> trace_request(const TraceArgs& a) {
   return r;
 }
 
-Status prepare_out_dir(const std::string& dir, bool force, const std::string& command) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::exists(dir, ec) && !force) {
-    if (!fs::is_directory(dir, ec)) return make_error(Errc::usage, command, "--out " + dir + " exists and is not a directory");
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      std::string name = e.path().filename();
-      if (!report::is_bundle_file(name)) {
-        return make_error(Errc::usage, command, "--out " + dir + " is not empty and not a tandem bundle (" + name +
-                                                    "); choose another directory or pass --force");
-      }
-    }
-  }
-  // docs/report-format.md: the bundle directory is created with its parents.
-  fs::create_directories(dir, ec);
-  if (ec) return make_error(Errc::environment, command, "cannot create --out " + dir + ": " + ec.message());
-  return ok_status();
-}
-
 namespace {
-
-// "[trace] send 450/900 (50 %) 10.0/s, captured client 1350 server 1350, ETA 45 s": the send line
-// comes at least once a second during sending (orchestrate::Progress); on a terminal it is
-// rewritten in place, otherwise (logs) each is one line.
-std::string send_line(const orchestrate::Progress& p) {
-  std::string line = fmt::format("[trace] send {}/{} ({:.0f} %)", p.sent, p.total, p.total ? 100.0 * p.sent / p.total : 0.0);
-  if (p.rate_pps > 0) line += fmt::format(" {:.1f}/s", p.rate_pps);
-  if (p.client_captured || p.server_captured) {
-    line += ", captured";
-    if (p.client_captured) line += fmt::format(" client {}", *p.client_captured);
-    if (p.server_captured) line += fmt::format(" server {}", *p.server_captured);
-  }
-  if (p.eta_s) line += fmt::format(", ETA {:.0f} s", *p.eta_s);
-  if (!p.detail.empty()) line += " " + p.detail;
-  return line;
-}
-
-
-// What a phase does, for the steps whose Progress carries no detail of its own.
-const char* phase_words(const std::string& phase) {
-  if (phase == "capture") return "starting the captures on both ends";
-  if (phase == "send") return "sending";
-  if (phase == "fetch") return "fetching both captures";
-  if (phase == "end") return "ending the run on both agents";
-  return "";
-}
-
-// One progress line on stderr: rewritten in place on a terminal; otherwise one line per phase and,
-// while sending, a line at least once a second whenever the count moved (a log must show that a
-// long run is alive, DESIGN.md §8 "Time is not a limit").
-class ProgressPrinter {
- public:
-  explicit ProgressPrinter(bool tty) : tty_(tty) {}
-  void operator()(const orchestrate::Progress& p) {
-    const std::string detail = p.detail.empty() ? phase_words(p.phase) : p.detail;
-    std::string line = p.phase == "send" ? send_line(p) : fmt::format("[trace] {} {}", p.phase, detail);
-    const Nanos now = monotonic_ns();
-    if (tty_) {
-      std::fprintf(stderr, "\r\033[K%s", line.c_str());
-    } else if (p.phase != "send" || p.detail == "done" || !send_shown_ ||
-               (p.sent != last_sent_ && now - last_print_ >= 1'000'000'000)) {
-      send_shown_ = send_shown_ || p.phase == "send";
-      std::fprintf(stderr, "%s\n", line.c_str());
-      last_print_ = now;
-      last_sent_ = p.sent;
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  bool tty_;
-  bool send_shown_ = false;
-  Nanos last_print_ = 0;
-  std::uint32_t last_sent_ = 0;
-};
 
 // SIGINT during `tandem trace`: the first one ends the run cleanly (orchestrate stops the sending,
 // fetches what was captured, the bundle is written, exit kExitInterrupted); SA_RESETHAND makes a
@@ -228,79 +203,7 @@ void catch_sigint() {
   ::sigaction(SIGINT, &sa, nullptr);
 }
 
-correlate::CaptureSide with_stats(correlate::CaptureSide side, const proto::CaptureStats& s) {
-  side.stats.available = true;
-  side.stats.received = s.received;
-  side.stats.dropped = s.dropped;
-  side.stats.if_dropped = s.if_dropped;
-  if (!s.if_dropped_known) side.stats.unavailable_reason = "interface drops unknown";
-  return side;
-}
-
 }  // namespace
-
-Result<Analysis> run_and_analyze(const orchestrate::TraceRequest& req, const std::string& mode, bool write,
-                                 bool force, const nlohmann::ordered_json& bisect_block, bool quiet) {
-  if (write) {
-    if (auto st = prepare_out_dir(req.out_dir, force, mode); !st) return st.error();
-  }
-  bool tty = !quiet && ::isatty(STDERR_FILENO);
-  ProgressPrinter progress(tty);
-  auto ev = orchestrate::run_trace(req, [&](const orchestrate::Progress& p) {
-    if (!quiet) progress(p);
-  });
-  if (tty) std::fprintf(stderr, "\n");
-  if (!ev) return ev.error();
-
-  auto client = report::read_capture_file(ev->client.pcapng_path);
-  if (!client) return client.error();
-  correlate::CaptureSide client_side = with_stats(std::move(client).value(), ev->client.stats);
-  client_side.local = req.client_source;
-  // The agents captured the run's own flows for the whole run: an empty capture means nothing came.
-  client_side.vouched = true;
-  correlate::CaptureSide server_side;
-  if (ev->server) {
-    auto server = report::read_capture_file(ev->server->pcapng_path);
-    if (!server) return server.error();
-    server_side = with_stats(std::move(server).value(), ev->server->stats);
-    server_side.vouched = true;
-  }
-  auto corr = correlate::correlate(client_side, server_side, ev->manifest);
-  if (!corr) return corr.error();
-  auto verdict = diagnose::diagnose(*corr);
-
-  report::ReportContext ctx;
-  ctx.mode = mode;
-  ctx.target = req.target;
-  ctx.dport = req.plan.dport;
-  ctx.l4 = ev->manifest.l4;
-  ctx.client = req.client_source;
-  // Who is who as the captures show it (the server's own address differs from the target under NAT).
-  if (!ctx.client) ctx.client = corr->client;
-  ctx.server = corr->server;
-  ctx.client_agent = req.client.endpoint;
-  ctx.server_agent = req.server ? req.server->endpoint : "";
-  ctx.count = req.plan.count;
-  if (req.plan.rate_pps) ctx.rate_pps = req.plan.rate_pps;
-  ctx.run_key = ev->manifest.run_key;
-  ctx.probe = fmt::format("{} dport {} options {} tos {} sport {}", ev->manifest.l4, req.plan.dport,
-                          req.plan.tcp_options.empty() ? "none" : req.plan.tcp_options, req.plan.tos, req.plan.sport);
-  ctx.bisect = bisect_block;
-  ctx.client_capture = &client_side;
-  ctx.server_capture = &server_side;
-  if (write) {
-    report::BundleOptions bo;
-    bo.force = true;  // checked above, before the run; our own fetched captures are in there now
-    auto written = report::write_bundle(req.out_dir, *corr, verdict, ctx, client_side, server_side, bo);
-    if (!written) return written.error();
-    std::fputs(report::summary_text(*corr, verdict, ctx, req.out_dir, *written).c_str(), stdout);
-  }
-  Analysis a;
-  a.correlation = std::move(corr).value();
-  a.verdict_code = verdict.code;
-  a.problem = verdict.problem;
-  return a;
-}
 
 int run_trace_command(const TraceArgs& a, const std::string& mode) {
   auto req = trace_request(a);

@@ -116,6 +116,7 @@ void Correlator::find_endpoints() {
   }
   if (s_.cap->present) {
     if (s_.cap->local) server_id_ = s_.addrs.find(*s_.cap->local);
+    else if (m_.server) server_id_ = s_.addrs.find(*m_.server);
     else {
       // NAT may change the destination (DNAT), so the server is whoever receives probe-shaped
       // packets most often, not necessarily the address the client aimed at.

@@ -58,6 +58,10 @@ struct RunManifest {
   std::optional<std::uint32_t> count;    // probes planned (to detect not_sent)
   std::optional<packet::IpAddr> client;  // the client's source address as sent
   std::optional<packet::IpAddr> target;  // the destination as the client addressed it
+  // The server's own address as its capture shows it, when the server side holds several servers'
+  // captures (a multi-target run): the one this run's probes go to. Unset: the capture's own
+  // `local`, else the address that receives the most probe-shaped packets.
+  std::optional<packet::IpAddr> server;
   std::optional<std::uint16_t> dport;
   std::string l4 = "tcp";                // tcp | udp | icmp; "" = infer from the client capture
   std::vector<Variant> variants;         // empty: one implicit variant

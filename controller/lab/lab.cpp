@@ -10,6 +10,9 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "common/base/log.hpp"
 #include "controller/lab/teardown_registry.hpp"
 
@@ -38,7 +41,8 @@ Status check_environment(const Scenario& scenario) {
                      "creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run with sudo");
   }
   if (!find_program("ip")) return lab_error(Errc::environment, "`ip` not found in PATH (install iproute2)");
-  const bool needs_nft = !scenario.middlebox_nft.empty() || !scenario.server_nft.empty() || !scenario.client_nft.empty();
+  const bool needs_nft = !scenario.middlebox_nft.empty() || !scenario.server_nft.empty() || !scenario.client.nft.empty() ||
+                         (scenario.client2 && !scenario.client2->nft.empty());
   if (needs_nft && !find_program("nft")) return lab_error(Errc::environment, "`nft` not found in PATH (install nftables)");
   return ok_status();
 }
@@ -74,8 +78,20 @@ std::string_view node_name(Node n) {
     case Node::client: return "client";
     case Node::middlebox: return "middlebox";
     case Node::server: return "server";
+    case Node::client2: return "client2";
   }
   return "?";
+}
+
+std::string client_sites_text(const Lab& lab) {
+  std::string text;
+  for (const auto& site : lab.client_sites()) {
+    const auto& topo = client_site_topology(site.node);
+    text += fmt::format("  {:<10} {:<16} {:<8} {:<10} {}   via {} {} {}\n", site.name, site.ns, kClientIf,
+                        site.addresses.at(0), fmt::join(site.addresses.begin() + 1, site.addresses.end(), "  "),
+                        topo.middlebox_if, topo.gateway_v4, topo.gateway_v6);
+  }
+  return text;
 }
 
 Result<Lab> Lab::up(const Scenario& scenario, const LabOptions& options) {
@@ -112,20 +128,23 @@ Status Lab::build(const Scenario& scenario, const LabOptions& options) {
   slot_ = registry::add_lab(dir.string());
   if (auto st = write_state(state_); !st) return st;
 
-  ns_[0] = prefix + "-cli";
-  ns_[1] = prefix + "-mbx";
-  ns_[2] = prefix + "-srv";
-  for (const auto& n : ns_) {
-    if (auto st = add_netns(n); !st) return st;
+  // Creation order: client, middlebox, server, then client2 (a scenario without [client2] gets
+  // exactly the three namespaces it always had).
+  const ClientSpec* client2 = scenario.client2 ? &*scenario.client2 : nullptr;
+  for (int i = 0; i < kNodeCount; ++i) {
+    if (static_cast<Node>(i) == Node::client2 && client2 == nullptr) continue;
+    const std::string name = prefix + std::string(kNsSuffixes[static_cast<std::size_t>(i)]);
+    if (auto st = add_netns(name); !st) return st;
+    ns_[i] = name;
     // Before any interface exists, so that every interface inherits it: without DAD the
     // link-local addresses are usable at once too. Otherwise the middlebox cannot send a
     // neighbour solicitation for about 1.5 s after `up`, and early IPv6 probes vanish.
     // ICMP rate limits off as well: a kernel sends at most a burst of 6 errors per destination and
     // then one per second, which would turn a scenario's `reject with icmp` into mostly silent
     // drops after the first six probes. Scenarios state their impairments explicitly.
-    if (auto st = run_checked(n, {"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                                  "net.ipv6.conf.default.accept_dad=0", "net.ipv4.icmp_ratelimit=0",
-                                  "net.ipv6.icmp.ratelimit=0"}, "", "disable IPv6 DAD and ICMP rate limits");
+    if (auto st = run_checked(name, {"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                                     "net.ipv6.conf.default.accept_dad=0", "net.ipv4.icmp_ratelimit=0",
+                                     "net.ipv6.icmp.ratelimit=0"}, "", "disable IPv6 DAD and ICMP rate limits");
         !st) {
       return st;
     }
@@ -133,35 +152,32 @@ Status Lab::build(const Scenario& scenario, const LabOptions& options) {
 
   // Each veth pair is created with both ends already in their namespaces: nothing ever appears in
   // the root namespace, where names would clash between concurrent labs.
-  const std::string cli_if(kClientIf), mc_if(kMiddleboxClientIf), ms_if(kMiddleboxServerIf), srv_if(kServerIf);
-  if (auto st = run_checked("", {"ip", "link", "add", "name", cli_if, "netns", ns_[0], "type", "veth", "peer", "name", mc_if, "netns", ns_[1]}, "", "create veth client-middlebox"); !st) return st;
+  const std::string ms_if(kMiddleboxServerIf), srv_if(kServerIf);
   if (auto st = run_checked("", {"ip", "link", "add", "name", srv_if, "netns", ns_[2], "type", "veth", "peer", "name", ms_if, "netns", ns_[1]}, "", "create veth server-middlebox"); !st) return st;
-
   // nodad: the addresses are usable at once instead of "tentative" for ~1 s.
-  std::ostringstream mbx, cli, srv;
-  mbx << "link set lo up\nlink set " << mc_if << " up\nlink set " << ms_if << " up\n"
-      << "addr add " << kMiddleboxClientSideV4 << "/24 dev " << mc_if << "\n"
-      << "addr add " << kMiddleboxClientSideV6 << "/64 dev " << mc_if << " nodad\n"
+  std::ostringstream mbx, srv;
+  mbx << "link set lo up\nlink set " << ms_if << " up\n"
       << "addr add " << kMiddleboxServerSideV4 << "/24 dev " << ms_if << "\n"
       << "addr add " << kMiddleboxServerSideV6 << "/64 dev " << ms_if << " nodad\n";
-  cli << "link set lo up\nlink set " << cli_if << " up\n"
-      << "addr add " << kClientV4 << "/24 dev " << cli_if << "\n"
-      << "addr add " << kClientV6 << "/64 dev " << cli_if << " nodad\n"
-      << "route add default via " << kMiddleboxClientSideV4 << "\n"
-      << "route add default via " << kMiddleboxClientSideV6 << "\n";
+  // The default route covers the way back to every client site (10.77.1.0/24, 10.77.3.0/24, …).
   srv << "link set lo up\nlink set " << srv_if << " up\n"
       << "addr add " << kServerV4 << "/24 dev " << srv_if << "\n"
       << "addr add " << kServerV6 << "/64 dev " << srv_if << " nodad\n"
       << "route add default via " << kMiddleboxServerSideV4 << "\n"
       << "route add default via " << kMiddleboxServerSideV6 << "\n";
   if (auto st = run_checked(ns_[1], {"ip", "-batch", "-"}, mbx.str(), "configure middlebox"); !st) return st;
-  if (auto st = run_checked(ns_[0], {"ip", "-batch", "-"}, cli.str(), "configure client"); !st) return st;
   if (auto st = run_checked(ns_[2], {"ip", "-batch", "-"}, srv.str(), "configure server"); !st) return st;
+  if (auto st = add_client_site(kClientSites[0], scenario.client); !st) return st;
+  if (client2 != nullptr) {
+    if (auto st = add_client_site(kClientSites[1], *client2); !st) return st;
+  }
   if (auto st = run_checked(ns_[1], {"sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}, "",
                             "enable forwarding in middlebox"); !st) return st;
 
+  const std::string no_ruleset;
   const std::pair<Node, const std::string*> rulesets[] = {
-      {Node::middlebox, &scenario.middlebox_nft}, {Node::server, &scenario.server_nft}, {Node::client, &scenario.client_nft}};
+      {Node::middlebox, &scenario.middlebox_nft}, {Node::server, &scenario.server_nft},
+      {Node::client, &scenario.client.nft}, {Node::client2, client2 != nullptr ? &client2->nft : &no_ruleset}};
   for (const auto& [node, text] : rulesets) {
     if (text->empty()) continue;
     auto r = exec_in_netns(ns(node), {"nft", "-f", "-"}, ExecOptions{*text, std::chrono::seconds(30), true, {}});
@@ -180,6 +196,44 @@ Status Lab::build(const Scenario& scenario, const LabOptions& options) {
     if (auto st = write_state(state_); !st) return st;
   }
   return ok_status();
+}
+
+Status Lab::add_client_site(const ClientSiteTopology& site, const ClientSpec& spec) {
+  const std::string& netns = ns(site.node);
+  const std::string cli_if(kClientIf), mbx_if(site.middlebox_if);
+  if (auto st = run_checked("", {"ip", "link", "add", "name", cli_if, "netns", netns, "type", "veth", "peer", "name",
+                                 mbx_if, "netns", ns_[1]},
+                            "", "create veth " + std::string(site.name) + "-middlebox");
+      !st) {
+    return st;
+  }
+  std::ostringstream mbx, cli;
+  mbx << "link set " << mbx_if << " up\n"
+      << "addr add " << site.gateway_v4 << "/24 dev " << mbx_if << "\n"
+      << "addr add " << site.gateway_v6 << "/64 dev " << mbx_if << " nodad\n";
+  cli << "link set lo up\nlink set " << cli_if << " up\n"
+      << "addr add " << site.v4 << "/24 dev " << cli_if << "\n"
+      << "addr add " << site.v6 << "/64 dev " << cli_if << " nodad\n";
+  ClientSite record{std::string(site.name), site.node, netns, {std::string(site.v4), std::string(site.v6)}};
+  // Added after the primary ones, so the kernel keeps .2 as the primary (default source) address;
+  // v6 extras deprecated for the same reason (see the header).
+  for (const auto& a : spec.addresses) {
+    if (a.find(':') == std::string::npos) {
+      cli << "addr add " << a << "/24 dev " << cli_if << "\n";
+    } else {
+      cli << "addr add " << a << "/64 dev " << cli_if << " nodad preferred_lft 0\n";
+    }
+    record.addresses.push_back(a);
+  }
+  cli << "route add default via " << site.gateway_v4 << "\n"
+      << "route add default via " << site.gateway_v6 << "\n";
+  if (auto st = run_checked(ns_[1], {"ip", "-batch", "-"}, mbx.str(), "configure middlebox for " + std::string(site.name));
+      !st) {
+    return st;
+  }
+  if (auto st = run_checked(netns, {"ip", "-batch", "-"}, cli.str(), "configure " + std::string(site.name)); !st) return st;
+  state_.clients.push_back(std::move(record));
+  return write_state(state_);
 }
 
 Status Lab::add_netns(const std::string& name) {
@@ -206,7 +260,7 @@ Status Lab::run_checked(const std::string& netns, const std::vector<std::string>
 
 Lab::Lab(Lab&& other) noexcept
     : state_(std::move(other.state_)), slot_(other.slot_), owned_(other.owned_) {
-  for (int i = 0; i < 3; ++i) ns_[i] = std::move(other.ns_[i]);
+  for (int i = 0; i < kNodeCount; ++i) ns_[i] = std::move(other.ns_[i]);
   other.slot_ = -1;
   other.owned_ = false;
 }
@@ -215,7 +269,7 @@ Lab& Lab::operator=(Lab&& other) noexcept {
   if (this != &other) {
     if (owned_) (void)down();
     state_ = std::move(other.state_);
-    for (int i = 0; i < 3; ++i) ns_[i] = std::move(other.ns_[i]);
+    for (int i = 0; i < kNodeCount; ++i) ns_[i] = std::move(other.ns_[i]);
     slot_ = other.slot_;
     owned_ = other.owned_;
     other.slot_ = -1;
@@ -251,6 +305,11 @@ void Lab::release() {
 }
 
 Result<ExecResult> Lab::exec_in(Node n, const std::vector<std::string>& argv, ExecOptions options) const {
+  // exec_in_netns("") means our own namespace: a missing node must not run there.
+  if (!has(n)) {
+    return lab_error(Errc::usage, "lab " + state_.prefix + " has no " + std::string(node_name(n)) +
+                                      " namespace" + (n == Node::client2 ? " (the scenario has no [client2])" : ""));
+  }
   const int slot = slot_;
   auto user_start = std::move(options.on_start);
   pid_t child = 0;

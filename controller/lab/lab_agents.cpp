@@ -99,44 +99,62 @@ Result<std::unique_ptr<LabAgents>> LabAgents::start(const Lab& lab, const LabAge
     return make_error(Errc::environment, "lab", "tandem-agent not found at " + a->binary_);
   }
 
-  std::string keys[3] = {"controller", "client", "server"};
-  std::string pubs[3];
-  for (int i = 0; i < 3; ++i) {
+  // client_address() and friends rely on a first site; every Lab that came up has one.
+  if (lab.client_sites().empty()) return make_error(Errc::environment, "lab", "lab " + lab.prefix() + " has no client site");
+  // One keypair per agent and one for the controller.
+  std::vector<std::string> names = {"controller", "server"};
+  for (const auto& site : lab.client_sites()) names.push_back(site.name);
+  std::vector<std::string> pubs;
+  for (const auto& name : names) {
     auto kp = transport::CurveKeypair::generate();
     if (!kp) return kp.error();
-    if (auto st = transport::save_keypair(*kp, a->workdir_ + "/" + keys[i], /*force=*/true); !st) return st.error();
-    pubs[i] = kp->public_z85;
+    if (auto st = transport::save_keypair(*kp, a->workdir_ + "/" + name, /*force=*/true); !st) return st.error();
+    pubs.push_back(kp->public_z85);
   }
+  const std::string& controller_pub = pubs[0];
   a->controller_key_ = a->workdir_ + "/controller.key";
-  a->client_address_ = fmt::format("tcp://{}:{}#{}", kClientV4, kAgentPort, pubs[1]);
-  a->server_address_ = fmt::format("tcp://{}:{}#{}", kServerV4, kAgentPort, pubs[2]);
+  a->server_address_ = fmt::format("tcp://{}:{}#{}", kServerV4, kAgentPort, pubs[1]);
 
-  // The lab is ours end to end: the client agent may probe anything inside the lab's prefixes at
-  // any rate the lab can carry; the server agent only captures (flows of every protocol a trace
-  // can probe with, ICMP traces included). Runs up to 2 h (an hour-long soak plus its lease slack).
-  std::string client_policy = fmt::format(
-      "agent_id = \"lab-client\"\n[controllers]\nkeys = [\"{}\"]\n[send]\nenabled = true\n"
-      "destinations = [\"10.77.0.0/16\", \"fd77::/16\"]\nprotocols = [\"tcp\", \"udp\", \"icmp\"]\n"
-      "max_rate_pps = 200000\nmax_packets = 2000000\n[lease]\nmax_duration_s = 7200\n",
-      pubs[0]);
+  // The lab is ours end to end: a client agent may probe anything inside the lab's prefixes at
+  // any rate the lab can carry, from any address of its namespace; the server agent only captures
+  // (flows of every protocol a trace can probe with, ICMP traces included). Runs up to 2 h (an
+  // hour-long soak plus its lease slack).
   std::string server_policy = fmt::format(
       "agent_id = \"lab-server\"\n[controllers]\nkeys = [\"{}\"]\n[send]\nenabled = false\n"
       "protocols = [\"tcp\", \"udp\", \"icmp\"]\n"
       "[lease]\nmax_duration_s = 7200\n[capture]\nquota_bytes = 1073741824\n",
-      pubs[0]);
-  if (auto st = write_file(a->workdir_ + "/client-policy.toml", client_policy); !st) return st.error();
+      controller_pub);
   if (auto st = write_file(a->workdir_ + "/server-policy.toml", server_policy); !st) return st.error();
-
-  if (auto st = a->launch(lab, Node::client, a->client_, "client", std::string(kClientV4)); !st) return st.error();
+  for (std::size_t i = 0; i < lab.client_sites().size(); ++i) {
+    const ClientSite& site = lab.client_sites()[i];
+    ClientSiteAgent info;
+    info.site = site;
+    info.agent_id = "lab-" + site.name;
+    info.agent_address = fmt::format("tcp://{}:{}#{}", site.addresses.front(), kAgentPort, pubs[2 + i]);
+    info.policy_file = a->workdir_ + "/" + site.name + "-policy.toml";
+    std::string policy = fmt::format(
+        "agent_id = \"{}\"\n[controllers]\nkeys = [\"{}\"]\n[send]\nenabled = true\n"
+        "destinations = [\"10.77.0.0/16\", \"fd77::/16\"]\nprotocols = [\"tcp\", \"udp\", \"icmp\"]\n"
+        "max_rate_pps = 200000\nmax_packets = 2000000\n[lease]\nmax_duration_s = 7200\n",
+        info.agent_id, controller_pub);
+    if (auto st = write_file(info.policy_file, policy); !st) return st.error();
+    a->clients_.push_back(std::make_unique<Agent>());
+    if (auto st = a->launch(lab, site.node, *a->clients_.back(), site.name, site.addresses.front()); !st) return st.error();
+    info.pid = a->clients_.back()->pid;
+    info.audit_log = a->clients_.back()->audit_log;
+    a->sites_.push_back(std::move(info));
+  }
   if (auto st = a->launch(lab, Node::server, a->server_, "server", std::string(kServerV4)); !st) return st.error();
   return a;
 }
 
 void LabAgents::stop() {
-  for (Agent* ag : {&client_, &server_}) {
+  std::vector<Agent*> all = {&server_};
+  for (auto& c : clients_) all.push_back(c.get());
+  for (Agent* ag : all) {
     if (ag->pid > 0) ::kill(ag->pid, SIGTERM);
   }
-  for (Agent* ag : {&client_, &server_}) {
+  for (Agent* ag : all) {
     if (ag->thread.joinable()) ag->thread.join();
     ag->pid = 0;
   }

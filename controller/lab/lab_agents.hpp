@@ -1,11 +1,20 @@
-// Real tandem-agent daemons in a lab's client and server namespaces, with fresh CurveZMQ keys for
-// the agents and for the controller, and policies that allow exactly that controller and, for the
-// client agent, probes into the lab's own prefixes (10.77.0.0/16, fd77::/16). Used by `tandem lab
-// run` (trace/bisect modes), `tandem demo` and the trace integration tests.
+// Real tandem-agent daemons in every client namespace of a lab (client, and client2 when the
+// scenario has [client2]) and in its server namespace, with fresh CurveZMQ keys for each agent and
+// for the controller, and policies that allow exactly that controller and, for the client agents,
+// probes into the lab's own prefixes (10.77.0.0/16, fd77::/16). Used by `tandem lab run`
+// (trace/bisect modes), `tandem demo` and the trace integration tests.
 //
-// The agents listen on the lab addresses (10.77.1.2 and 10.77.2.2, port 7070); a controller run
-// inside the client namespace reaches the server agent through the middlebox, as it would on a
-// real path, so scenarios must not block TCP port 7070 between client and server.
+// The agents listen on the sites' primary v4 addresses (10.77.1.2, 10.77.3.2 and 10.77.2.2, port
+// 7070); a controller run inside the client namespace reaches the server agent (and client2's)
+// through the middlebox, as it would on a real path, so scenarios must not block TCP port 7070
+// between the sites.
+//
+// What `lab run` should pass to a multi-vantage trace/bisect (DESIGN.md §3, §4), once the run
+// pipeline takes several clients: for each entry of client_sites(), `--client <agent_address>`, and
+// `--source <a>` for every address `a` of that entry's `addresses` in the target's family (v4
+// addresses for a v4 target, v6 for a v6 one) — every site's primary and extra addresses, so one
+// scenario can show "fails only from 10.77.3.2". client_address() is client_sites()[0]'s agent,
+// for the single-client commands of today.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/base/result.hpp"
 #include "controller/lab/lab.hpp"
@@ -21,6 +31,16 @@ namespace tandem::lab {
 
 inline constexpr std::uint16_t kAgentPort = 7070;
 
+// One client site's agent, as a controller needs it.
+struct ClientSiteAgent {
+  ClientSite site;            // name ("client", "client2"), namespace, every address (Lab::client_sites())
+  std::string agent_address;  // one AGENT line, tcp://<site primary v4>:7070#KEY
+  std::string agent_id;       // as the agent reports it: "lab-client", "lab-client2"
+  pid_t pid = 0;
+  std::string audit_log;
+  std::string policy_file;    // workdir()/<name>-policy.toml
+};
+
 struct LabAgentsOptions {
   std::string workdir;       // keys, policies, audit logs and agent data dirs go here (created)
   std::string agent_binary;  // tandem-agent; empty = next to the running executable
@@ -28,23 +48,27 @@ struct LabAgentsOptions {
 
 class LabAgents {
  public:
-  // Generates keys and policies, starts both agents and waits (up to 10 s) until both listen.
-  // Errors name the agent and carry the tail of its log.
+  // Generates keys and policies, starts an agent per client site and the server agent and waits
+  // (up to 10 s each) until each listens. Errors name the agent and carry the tail of its log.
   static Result<std::unique_ptr<LabAgents>> start(const Lab& lab, const LabAgentsOptions& options);
-  ~LabAgents();  // SIGTERM to both agents, then waits for them
+  ~LabAgents();  // SIGTERM to every agent, then waits for them
   LabAgents(const LabAgents&) = delete;
   LabAgents& operator=(const LabAgents&) = delete;
 
-  // One-line AGENT addresses (tcp://HOST:PORT#KEY) and the controller's secret key file.
-  const std::string& client_address() const { return client_address_; }
+  // Every client site with its agent, "client" first (the order of Lab::client_sites()).
+  const std::vector<ClientSiteAgent>& client_sites() const { return sites_; }
+
+  // One-line AGENT addresses (tcp://HOST:PORT#KEY) and the controller's secret key file. The
+  // client_* accessors are the first site's ("client"), for single-client callers.
+  const std::string& client_address() const { return sites_.front().agent_address; }
   const std::string& server_address() const { return server_address_; }
   const std::string& controller_key() const { return controller_key_; }
   const std::string& workdir() const { return workdir_; }
   // For tests that signal an agent (SIGHUP reload, RSS sampling) or read its audit log; its policy
-  // file is workdir()/<client|server>-policy.toml.
-  pid_t client_pid() const { return client_.pid; }
+  // file is workdir()/<client|client2|server>-policy.toml.
+  pid_t client_pid() const { return sites_.front().pid; }
   pid_t server_pid() const { return server_.pid; }
-  const std::string& client_audit_log() const { return client_.audit_log; }
+  const std::string& client_audit_log() const { return sites_.front().audit_log; }
   const std::string& server_audit_log() const { return server_.audit_log; }
 
  private:
@@ -59,8 +83,10 @@ class LabAgents {
   void stop();
 
   std::string workdir_, binary_;
-  std::string client_address_, server_address_, controller_key_;
-  Agent client_, server_;
+  std::string server_address_, controller_key_;
+  std::vector<ClientSiteAgent> sites_;            // filled once every agent is up
+  std::vector<std::unique_ptr<Agent>> clients_;   // same order as sites_; stable addresses (threads hold them)
+  Agent server_;
 };
 
 // The directory of the running executable (/proc/self/exe), for finding tandem-agent next to tandem.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -9,6 +10,9 @@
 #include <sstream>
 
 #include <toml++/toml.h>
+
+#include "common/packet/addr.hpp"
+#include "controller/lab/topology.hpp"
 
 namespace tandem::lab {
 namespace {
@@ -48,6 +52,44 @@ const char* type_name(const toml::node& n) {
   }
 }
 
+// User text quoted in a one-line message: control characters (a "\n" inside a TOML string) are
+// shown as \xNN so they cannot break the line.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Why `addr` cannot be an extra address of `site`, or nullopt if it can: it must lie in the site's
+// /24 (v4) or /64 (v6), the prefixes of the middlebox's address on that link, and must not be an
+// address the link already uses or cannot use.
+std::optional<std::string> site_address_problem(const packet::IpAddr& addr, const ClientSiteTopology& site) {
+  const auto gateway = packet::IpAddr::parse(addr.is_v4() ? site.gateway_v4 : site.gateway_v6);
+  const auto primary = packet::IpAddr::parse(addr.is_v4() ? site.v4 : site.v6);
+  const std::size_t prefix_bytes = addr.is_v4() ? 3 : 8;  // /24, /64
+  const std::string subnet(addr.is_v4() ? site.v4_subnet : site.v6_subnet);
+  if (!gateway || !primary) return "cannot be checked (bad built-in topology)";
+  if (!std::equal(addr.bytes.begin(), addr.bytes.begin() + static_cast<std::ptrdiff_t>(prefix_bytes), gateway->bytes.begin()))
+    return "is outside the " + std::string(site.name) + " site's subnet " + subnet;
+  const auto host_begin = addr.bytes.begin() + static_cast<std::ptrdiff_t>(prefix_bytes);
+  const auto host_end = addr.bytes.begin() + static_cast<std::ptrdiff_t>(addr.size());
+  if (std::all_of(host_begin, host_end, [](std::uint8_t b) { return b == 0; }))
+    return "is the network address of " + subnet;
+  if (addr.is_v4() && addr.bytes[3] == 255) return "is the broadcast address of " + subnet;
+  if (addr == *gateway) return "is the middlebox's address on that link";
+  if (addr == *primary) return "is already the " + std::string(site.name) + " namespace's primary address";
+  return std::nullopt;
+}
+
 class Parser {
  public:
   explicit Parser(std::string source) : source_(std::move(source)) {}
@@ -68,15 +110,19 @@ class Parser {
         st = get_string(*key, *node, "", s.name);
       } else if (k == "description") {
         st = get_string(*key, *node, "", s.description);
-      } else if (k == "middlebox" || k == "client") {
-        st = nft_only_table(*key, *node, k == "middlebox" ? s.middlebox_nft : s.client_nft);
+      } else if (k == "middlebox") {
+        st = nft_only_table(*key, *node, s.middlebox_nft);
+      } else if (k == "client") {
+        st = client_table(*key, *node, kClientSites[0], s.client);
+      } else if (k == "client2") {
+        st = client_table(*key, *node, kClientSites[1], s.client2.emplace());
       } else if (k == "server") {
         st = server_table(*key, *node, s);
       } else if (k == "run") {
         st = run_table(*key, *node, s);
       } else {
         st = config_error(where(source_, key->source()) + ": unknown top-level key '" + k +
-                          "' (expected name, description, middlebox, server, client, run)");
+                          "' (expected name, description, middlebox, server, client, client2, run)");
       }
       if (!st) return st.error();
     }
@@ -111,6 +157,48 @@ class Parser {
     for (const auto& [k, v] : in_file_order(*t)) {
       if (k->str() != "nft") return fail(*k, table, "unknown key (expected nft)");
       if (auto r = get_string(*k, *v, table, nft); !r) return r;
+    }
+    return ok_status();
+  }
+
+  // [client] / [client2]: nft and addresses.
+  Status client_table(const toml::key& key, const toml::node& node, const ClientSiteTopology& site, ClientSpec& spec) {
+    Status st = ok_status();
+    const auto* t = as_table(key, node, st);
+    if (t == nullptr) return st;
+    const std::string table(key.str());
+    for (const auto& [k, v] : in_file_order(*t)) {
+      const std::string name(k->str());
+      if (name == "nft") {
+        st = get_string(*k, *v, table, spec.nft);
+      } else if (name == "addresses") {
+        st = site_addresses(*k, *v, table, site, spec.addresses);
+      } else {
+        st = fail(*k, table, "unknown key (expected nft, addresses)");
+      }
+      if (!st) return st;
+    }
+    return ok_status();
+  }
+
+  Status site_addresses(const toml::key& key, const toml::node& node, const std::string& table,
+                        const ClientSiteTopology& site, std::vector<std::string>& out) {
+    const auto* arr = node.as_array();
+    if (arr == nullptr) return fail(key, table, std::string("expected an array of addresses, got ") + type_name(node));
+    for (const auto& elem : *arr) {
+      const auto* str = elem.as_string();
+      if (str == nullptr) return fail(key, table, std::string("expected address strings, got ") + type_name(elem));
+      const std::string text = printable(str->get());
+      const auto addr = packet::IpAddr::parse(str->get());
+      if (!addr) {
+        return fail(key, table, "'" + text + "' is not an IPv4 or IPv6 address" +
+                                    (text.find('/') != std::string::npos ? " (write it without a prefix length)" : ""));
+      }
+      if (auto why = site_address_problem(*addr, site)) return fail(key, table, "address " + text + " " + *why);
+      const std::string canonical = addr->to_string();
+      if (std::find(out.begin(), out.end(), canonical) != out.end())
+        return fail(key, table, "address " + text + " listed twice");
+      out.push_back(canonical);
     }
     return ok_status();
   }

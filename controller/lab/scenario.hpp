@@ -1,5 +1,6 @@
-// Scenario: the lab's TOML description (DESIGN.md §4) — the nftables rulesets of the three
-// namespaces, the server's listeners and the [run] settings that become command flags.
+// Scenario: the lab's TOML description (DESIGN.md §4) — the nftables rulesets of the namespaces,
+// the client sites ([client], the optional [client2]) and their extra addresses, the server's
+// listeners and the [run] settings that become command flags.
 // Scenarios are user input: every defect is a Result error (Errc::config) that names the file, the
 // line:column and the key, never an exception.
 #pragma once
@@ -25,13 +26,24 @@ struct RunSetting {
   RunValue value;
 };
 
+// [client] or [client2]: one client site's namespace (controller/lab/topology.hpp).
+struct ClientSpec {
+  std::string nft;  // applied verbatim with `nft -f -` in that namespace; may be empty
+  // `addresses`: extra addresses of the namespace, beside its primary .2 / ::2, in file order and
+  // canonical text ("fd77:1::3"). The parser guarantees each lies inside the site's /24 or /64 and
+  // is neither the network address, the broadcast, the middlebox's (.1, ::1), the primary nor a
+  // duplicate.
+  std::vector<std::string> addresses;
+};
+
 struct Scenario {
   std::string source;  // file path or the caller's label for inline text; used in messages
   std::string name;
   std::string description;
   std::string middlebox_nft;  // applied verbatim with `nft -f -` in the middlebox; may be empty
   std::string server_nft;
-  std::string client_nft;
+  ClientSpec client;                   // [client] (the client namespace always exists)
+  std::optional<ClientSpec> client2;   // [client2]: present (even empty) = a second client site
   std::vector<std::uint16_t> listen_tcp;  // [server] listen
   std::vector<std::uint16_t> listen_udp;  // [server] listen_udp (UDP echo)
   std::vector<RunSetting> run;            // [run] in file order

@@ -18,7 +18,14 @@ namespace {
 Error lab_error(Errc code, std::string message) { return make_error(code, "lab", std::move(message)); }
 
 bool belongs_to(const std::string& ns, const std::string& prefix) {
-  return ns == prefix + "-cli" || ns == prefix + "-mbx" || ns == prefix + "-srv";
+  return std::any_of(kNsSuffixes.begin(), kNsSuffixes.end(),
+                     [&](std::string_view sfx) { return ns == prefix + std::string(sfx); });
+}
+
+const ClientSiteTopology* site_named(const std::string& name) {
+  for (const auto& site : kClientSites)
+    if (site.name == name) return &site;
+  return nullptr;
 }
 
 }  // namespace
@@ -49,6 +56,8 @@ Status write_state(const LabState& s) {
   j["namespaces"] = s.namespaces;
   j["processes"] = nlohmann::json::array();
   for (const auto& p : s.processes) j["processes"].push_back({{"pid", p.pid}, {"start_time", p.start_time}});
+  j["clients"] = nlohmann::json::array();
+  for (const auto& c : s.clients) j["clients"].push_back({{"name", c.name}, {"namespace", c.ns}, {"addresses", c.addresses}});
   const auto dir = state_dir(s.prefix);
   const auto tmp = dir / "state.json.tmp";
   {
@@ -83,6 +92,15 @@ Result<LabState> read_state(const std::string& prefix) {
     s.namespaces = j.at("namespaces").get<std::vector<std::string>>();
     for (const auto& p : j.at("processes"))
       s.processes.push_back(ProcessId{p.at("pid").get<pid_t>(), p.at("start_time").get<std::uint64_t>()});
+    // Absent in state files written before client sites were recorded.
+    for (const auto& c : j.value("clients", nlohmann::json::array())) {
+      ClientSite site{c.at("name").get<std::string>(), Node::client, c.at("namespace").get<std::string>(),
+                      c.at("addresses").get<std::vector<std::string>>()};
+      const auto* topo = site_named(site.name);
+      if (topo == nullptr) throw std::runtime_error("unknown client site '" + site.name + "'");
+      site.node = topo->node;
+      s.clients.push_back(std::move(site));
+    }
   } catch (const std::exception& e) {
     return lab_error(Errc::config, file.string() + ": malformed state: " + e.what());
   }
@@ -92,6 +110,10 @@ Result<LabState> read_state(const std::string& prefix) {
   for (const auto& ns : s.namespaces) {
     if (!belongs_to(ns, prefix))
       return lab_error(Errc::config, file.string() + ": records foreign namespace '" + ns + "'; refusing");
+  }
+  for (const auto& c : s.clients) {
+    if (!belongs_to(c.ns, prefix))
+      return lab_error(Errc::config, file.string() + ": records foreign namespace '" + c.ns + "'; refusing");
   }
   return s;
 }
@@ -129,7 +151,7 @@ Status teardown_recorded(const LabState& s) {
 
 Status down_by_name(const std::string& name, bool force) {
   std::string prefix = name;
-  for (const char* suffix : {"-cli", "-mbx", "-srv"}) {
+  for (const auto suffix : kNsSuffixes) {
     const std::string sfx(suffix);
     if (prefix.size() > sfx.size() && prefix.ends_with(sfx) &&
         std::filesystem::exists(state_dir(prefix.substr(0, prefix.size() - sfx.size())) / "state.json")) {

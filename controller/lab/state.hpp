@@ -10,8 +10,18 @@
 
 #include "common/base/result.hpp"
 #include "controller/lab/process.hpp"
+#include "controller/lab/topology.hpp"
 
 namespace tandem::lab {
+
+// A client site of a lab (DESIGN.md §4): a client namespace and every address it has. Recorded in
+// the state file so that `lab list`, scripts and a later `lab run` see the sites of a running lab.
+struct ClientSite {
+  std::string name;                    // "client", "client2" (kClientSites)
+  Node node = Node::client;
+  std::string ns;                      // namespace name, <prefix>-cli / <prefix>-cl2
+  std::vector<std::string> addresses;  // primary v4, primary v6, then the scenario's extra ones
+};
 
 struct LabState {
   std::string prefix;
@@ -22,6 +32,8 @@ struct LabState {
   ProcessId owner;                  // the process that brought it up
   std::vector<std::string> namespaces;  // only those actually created, in creation order
   std::vector<ProcessId> processes;     // listeners to kill on teardown
+  std::vector<ClientSite> clients;      // client sites, "client" first; informational (teardown
+                                        // uses `namespaces` only)
 };
 
 // Root of all state directories: $TANDEM_LAB_STATE_DIR if set (tests use a private root), else

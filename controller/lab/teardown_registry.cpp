@@ -9,11 +9,13 @@
 #include <cstring>
 #include <mutex>
 
+#include "controller/lab/topology.hpp"
+
 namespace tandem::lab::registry {
 namespace {
 
 constexpr int kMaxLabs = 32;
-constexpr int kMaxNetns = 4;
+constexpr int kMaxNetns = kNodeCount;  // every namespace a lab can have
 constexpr int kMaxPids = 16;
 constexpr std::size_t kPathMax = 256;
 

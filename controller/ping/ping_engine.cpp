@@ -12,6 +12,7 @@
 #include "common/packet/build.hpp"
 #include "common/packet/decode.hpp"
 #include "common/pcapio/capture_session.hpp"
+#include "controller/ping/ping_source.hpp"
 
 namespace tandem::ping {
 
@@ -120,7 +121,11 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   auto logger = log::get("ping");
   PingResult result;
 
-  auto src = netio::source_address_for(opts.target);
+  const bool bound = interface_given(opts.interface);
+  // The probe module's BPF filter and recognition take the source from here: replies are matched
+  // to the address the probes carry, whichever it is.
+  auto src = opts.source ? Result<packet::IpAddr>(*opts.source)
+                         : netio::source_address_for(opts.target, bound ? opts.interface : std::string());
   if (!src) return src.error();
   result.ends = probe::ProbeEndpoints{*src, opts.target};
 
@@ -130,7 +135,9 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   result.module = std::string(module.name());
   result.filter = module.bpf_filter();
 
-  auto sender = netio::RawSender::open(opts.target.version);
+  netio::RawSenderOptions send_opts;
+  if (bound) send_opts.bind_device = opts.interface;
+  auto sender = netio::RawSender::open(opts.target.version, send_opts);
   if (!sender) return sender.error();
 
   netio::SendLoopConfig send_cfg;
@@ -150,7 +157,7 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
   std::atomic<std::uint64_t> unmatched{0};
 
   pcapio::CaptureSessionConfig cap_cfg;
-  cap_cfg.capture.device = opts.device;
+  cap_cfg.capture.device = bound ? opts.interface : std::string("any");
   cap_cfg.capture.filter = result.filter;
   cap_cfg.store = false;  // ping keeps outcomes, not packets
   // Batched delivery (a block retired at least every 10 ms) instead of a wake-up per packet: the
@@ -211,8 +218,9 @@ Result<PingResult> run_ping(const PingOptions& opts, const StartFn& on_start, co
     // After ^C the probes still in flight are not waited for: they end as unanswered now.
     Nanos now = (done && result.interrupted) ? INT64_MAX / 2 : realtime_ns();
     table.collect_final(now, done, ready);
-    for (const auto& p : ready) {
+    for (auto& p : ready) {
       if (!p.sent) continue;
+      p.src = result.ends.src;
       // --until ends the run AT the probe that reached the state: probes sent after it (in flight
       // at a high rate) are counted, not reported, so the last line is the one that answered.
       if (result.until_reached) {

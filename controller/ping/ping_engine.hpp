@@ -52,12 +52,18 @@ struct PingOptions {
   double interval_s = 1.0;                // -i
   double timeout_s = 1.0;                 // how long a probe's answer is waited for
   std::optional<PortState> until;         // stop once a probe ends in this state
-  std::string device = "any";             // capture device
+  // The probes' source address (ping_source.hpp's select_source checks it is ours); nullopt = the
+  // kernel's choice for the target (through `interface` if one is given).
+  std::optional<packet::IpAddr> source;
+  // The interface probes are sent through (the raw socket is bound to it) and captured on; "any"
+  // (or "") = sent where the routes say, captured on every interface.
+  std::string interface = "any";
   const std::atomic<bool>* stop = nullptr;  // set by SIGINT: stop sending, finish the outstanding
 };
 
 struct ProbeOutcome {
   std::uint32_t index = 0;
+  packet::IpAddr src;            // the probe's source address (the run's, PingResult::ends.src)
   std::uint16_t sport = 0;
   bool sent = false;             // the kernel accepted it
   bool send_failed = false;      // the kernel refused it (after retries): it never left
@@ -106,7 +112,8 @@ using StartFn = std::function<void(const PingResult& header)>;
 // Called for each probe in index order, from the calling thread.
 using OutcomeFn = std::function<void(const ProbeOutcome&)>;
 
-// Errors: no route to the target (environment), no CAP_NET_RAW (permission), bad spec (usage).
+// Errors: no route to the target (environment), no CAP_NET_RAW (permission), bad spec (usage), an
+// interface that cannot be bound (environment).
 Result<PingResult> run_ping(const PingOptions& options, const StartFn& on_start, const OutcomeFn& on_outcome);
 
 // How a reply or an ICMP error maps to a state for a probe type (pure; unit-tested). `tcp_flags`

@@ -6,6 +6,7 @@
 
 #include "common/base/version.hpp"
 #include "common/packet/tcp_option.hpp"
+#include "controller/ping/ping_source.hpp"
 
 namespace tandem::ping {
 namespace {
@@ -91,7 +92,7 @@ std::string non_default_fields(const PingOptions& opts) {
   }
   if (probe::format_sport(s.sport) != probe::format_sport(d.sport)) out += ", sport " + probe::format_sport(s.sport);
   if (s.payload_len != d.payload_len) out += fmt::format(", payload {} bytes", s.payload_len);
-  if (opts.device != "any") out += ", device " + opts.device;
+  if (interface_given(opts.interface)) out += ", interface " + opts.interface;
   return out;
 }
 
@@ -205,7 +206,7 @@ std::string format_summary(const PingOptions& opts, const PingResult& r) {
 }
 
 nlohmann::json probe_json(const ProbeOutcome& p, bool v6) {
-  nlohmann::json j{{"id", p.index}, {"sport", p.sport}, {"state", state_name(p.state)}};
+  nlohmann::json j{{"id", p.index}, {"src", p.src.to_string()}, {"sport", p.sport}, {"state", state_name(p.state)}};
   std::string reply = reply_code(p, v6);
   j["reply"] = reply.empty() ? nlohmann::json(nullptr) : nlohmann::json(reply);
   if (auto rtt = p.rtt_us()) j["rtt_us"] = *rtt; else j["rtt_us"] = nullptr;
@@ -245,6 +246,7 @@ nlohmann::json to_json(const PingOptions& opts, const PingResult& r) {
       {"mode", "ping"},
       {"target", {{"address", opts.target.to_string()}, {"port", opts.spec.dport}, {"protocol", proto_name(opts.spec.l4)}}},
       {"source", r.ends.src.to_string()},
+      {"interface", interface_given(opts.interface) ? json(opts.interface) : json(nullptr)},
       {"probe",
        {{"module", r.module},
         {"tcp_options", opts.spec.l4 == probe::ProbeSpec::L4::tcp ? json(probe::format_tcp_options(opts.spec.tcp_options)) : json(nullptr)},

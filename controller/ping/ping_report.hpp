@@ -16,7 +16,7 @@ std::string reply_code(const ProbeOutcome& p, bool v6);
 std::string icmp_name(bool v6, std::uint8_t type, std::uint8_t code);
 
 // The banner names the probe module and every field that differs from the defaults (tos, ttl, df,
-// window, flags, sport, payload, device), so a reader knows what went on the wire.
+// window, flags, sport, payload, interface), so a reader knows what went on the wire.
 std::string format_header(const PingOptions& opts, const PingResult& header);
 std::string non_default_fields(const PingOptions& opts);
 

@@ -239,6 +239,13 @@ bool is_bundle_file(const std::string& name) {
   for (const char* f : kBundleFiles) {
     if (name == f || name == std::string(f) + kBundleTempSuffix) return true;
   }
+  // The per-agent captures of a run with several client or server agents: client1.pcapng, ...
+  for (std::string role : {"client", "server"}) {
+    if (!name.starts_with(role) || !name.ends_with(".pcapng")) continue;
+    std::string digits = name.substr(role.size(), name.size() - role.size() - 7);
+    if (!digits.empty() && digits.size() <= 3 && std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      return true;
+  }
   return false;
 }
 

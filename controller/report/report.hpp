@@ -25,6 +25,18 @@ using diagnose::Verdict;
 
 // What the report says about the run beyond the correlation. Every field may be unknown (analyze
 // of two hand-made captures): unknown values are rendered as null / "unknown", never invented.
+// One vantage of a run (DESIGN.md §3/§5 "vantage"): a client agent sending from one source
+// address to one target (and its server agent), with its own probe and fate counts.
+struct VantageRow {
+  std::string client;  // the client agent's id (HELLO_OK agent_id), else its endpoint
+  std::string src;     // source address of its probes
+  std::string server;  // the server agent's id, else its endpoint; "" without a server agent
+  std::string target;  // "ADDR:PORT" ("[v6]:PORT"; ADDR for ICMP)
+  std::uint64_t probes = 0;
+  std::vector<std::uint64_t> fates;  // by correlate::Fate, kFateCount entries
+  std::string verdict;               // that cell's own verdict code
+};
+
 struct ReportContext {
   std::string mode = "analyze";  // trace | bisect | ping | analyze
   std::optional<packet::IpAddr> target;
@@ -45,6 +57,11 @@ struct ReportContext {
   // captures show them (what the remote admin searches for). Borrowed; may be null.
   const CaptureSide* client_capture = nullptr;
   const CaptureSide* server_capture = nullptr;
+  // trace/bisect/lab: the run's vantages (report.json "vantage", per-probe "client"/"src"; the
+  // per-vantage tables of report.md, report.html and the summary when there are several), and the
+  // row of each probe (empty: every probe is row 0's).
+  std::vector<VantageRow> vantages;
+  std::vector<std::uint16_t> probe_vantage;
 };
 
 // report.json as an ordered object: keys in the order of DESIGN.md §5 (documented in
@@ -70,6 +87,16 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
                          const std::string& bundle_dir, const std::vector<std::string>& bundle_files);
 
 // --- helpers shared by the renderers (exposed for tests) ---
+
+// A vantage row's fates as FateCounts (failed(), decided()).
+inline diagnose::FateCounts vantage_fates(const VantageRow& row) {
+  diagnose::FateCounts f;
+  for (std::size_t i = 0; i < row.fates.size() && i < f.n.size(); ++i) f.n[i] = row.fates[i];
+  f.total = row.probes;
+  return f;
+}
+// "31.0 %" of the decided probes that failed on the path, "—" when none was decided.
+std::string failure_rate_text(const diagnose::FateCounts& f);
 
 // "2024-05-01 12:00:00.123456 UTC" (microseconds; ns since the Unix epoch in).
 std::string format_utc(Nanos ts_ns);

@@ -30,7 +30,7 @@ code{font:.9em ui-monospace,"DejaVu Sans Mono",monospace;background:#f6f8fa;padd
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.4em 0;font-size:.92em}
 th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.bad td{background:#fff5f5}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .bar{display:inline-block;height:.7em;background:#8c959f;vertical-align:middle}
 tr.zero{color:var(--muted)}
 figure{margin:.6em 0 1em;page-break-inside:avoid;break-inside:avoid}
@@ -116,6 +116,28 @@ std::string section_variants(const Correlation& c) {
                      html_escape(var.name), html_escape(var.tcp_options.empty() ? "none" : var.tcp_options),
                      vs.fates.total, vs.fates.failed(), pct(vs.fates.failed(), vs.fates.decided()),
                      html_escape(fates.empty() ? "—" : fates), ids.empty() ? "—" : ids);
+  }
+  return s + "</tbody></table></div>";
+}
+
+// Per vantage (DESIGN.md §3/§5): where the path fails and where it does not; one vantage: no table.
+std::string section_vantages(const ReportContext& ctx) {
+  if (ctx.vantages.size() < 2) return "";
+  std::string s = "<h2>Per vantage</h2><div class=\"scroll\"><table id=\"vantages\"><thead><tr><th>Client agent</th>"
+                  "<th>Source</th><th>Target</th><th>Server agent</th><th>Probes</th><th>Failed</th><th>Failure rate</th>"
+                  "<th>Fates</th><th>Verdict</th></tr></thead><tbody>";
+  for (const auto& row : ctx.vantages) {
+    auto f = vantage_fates(row);
+    std::string fates;
+    for (std::size_t i = 0; i < correlate::kFateCount; ++i) {
+      if (f.n[i] == 0) continue;
+      fates += fmt::format("{}{} {}", fates.empty() ? "" : ", ", f.n[i], correlate::fate_name(static_cast<Fate>(i)));
+    }
+    s += fmt::format("<tr{}><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td>"
+                     "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                     f.failed() ? " class=\"bad\"" : "", html_escape(row.client), html_escape(row.src.empty() ? "—" : row.src),
+                     html_escape(row.target), html_escape(row.server.empty() ? "—" : row.server), row.probes, f.failed(),
+                     pct(f.failed(), f.decided()), html_escape(fates.empty() ? "—" : fates), html_escape(row.verdict));
   }
   return s + "</tbody></table></div>";
 }
@@ -284,6 +306,7 @@ std::string report_html(const Correlation& c, const Verdict& v, const ReportCont
                    html_escape(ctx.probe.empty() ? "taken from the captures" : ctx.probe));
   s += section_fates(c);
   s += section_findings(c);
+  s += section_vantages(ctx);
   s += section_bisect(ctx);
   s += section_variants(c);
   s += section_ladders(c, ctx);

@@ -2,6 +2,8 @@
 #include <functional>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "common/base/version.hpp"
 #include "controller/report/report.hpp"
 
@@ -135,6 +137,23 @@ ojson report_head(const Correlation& c, const Verdict& v, const ReportContext& c
   }
   r["findings"] = std::move(findings);
 
+  // The run's vantages (DESIGN.md §3): one row per (client agent, source address, target).
+  if (!ctx.vantages.empty()) {
+    ojson vantage = ojson::array();
+    for (const auto& row : ctx.vantages) {
+      std::vector<std::uint64_t> vc = row.fates;
+      vc.resize(correlate::kFateCount, 0);
+      vantage.push_back(ojson{{"client", row.client},
+                              {"src", text_or_null(row.src)},
+                              {"server", text_or_null(row.server)},
+                              {"target", row.target},
+                              {"probes", row.probes},
+                              {"fates", fates_json(vc)},
+                              {"verdict", row.verdict}});
+    }
+    r["vantage"] = std::move(vantage);
+  }
+
   // Per-variant counts let bisect and trace share one shape; a trace has a single variant.
   ojson variants = ojson::array();
   std::size_t nvariants = std::max<std::size_t>(c.variants.size(), 1);
@@ -167,9 +186,16 @@ ojson report_head(const Correlation& c, const Verdict& v, const ReportContext& c
   return r;
 }
 
-ojson probe_json(const Correlation& c, const correlate::ProbeRecord& p) {
+// Probe i of c.probes.
+ojson probe_json(const Correlation& c, const ReportContext& ctx, std::size_t i) {
+  const auto& p = c.probes[i];
   ojson pj;
   pj["id"] = p.id;
+  if (!ctx.vantages.empty()) {
+    const auto& row = ctx.vantages[i < ctx.probe_vantage.size() ? ctx.probe_vantage[i] : 0];
+    pj["client"] = row.client;
+    pj["src"] = text_or_null(row.src);
+  }
   pj["variant"] = variant_name(c, p.variant);
   pj["sport"] = p.sport;
   pj["fate"] = correlate::fate_name(p.fate);
@@ -217,10 +243,15 @@ void emit_nested(std::string text, std::size_t extra, const std::function<void(s
 nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const ReportContext& ctx) {
   ojson r = report_head(c, v, ctx);
   ojson probes = ojson::array();
-  for (const auto& p : c.probes) probes.push_back(probe_json(c, p));
+  for (std::size_t i = 0; i < c.probes.size(); ++i) probes.push_back(probe_json(c, ctx, i));
   r["probes"] = std::move(probes);
   if (!ctx.bisect.is_null()) r["bisect"] = ctx.bisect;
   return r;
+}
+
+std::string failure_rate_text(const diagnose::FateCounts& f) {
+  if (f.decided() == 0) return "—";
+  return fmt::format("{:.1f} %", 100.0 * static_cast<double>(f.failed()) / static_cast<double>(f.decided()));
 }
 
 std::string dump_report(const nlohmann::ordered_json& report) { return dump_text(report) + "\n"; }
@@ -244,7 +275,7 @@ void write_report_json(const Correlation& c, const Verdict& v, const ReportConte
     emit("[\n");
     for (std::size_t i = 0; i < c.probes.size(); ++i) {
       emit("    ");
-      emit_nested(dump_text(probe_json(c, c.probes[i])), 4, emit);
+      emit_nested(dump_text(probe_json(c, ctx, i)), 4, emit);
       emit(i + 1 < c.probes.size() ? ",\n" : "\n");
     }
     emit("  ]");

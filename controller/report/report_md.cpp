@@ -326,6 +326,20 @@ std::string report_md(const Correlation& c, const Verdict& v, const ReportContex
     out += "\n";
   }
 
+  if (ctx.vantages.size() > 1) {
+    // Per vantage (DESIGN.md §3): where the path fails and where it does not.
+    out += "## Per vantage\n\n| Client agent | Source | Target | Server agent | Probes | Answered | Failed | Failure rate | Verdict |\n"
+           "|---|---|---|---|---:|---:|---:|---:|---|\n";
+    for (const auto& row : ctx.vantages) {
+      auto f = vantage_fates(row);
+      out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | `{}` |\n", md_escape(row.client),
+                         row.src.empty() ? "—" : md_escape(row.src), md_escape(row.target),
+                         row.server.empty() ? "—" : md_escape(row.server), row.probes, f[Fate::answered], f.failed(),
+                         failure_rate_text(f), md_escape(row.verdict));
+    }
+    out += "\n";
+  }
+
   out += "## Changes made in transit\n\n";
   if (c.findings.empty()) {
     out += "None: every field compared arrived as it was sent (TTL decrements and checksum updates are normal "
@@ -410,6 +424,15 @@ std::string summary_text(const Correlation& c, const Verdict& v, const ReportCon
   std::uint64_t total = c.probes.size();
   std::string out = fmt::format("verdict: {} [{}]\n", v.text, v.code);
   out += fmt::format("probes:  {} to {}: {}\n", total, target_text(ctx), fate_list(counts));
+  if (ctx.vantages.size() > 1) {
+    // One line per vantage: where it fails and where it does not.
+    for (const auto& row : ctx.vantages) {
+      auto f = vantage_fates(row);
+      std::vector<std::uint64_t> vc(f.n.begin(), f.n.end());
+      out += fmt::format("vantage: {} ({}) → {}: {} probes, failed {} ({}): {}\n", row.src.empty() ? "?" : row.src,
+                         row.client, row.target, row.probes, f.failed(), failure_rate_text(f), fate_list(vc));
+    }
+  }
   for (const auto& f : c.findings) out += "finding: " + finding_sentence(f, total) + "\n";
   auto drops = [](const char* side, bool present, const pcapio::CaptureStats& s) {
     if (!present) return fmt::format("{} absent", side);

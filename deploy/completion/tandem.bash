@@ -7,13 +7,13 @@ _tandem() {
   local words
   case $sub in
     "") words="ping lab demo keygen trace analyze bisect agent-status --help --verbose --version -h -v " ;;
-    ping) words="--count --data-len --device --df --dscp --flags --help --icmp --icmp-code --icmp-type --interval --json --json-lines --port --quiet --rate --sport --tcp --tcp-options --time-format --timeout --timestamp --tos --ttl --udp --until --window -4 -6 -D -c -h -i -p -q " ;;
+    ping) words="--count --data-len --device --df --dscp --flags --help --icmp --icmp-code --icmp-type --interface --interval --json --json-lines --port --quiet --rate --source --sport --tcp --tcp-options --time-format --timeout --timestamp --tos --ttl --udp --until --window -4 -6 -D -S -c -e -h -i -p -q " ;;
     lab) words="up down list run --help -h " ;;
     demo) words="--help --list --out -h " ;;
     keygen) words="--force --help --out -f -h -o " ;;
-    trace) words="--client --client-key --count --df --dscp --force --help --icmp --interval --key --out --quiet --rate --server --server-key --server-target --sport --tail --target --tcp --tcp-options --tos --ttl --udp --window -4 -6 -c -h -i -q " ;;
+    trace) words="--client --client-key --count --df --dscp --force --help --icmp --interval --key --out --quiet --rate --server --server-key --server-target --source --sport --tail --target --tcp --tcp-options --tos --ttl --udp --window -4 -6 -c -h -i -q " ;;
     analyze) words="--client-addr --client-pcap --force --help --json-only --manifest --out --quiet --server-addr --server-pcap --target -h -q " ;;
-    bisect) words="--bisect-dscp --bisect-sport --bisect-ttl --budget --client --client-key --client-only --confidence --count --df --dscp --force --help --interval --key --max-rounds --min-effect --no-mss-threshold --option-order --out --quiet --rate --seed --server --server-key --server-target --sport --tail --target --tcp --tcp-options --tos --ttl --window --wscale-values -4 -6 -c -h -i -q " ;;
+    bisect) words="--bisect-dscp --bisect-source --bisect-sport --bisect-ttl --budget --client --client-key --client-only --confidence --count --df --dscp --force --help --interval --key --max-rounds --min-effect --no-mss-threshold --option-order --out --quiet --rate --seed --server --server-key --server-target --source --sport --tail --target --tcp --tcp-options --tos --ttl --window --wscale-values -4 -6 -c -h -i -q " ;;
     agent-status) words="--agent-key --help --json --key --timeout -h " ;;
   esac
   case ${COMP_WORDS[COMP_CWORD-1]} in

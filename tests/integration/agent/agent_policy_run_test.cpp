@@ -69,5 +69,54 @@ TEST_F(AgentRunCap, PacketCapIsPerRunAcrossSeveralPlans) {
   ASSERT_TRUE(c->request_as<proto::RunOk>(proto::RunEnd{}));
 }
 
+// Sending from an address that is not the agent's own (DESIGN.md §3: a client agent sends only from
+// its own addresses): refused at RUN_SETUP (a flow from it) and at SEND_PLAN (a stream from it),
+// each with one line naming the address; HELLO_OK lists where it may send from, loopback included.
+class AgentSources : public AgentFixture {
+ protected:
+  void tune(Policy& p) override { p.max_packets = kCap; }
+};
+
+TEST_F(AgentSources, ForeignSourceRefusedNamingTheAddress) {
+  auto c = client(ctl_a_);
+  auto hello = c->request_as<proto::HelloOk>(proto::Hello{1, 1, "test", {}});
+  ASSERT_TRUE(hello) << hello.error().text();
+  EXPECT_NE(std::find(hello->sources.begin(), hello->sources.end(), "127.0.0.1"), hello->sources.end());
+  EXPECT_EQ(std::find(hello->sources.begin(), hello->sources.end(), "192.0.2.77"), hello->sources.end());
+
+  proto::RunSetup s;
+  s.run_id = "src-1";
+  s.lease_deadline_ns = realtime_ns() + 30'000'000'000;
+  s.role = proto::Role::client;
+  s.flows = {proto::Flow{"192.0.2.77", "127.0.0.1", proto::L4::tcp, 0, 0, 9}};
+  auto r = c->request(s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(std::holds_alternative<proto::ErrorReply>(r->message));
+  EXPECT_EQ(std::get<proto::ErrorReply>(r->message).code, proto::ErrorCode::policy_refused);
+  EXPECT_EQ(std::get<proto::ErrorReply>(r->message).text, "policy: source 192.0.2.77 not allowed (not an address of this host)");
+
+  // A run from its own address; then a plan whose stream claims the foreign source.
+  if (!have_raw()) GTEST_SKIP() << "needs root (raw sockets, capture)";
+  s.flows = {proto::Flow{"127.0.0.1", "127.0.0.1", proto::L4::tcp, 0, 0, 9},
+             proto::Flow{"", "127.0.0.1", proto::L4::tcp, 0, 0, 9}};
+  ASSERT_TRUE(c->request_as<proto::RunOk>(s));
+  ASSERT_TRUE(c->request_as<proto::CaptureStats>(proto::CaptureStart{}));
+  proto::ProbePlan p = plan_of(4);
+  p.streams = {proto::ProbeStream{"127.0.0.1", "127.0.0.1", 9, 1, 2, {}}, proto::ProbeStream{"192.0.2.77", "127.0.0.1", 9, 2, 2, {}}};
+  auto over = c->request(proto::SendPlan{p});
+  ASSERT_TRUE(over);
+  ASSERT_TRUE(std::holds_alternative<proto::ErrorReply>(over->message));
+  // The run declared no flow from that address (the agent filled the empty one with its routing
+  // default), so the stream is refused before the address check, still naming the address.
+  EXPECT_EQ(std::get<proto::ErrorReply>(over->message).text,
+            "policy: destination 127.0.0.1 tcp/9 from 192.0.2.77 not allowed (not a flow of this run)");
+  // Both streams from its own address: sent, 2 + 2.
+  p.streams[1].src = "127.0.0.1";
+  auto ok = c->request_as<proto::SendReport>(proto::SendPlan{p}, 10s);
+  ASSERT_TRUE(ok) << ok.error().text();
+  EXPECT_EQ(ok->sent + ok->failed, 4u);
+  ASSERT_TRUE(c->request_as<proto::RunOk>(proto::RunEnd{}));
+}
+
 }  // namespace
 }  // namespace tandem::agent::test

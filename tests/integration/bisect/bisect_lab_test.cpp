@@ -110,7 +110,9 @@ INSTANTIATE_TEST_SUITE_P(
         Expect{"bisect-ttl", R"([{"feature":"ttl","value":255}])", "lost_forward"},
         Expect{"bisect-hoplimit-v6", R"([{"feature":"ttl","value":255}])", "lost_forward"},  // over IPv6
         Expect{"bisect-dscp", R"([{"feature":"dscp","value":46}])", "lost_forward"},
-        Expect{"bisect-sport", R"([{"feature":"sport","value":"41000-41099"}])", "lost_forward"}),
+        Expect{"bisect-sport", R"([{"feature":"sport","value":"41000-41099"}])", "lost_forward"},
+        // the source as a feature, on a second client site: wscale only from 10.77.3.2
+        Expect{"bisect-source", R"([{"option":"wscale"},{"feature":"source","value":"10.77.3.2"}])", "lost_forward"}),
     scenario_name);
 
 TEST(BisectLab, CleanPathNoTriggerNoBlame) {

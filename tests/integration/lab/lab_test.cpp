@@ -22,6 +22,7 @@
 
 #include "controller/lab/lab.hpp"
 #include "tests/integration/common/lab_fixture.hpp"
+#include "tests/integration/common/netns_socket.hpp"
 
 namespace tandem::testing {
 namespace {
@@ -36,68 +37,25 @@ listen = [21, 80]
 listen_udp = [53]
 )";
 
+// A second client site with extra addresses and its own ruleset: every teardown path must remove
+// its namespace too.
+constexpr const char* kTwoSites = R"(name = "two-sites"
+[client]
+addresses = ["10.77.1.3", "fd77:1::3"]
+[client2]
+addresses = ["10.77.3.3"]
+nft = "table inet c2 { chain out { type filter hook output priority 0; }; }"
+[server]
+listen = [21]
+)";
+
+constexpr const char* kAllSuffixes[] = {"-cli", "-mbx", "-srv", "-cl2"};
+
 bool netns_exists(const std::string& name) { return fs::exists("/run/netns/" + name); }
 
 // A unique short lab name per test process, so concurrent test runs never collide.
 std::string unique_name(const char* tag) {
   return std::string(tag) + std::to_string(::getpid() % 1000000);
-}
-
-// A socket created inside a namespace: setns() affects only the calling thread, and a socket
-// stays in the namespace it was created in, so a short-lived thread does the creation.
-int socket_in(const std::string& netns, int domain, int type, int protocol) {
-  int fd = -1;
-  std::thread t([&] {
-    const int ns = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (ns < 0) return;
-    if (::setns(ns, CLONE_NEWNET) == 0) fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
-    ::close(ns);
-  });
-  t.join();
-  return fd;
-}
-
-sockaddr_storage make_addr(const std::string& ip, std::uint16_t port, socklen_t& len) {
-  sockaddr_storage ss{};
-  if (ip.find(':') == std::string::npos) {
-    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &sa->sin_addr);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-    sa->sin6_family = AF_INET6;
-    sa->sin6_port = htons(port);
-    ::inet_pton(AF_INET6, ip.c_str(), &sa->sin6_addr);
-    len = sizeof(sockaddr_in6);
-  }
-  return ss;
-}
-
-// TCP connect from the namespace: 0 on success, else the errno (ETIMEDOUT when nothing answers
-// within `wait`).
-int tcp_connect(const std::string& netns, const std::string& ip, std::uint16_t port, std::chrono::milliseconds wait = 3s) {
-  const int domain = ip.find(':') == std::string::npos ? AF_INET : AF_INET6;
-  const int fd = socket_in(netns, domain, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  if (fd < 0) return errno;
-  socklen_t len = 0;
-  auto ss = make_addr(ip, port, len);
-  int result = 0;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    result = errno;
-    if (errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, static_cast<int>(wait.count())) == 0) {
-        result = ETIMEDOUT;
-      } else {
-        socklen_t el = sizeof result;
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &result, &el);
-      }
-    }
-  }
-  ::close(fd);
-  return result;
 }
 
 // ICMP echo from the namespace; returns the reply's IPv4 TTL / IPv6 hop limit, or -1 on no reply.
@@ -408,10 +366,39 @@ TEST(LabCli, UpListDown) {
   fs::remove(file);
 }
 
-TEST(LabCli, SigtermToTheOwningProcessLeavesNothingBehind) {
+TEST(LabCli, TwoSitesStateListsClientSitesAndDownByTheClient2Name) {
   TANDEM_REQUIRE_LAB();
-  const std::string name = unique_name("tdms");
-  const auto file = write_temp_scenario(kBasic);
+  const std::string name = unique_name("tdmu");
+  const auto file = write_temp_scenario(kTwoSites);
+  auto up = run_here({LabFixture::tandem_binary(), "lab", "up", file, "--name", name});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  // Detached: client2 keeps working after the command exited.
+  EXPECT_EQ(tcp_connect(name + "-cl2", "10.77.2.2", 21), 0);
+  auto state = lab::read_state(name);
+  ASSERT_TRUE(state.ok()) << state.error().text();
+  EXPECT_EQ(state->namespaces, (std::vector<std::string>{name + "-cli", name + "-mbx", name + "-srv", name + "-cl2"}));
+  ASSERT_EQ(state->clients.size(), 2U);
+  EXPECT_EQ(state->clients[0].name, "client");
+  EXPECT_EQ(state->clients[0].ns, name + "-cli");
+  EXPECT_EQ(state->clients[0].addresses, (std::vector<std::string>{"10.77.1.2", "fd77:1::2", "10.77.1.3", "fd77:1::3"}));
+  EXPECT_EQ(state->clients[1].name, "client2");
+  EXPECT_EQ(state->clients[1].ns, name + "-cl2");
+  EXPECT_EQ(state->clients[1].addresses, (std::vector<std::string>{"10.77.3.2", "fd77:3::2", "10.77.3.3"}));
+  auto list = run_here({LabFixture::tandem_binary(), "lab", "list"});
+  EXPECT_NE(list.out.find(name + "-cl2"), std::string::npos) << list.out;
+
+  auto down = run_here({LabFixture::tandem_binary(), "lab", "down", name + "-cl2"});  // client2's name works too
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  for (const char* sfx : kAllSuffixes) EXPECT_FALSE(netns_exists(name + sfx)) << sfx;
+  EXPECT_TRUE(wait_gone(state->processes.front()));
+  EXPECT_FALSE(fs::exists(lab::state_dir(name)));
+  fs::remove(file);
+}
+
+// `tandem lab up --foreground` on `scenario`, then SIGTERM to it: the lab (whichever namespaces
+// it has) is gone, and the process died of the signal.
+void sigterm_to_owner_leaves_nothing(const char* scenario, const std::string& name, std::size_t namespaces) {
+  const auto file = write_temp_scenario(scenario);
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
   const std::string bin = LabFixture::tandem_binary();
@@ -437,6 +424,8 @@ TEST(LabCli, SigtermToTheOwningProcessLeavesNothingBehind) {
   ASSERT_TRUE(state.ok()) << state.error().text();
   EXPECT_FALSE(state->detached);
   ASSERT_EQ(state->processes.size(), 1U);
+  ASSERT_EQ(state->namespaces.size(), namespaces);
+  for (const auto& ns : state->namespaces) EXPECT_TRUE(netns_exists(ns)) << ns;
   EXPECT_EQ(tcp_connect(name + "-cli", "10.77.2.2", 21), 0);
 
   // `lab down` refuses a lab whose owner is alive (a running test must not lose its lab).
@@ -449,10 +438,21 @@ TEST(LabCli, SigtermToTheOwningProcessLeavesNothingBehind) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;  // handler re-raised
   ::close(out[0]);
-  for (const char* sfx : {"-cli", "-mbx", "-srv"}) EXPECT_FALSE(netns_exists(name + sfx)) << sfx;
+  for (const char* sfx : kAllSuffixes) EXPECT_FALSE(netns_exists(name + sfx)) << sfx;
   EXPECT_FALSE(fs::exists(lab::state_dir(name)));
   EXPECT_TRUE(wait_gone(state->processes.front()));
   fs::remove(file);
+}
+
+TEST(LabCli, SigtermToTheOwningProcessLeavesNothingBehind) {
+  TANDEM_REQUIRE_LAB();
+  sigterm_to_owner_leaves_nothing(kBasic, unique_name("tdms"), 3);
+}
+
+TEST(LabCli, SigtermToTheOwningProcessRemovesClient2Too) {
+  TANDEM_REQUIRE_LAB();
+  const std::string name = unique_name("tdmt");
+  sigterm_to_owner_leaves_nothing(kTwoSites, name, 4);
 }
 
 TEST(LabCli, RefusesNamespacesItDidNotCreate) {
@@ -545,6 +545,20 @@ TEST(LabCli, RunPingModeRunsInTheClientAndTearsDown) {
   EXPECT_NE(r.err.find("running ping in " + name + "-cli"), std::string::npos) << r.err;
   EXPECT_NE(r.exit_code, 2) << r.err;
   for (const char* sfx : {"-cli", "-mbx", "-srv"}) EXPECT_FALSE(netns_exists(name + sfx));
+  EXPECT_FALSE(fs::exists(lab::state_dir(name)));
+  fs::remove(file);
+  fs::remove_all(out);
+}
+
+TEST(LabCli, RunWithClient2TearsDownEveryNamespace) {
+  TANDEM_REQUIRE_LAB();
+  const std::string name = unique_name("tdmr");
+  const auto file = write_temp_scenario(std::string(kTwoSites) +
+                                        "[run]\nmode = \"ping\"\ntarget = \"10.77.2.2:21\"\ncount = 2\nrate = 20\n");
+  const auto out = fs::temp_directory_path() / ("tandem-run2-" + std::to_string(::getpid()));
+  auto r = run_here({LabFixture::tandem_binary(), "lab", "run", file, "--out", out.string(), "--name", name}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;  // the path is clean: every probe answered
+  for (const char* sfx : kAllSuffixes) EXPECT_FALSE(netns_exists(name + sfx)) << sfx;
   EXPECT_FALSE(fs::exists(lab::state_dir(name)));
   fs::remove(file);
   fs::remove_all(out);

@@ -318,5 +318,50 @@ TEST(RawSenderPermission, AsNobodyOpenFailsWithHint) {
   EXPECT_EQ(status, 0);
 }
 
+// RawSenderOptions::bind_device (SO_BINDTODEVICE): the packets leave through that interface and no
+// other, whatever the routes say; an unknown interface is an error naming it.
+TEST_F(NetioNetns, BindDeviceSendsThroughThatInterfaceOnly) {
+  // A second veth pair inside the client namespace: no route to the server goes through it.
+  const std::string x = "ip netns exec " + pair_->client + " ";
+  ASSERT_EQ(test::sh(x + "ip link add tnio-side type veth peer name tnio-peer"), 0);
+  ASSERT_EQ(test::sh(x + "ip link set tnio-side up"), 0);
+  ASSERT_EQ(test::sh(x + "ip link set tnio-peer up"), 0);
+  std::unique_ptr<PacketTap> tap;
+  {
+    ScopedNetns in_server(pair_->server);
+    tap = std::make_unique<PacketTap>(pair_->veth_s);
+  }
+  ASSERT_TRUE(tap->ok());
+  ScopedNetns in_client(pair_->client);
+  const auto dst = ip("10.77.91.2");
+
+  RawSenderOptions on_veth;
+  on_veth.bind_device = pair_->veth_c;
+  auto s = RawSender::open(IpVersion::v4, on_veth);
+  ASSERT_TRUE(s.ok()) << s.error().text();
+  char bound[IF_NAMESIZE] = {};
+  socklen_t len = sizeof bound;
+  ASSERT_EQ(::getsockopt(s->fd(), SOL_SOCKET, SO_BINDTODEVICE, bound, &len), 0);
+  EXPECT_EQ(std::string(bound), pair_->veth_c);
+  ASSERT_TRUE(s->send(test::syn(ip("10.77.91.1"), dst, 39001, 81, 1), dst).ok());
+  EXPECT_EQ(tap->collect(1, 6).size(), 1u);
+
+  RawSenderOptions on_side;
+  on_side.bind_device = "tnio-side";
+  auto d = RawSender::open(IpVersion::v4, on_side);
+  ASSERT_TRUE(d.ok()) << d.error().text();
+  // Accepted (the kernel takes the target as on-link there, as `ping -I` does) but it never
+  // reaches the server's veth.
+  ASSERT_TRUE(d->send(test::syn(ip("10.77.91.1"), dst, 39002, 81, 2), dst).ok());
+  EXPECT_EQ(tap->collect(1, 6).size(), 0u);
+
+  RawSenderOptions nowhere;
+  nowhere.bind_device = "tdmnodev0";
+  auto n = RawSender::open(IpVersion::v6, nowhere);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, Errc::environment);
+  EXPECT_EQ(n.error().text(), "raw-send: bind IPv6 raw socket to tdmnodev0: No such device");
+}
+
 }  // namespace
 }  // namespace tandem::netio

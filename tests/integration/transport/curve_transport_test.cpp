@@ -83,7 +83,7 @@ class LoopbackAgent {
       const std::uint32_t id = d.value().header.request_id;
       proto::Message reply = proto::ErrorReply{proto::ErrorCode::unexpected_message, "not in this test agent"};
       if (std::holds_alternative<proto::Hello>(d.value().message)) {
-        reply = proto::HelloOk{1, "loopback", "0.1.0", {"clock"}, "test agent"};
+        reply = proto::HelloOk{1, "loopback", "0.1.0", {"clock"}, "test agent", {}};
       } else if (auto* p = std::get_if<proto::ClockProbe>(&d.value().message)) {
         reply = proto::ClockReply{p->t1, t2, realtime_ns()};
       } else if (std::holds_alternative<proto::StatusRequest>(d.value().message)) {

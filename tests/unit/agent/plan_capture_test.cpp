@@ -28,7 +28,7 @@ TEST(VariantSchedule, GoldenForControllerParity) {
   std::vector<std::uint16_t> expect;
   for (int b = 0; b < 3; ++b) {
     std::vector<std::uint16_t> p = {0, 1, 2, 3};
-    for (std::size_t i = 3; i > 0; --i) std::swap(p[i], p[probe::splitmix64_next(st) % (i + 1)]);
+    for (std::size_t i = 3; i > 0; --i) std::swap(p[i], p[tandem::probe::splitmix64_next(st) % (i + 1)]);
     expect.insert(expect.end(), p.begin(), p.end());
   }
   EXPECT_EQ(v, expect);
@@ -170,3 +170,35 @@ TEST(Scrub, IcmpErrorKeepsTheQuotedHeadersOnly) {
 
 }  // namespace
 }  // namespace tandem
+
+TEST(StreamSchedule, EqualCountsAreTheVariantSchedule) {
+  // Documented identity: with equal counts the stream interleaving is variant_schedule's.
+  EXPECT_EQ(tandem::probe::stream_schedule(42, {3, 3, 3, 3}), tandem::probe::variant_schedule(42, 12, 4));
+  EXPECT_EQ(tandem::probe::stream_schedule(9, {5}), std::vector<std::uint16_t>(5, 0));
+  EXPECT_TRUE(tandem::probe::stream_schedule(9, {}).empty());
+}
+
+TEST(StreamSchedule, UnequalCountsFollowTheDefinition) {
+  // Recomputed from the documented definition: blocks over the streams with probes left.
+  std::vector<std::uint32_t> counts = {1, 3, 2};
+  auto got = tandem::probe::stream_schedule(7, counts);
+  std::vector<std::uint16_t> expect;
+  std::vector<std::uint32_t> left = counts;
+  std::uint64_t st = 7;
+  while (expect.size() < 6) {
+    std::vector<std::uint16_t> p;
+    for (std::uint16_t s = 0; s < 3; ++s)
+      if (left[s] > 0) p.push_back(s);
+    for (std::size_t i = p.size() - 1; i > 0; --i) std::swap(p[i], p[tandem::probe::splitmix64_next(st) % (i + 1)]);
+    for (auto s : p) {
+      expect.push_back(s);
+      --left[s];
+    }
+  }
+  EXPECT_EQ(got, expect);
+  std::map<std::uint16_t, int> n;
+  for (auto s : got) ++n[s];
+  EXPECT_EQ(n[0], 1);
+  EXPECT_EQ(n[1], 3);
+  EXPECT_EQ(n[2], 2);
+}

@@ -182,3 +182,64 @@ TEST(PolicyRules, PlanDurationCapIsInclusive) {
 
 }  // namespace
 }  // namespace tandem::agent
+
+namespace tandem::agent {
+namespace {
+
+// Multi-vantage plans (DESIGN.md §3): every stream is checked, a stream's source must be declared
+// by a flow from that source, inside [send] sources, and (check_sources) one of this host's own.
+TEST(PolicyRules, StreamsAreCheckedOneByOne) {
+  Policy p = policy();
+  proto::ProbePlan pl = plan("10.1.2.7", 80);
+  pl.count = 20;
+  pl.streams = {proto::ProbeStream{"10.9.0.2", "10.1.2.7", 80, 1, 10, {}},
+                proto::ProbeStream{"10.9.0.3", "10.1.2.7", 8000, 2, 10, {}}};
+  std::vector<proto::Flow> flows = {proto::Flow{"10.9.0.2", "10.1.2.7", proto::L4::tcp, 0, 0, 80},
+                                    proto::Flow{"10.9.0.3", "10.1.2.7", proto::L4::tcp, 0, 0, 8000}};
+  EXPECT_EQ(verdict(p, pl, flows), "accepted");
+  // The second stream's port is refused even though the first one's is fine.
+  pl.streams[1].dport = 443;
+  flows[1].dport = 443;
+  EXPECT_EQ(verdict(p, pl, flows), "policy: port 443 not allowed (ports: 80,8000-8010)");
+  pl.streams[1].dport = 8000;
+  flows[1].dport = 8000;
+  // A stream from a source no flow declares.
+  flows[1].src = "10.9.0.4";
+  EXPECT_EQ(verdict(p, pl, flows), "policy: destination 10.1.2.7 tcp/8000 from 10.9.0.3 not allowed (not a flow of this run)");
+  flows[1].src = "10.9.0.3";
+  // [send] sources narrows where probes may come from.
+  p.sources = {*Cidr::parse("10.9.0.2/32")};
+  EXPECT_EQ(verdict(p, pl, flows), "policy: source 10.9.0.3 not allowed (sources: 10.9.0.2/32)");
+  // Counts must add up.
+  p.sources.clear();
+  pl.count = 19;
+  EXPECT_EQ(verdict(p, pl, flows), "policy: stream counts not allowed (must add up to the plan's count)");
+}
+
+TEST(PolicyRules, SourcesMustBeThisHostsAndAllowed) {
+  Policy p = policy();
+  auto a = [](const char* t) { return *packet::IpAddr::parse(t); };
+  std::vector<packet::IpAddr> local = {a("10.77.1.2"), a("10.77.1.3"), a("fd77:1::2")};
+  EXPECT_TRUE(check_sources(p, {a("10.77.1.2"), a("10.77.1.3"), a("fd77:1::2")}, local));
+  auto st = check_sources(p, {a("10.77.1.2"), a("10.9.9.9")}, local);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().text(), "policy: source 10.9.9.9 not allowed (not an address of this host)");
+  p.sources = {*Cidr::parse("10.77.1.2")};
+  st = check_sources(p, {a("10.77.1.3")}, local);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().text(), "policy: source 10.77.1.3 not allowed (sources: 10.77.1.2/32)");
+  EXPECT_TRUE(check_sources(p, {a("10.77.1.2")}, local));
+}
+
+TEST(PolicyRules, SendSourcesParsesAndRefusesAnEmptyList) {
+  auto ok = parse_policy("[send]\ndestinations = [\"10.0.0.0/8\"]\nsources = [\"10.77.1.0/24\", \"fd77:1::/64\"]\n", "p.toml", ".");
+  ASSERT_TRUE(ok) << ok.error().text();
+  EXPECT_EQ(ok->sources.size(), 2u);
+  EXPECT_NE(summary(*ok).find("from 10.77.1.0/24,fd77:1::/64"), std::string::npos) << summary(*ok);
+  auto bad = parse_policy("[send]\nsources = []\n", "p.toml", ".");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().text().find("send.sources"), std::string::npos) << bad.error().text();
+}
+
+}  // namespace
+}  // namespace tandem::agent

@@ -199,4 +199,26 @@ TEST_F(CliErrors, AnalyzeTargetIsALiteralAddressAndPort) {
   EXPECT_EQ(run("analyze " + pcaps + "--target 10.77.2.2:22").code, 4);
 }
 
+// `tandem ping -S/-e` (DESIGN.md §3) are checked before any socket is opened, so these need no
+// privilege: a source that is not this host's (192.0.2.0/24 is TEST-NET-1, never assigned), one of
+// the wrong IP version, and an interface that does not exist.
+TEST(PingSourceErrors, OneLineNamingTheValue) {
+  struct C {
+    const char* args;
+    int code;
+    const char* line;
+  };
+  for (const C& c :
+       {C{"ping 127.0.0.1 -S 192.0.2.77", 1, "tandem: ping: --source 192.0.2.77 is not an address of this host\n"},
+        C{"ping 127.0.0.1 --source ::1", 1, "tandem: ping: --source ::1 is IPv6 but the target 127.0.0.1 is IPv4\n"},
+        C{"ping 127.0.0.1 -S not-an-address", 1, "tandem: ping: --source 'not-an-address' is not an IP address\n"},
+        C{"ping 127.0.0.1 -e tdmnodev0", 2, "tandem: ping: --interface tdmnodev0: no such interface on this host\n"},
+        C{"ping 127.0.0.1 --device tdmnodev0", 2,
+          "tandem: ping: --interface tdmnodev0: no such interface on this host\n"}}) {
+    auto o = run(c.args);
+    EXPECT_EQ(o.code, c.code) << c.args << ": " << o.err;
+    EXPECT_EQ(o.err, c.line) << c.args;
+  }
+}
+
 }  // namespace

@@ -84,12 +84,93 @@ listen = [21, 80]
 listen_udp = [53]
 )", "t.toml");
   ASSERT_TRUE(r.ok()) << r.error().text();
-  EXPECT_EQ(r->client_nft, "table inet c { }");
+  EXPECT_EQ(r->client.nft, "table inet c { }");
+  EXPECT_TRUE(r->client.addresses.empty());
+  EXPECT_FALSE(r->client2.has_value());
   EXPECT_EQ(r->server_nft, "table inet s { }");
   EXPECT_EQ(r->listen_tcp, (std::vector<std::uint16_t>{21, 80}));
   EXPECT_EQ(r->listen_udp, std::vector<std::uint16_t>{53});
   EXPECT_TRUE(r->run.empty());
   EXPECT_FALSE(r->run_mode().has_value());
+}
+
+TEST(Scenario, Client2AndExtraAddresses) {
+  auto r = parse_scenario(R"(name = "two-sites"
+[client]
+addresses = ["10.77.1.3", "fd77:1::3", "10.77.1.254", "FD77:1:0:0::a"]
+[client2]
+nft = "table inet c2 { }"
+addresses = ["10.77.3.3", "fd77:3::3"]
+)", "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error().text();
+  EXPECT_TRUE(r->client.nft.empty());
+  // File order kept, IPv6 in canonical text.
+  EXPECT_EQ(r->client.addresses, (std::vector<std::string>{"10.77.1.3", "fd77:1::3", "10.77.1.254", "fd77:1::a"}));
+  ASSERT_TRUE(r->client2.has_value());
+  EXPECT_EQ(r->client2->nft, "table inet c2 { }");
+  EXPECT_EQ(r->client2->addresses, (std::vector<std::string>{"10.77.3.3", "fd77:3::3"}));
+}
+
+TEST(Scenario, EmptyClient2TableTurnsTheSiteOn) {
+  auto r = parse_scenario("name = \"x\"\n[client2]\n", "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error().text();
+  ASSERT_TRUE(r->client2.has_value());
+  EXPECT_TRUE(r->client2->nft.empty());
+  EXPECT_TRUE(r->client2->addresses.empty());
+}
+
+TEST(Scenario, ExtraAddressesOutsideTheSiteAreOneLineErrorsNamingKeyAndAddress) {
+  struct Case {
+    const char* toml;
+    const char* want;
+  };
+  const Case cases[] = {
+      // Another site's subnet, on either side.
+      {"[client]\naddresses = [\"10.77.3.3\"]", "t.toml:3:1: key '[client] addresses': address 10.77.3.3 is outside the client site's subnet 10.77.1.0/24"},
+      {"[client2]\naddresses = [\"10.77.1.3\"]", "key '[client2] addresses': address 10.77.1.3 is outside the client2 site's subnet 10.77.3.0/24"},
+      {"[client2]\naddresses = [\"fd77:1::3\"]", "key '[client2] addresses': address fd77:1::3 is outside the client2 site's subnet fd77:3::/64"},
+      {"[client]\naddresses = [\"fd77:1:0:1::3\"]", "address fd77:1:0:1::3 is outside the client site's subnet fd77:1::/64"},
+      {"[client]\naddresses = [\"10.77.2.9\"]", "address 10.77.2.9 is outside"},
+      {"[client]\naddresses = [\"192.0.2.1\"]", "address 192.0.2.1 is outside"},
+      // Addresses the link already uses or cannot use.
+      {"[client]\naddresses = [\"10.77.1.0\"]", "address 10.77.1.0 is the network address of 10.77.1.0/24"},
+      {"[client]\naddresses = [\"10.77.1.255\"]", "address 10.77.1.255 is the broadcast address"},
+      {"[client]\naddresses = [\"10.77.1.1\"]", "address 10.77.1.1 is the middlebox's address"},
+      {"[client2]\naddresses = [\"fd77:3::1\"]", "address fd77:3::1 is the middlebox's address"},
+      {"[client]\naddresses = [\"fd77:1::\"]", "address fd77:1:: is the network address of fd77:1::/64"},
+      {"[client]\naddresses = [\"10.77.1.2\"]", "address 10.77.1.2 is already the client namespace's primary address"},
+      {"[client2]\naddresses = [\"fd77:3::2\"]", "address fd77:3::2 is already the client2 namespace's primary address"},
+      {"[client]\naddresses = [\"10.77.1.3\", \"10.77.1.3\"]", "address 10.77.1.3 listed twice"},
+      {"[client]\naddresses = [\"fd77:1::3\", \"fd77:1:0::3\"]", "address fd77:1:0::3 listed twice"},
+      // Not addresses.
+      {"[client]\naddresses = [\"10.77.1.3/24\"]", "'10.77.1.3/24' is not an IPv4 or IPv6 address (write it without a prefix length)"},
+      {"[client]\naddresses = [\"client.example\"]", "'client.example' is not an IPv4 or IPv6 address"},
+      {"[client]\naddresses = [\"10.77.1.3\\nX\"]", "'10.77.1.3\\x0aX' is not an IPv4 or IPv6 address"},
+      {"[client]\naddresses = \"10.77.1.3\"", "key '[client] addresses': expected an array of addresses, got a string"},
+      {"[client]\naddresses = [3]", "expected address strings, got an integer"},
+  };
+  for (const auto& c : cases) {
+    const std::string text = std::string("name = \"x\"\n") + c.toml + "\n";
+    const Error e = parse_error(text);
+    EXPECT_EQ(e.code, Errc::config) << text;
+    EXPECT_NE(e.text().find(c.want), std::string::npos) << "want: " << c.want << "\ngot:  " << e.text();
+    EXPECT_EQ(e.text().find('\n'), std::string::npos) << e.text();  // one line
+  }
+}
+
+TEST(Scenario, Client2UnknownKeysAndTypesRejected) {
+  EXPECT_NE(parse_error("name = \"x\"\n[client2]\nlisten = [21]\n").text().find(
+                "t.toml:3:1: key '[client2] listen': unknown key (expected nft, addresses)"),
+            std::string::npos);
+  EXPECT_NE(parse_error("name = \"x\"\n[client]\naddress = [\"10.77.1.3\"]\n").text().find("[client] address': unknown key"),
+            std::string::npos);
+  EXPECT_NE(parse_error("name = \"x\"\nclient2 = true\n").text().find("key 'client2': expected a table"),
+            std::string::npos);
+  EXPECT_NE(parse_error("name = \"x\"\n[client3]\n").text().find(
+                "unknown top-level key 'client3' (expected name, description, middlebox, server, client, client2, run)"),
+            std::string::npos);
+  EXPECT_NE(parse_error("name = \"x\"\n[middlebox]\naddresses = [\"10.77.1.3\"]\n").text().find("[middlebox] addresses"),
+            std::string::npos);
 }
 
 TEST(Scenario, SyntaxErrorNamesFileLineAndColumn) {

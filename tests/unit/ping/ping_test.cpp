@@ -88,6 +88,7 @@ ProbeOutcome answered(std::uint32_t index, std::uint16_t sport, ReplyKind reply,
                       PortState state) {
   ProbeOutcome p;
   p.index = index;
+  p.src = addr("10.77.1.3");
   p.sport = sport;
   p.sent = true;
   p.sent_ns = kT0 + Nanos{index} * 1'000'000'000;
@@ -102,6 +103,7 @@ ProbeOutcome answered(std::uint32_t index, std::uint16_t sport, ReplyKind reply,
 ProbeOutcome unanswered(std::uint32_t index, std::uint16_t sport, PortState state = PortState::filtered) {
   ProbeOutcome p;
   p.index = index;
+  p.src = addr("10.77.1.3");
   p.sport = sport;
   p.sent = true;
   p.sent_ns = kT0 + Nanos{index} * 1'000'000'000;
@@ -283,8 +285,14 @@ TEST(ToJson, ShapeOfDesignSection5) {
   ASSERT_TRUE(probes.is_array());
   ASSERT_EQ(probes.size(), 3u);
   for (const auto& p : probes) {
-    for (const char* key : {"id", "sport", "state", "reply", "rtt_us"}) EXPECT_TRUE(p.contains(key)) << key << p;
+    for (const char* key : {"id", "src", "sport", "state", "reply", "rtt_us"}) EXPECT_TRUE(p.contains(key)) << key << p;
+    EXPECT_EQ(p["src"], "10.77.1.3");  // the probe's own source, as --json-lines writes it too
   }
+  EXPECT_EQ(j["source"], "10.77.1.2");  // the run's (PingResult::ends.src)
+  EXPECT_TRUE(j["interface"].is_null());
+  auto on_eth1 = tcp_options_v4();
+  on_eth1.interface = "eth1";
+  EXPECT_EQ(to_json(on_eth1, r)["interface"], "eth1");
   EXPECT_EQ(probes[0]["id"], 0);
   EXPECT_EQ(probes[0]["sport"], 40000);
   EXPECT_EQ(probes[0]["state"], "open");
@@ -368,9 +376,9 @@ TEST(FormatHeader, NamesEveryNonDefaultField) {
   o.spec.tcp_flags = 0x10;
   o.spec.sport = *probe::parse_sport("40000");
   o.spec.payload_len = 20;
-  o.device = "eth1";
+  o.interface = "eth1";
   EXPECT_EQ(non_default_fields(o),
-            ", tos 0xb8 (dscp 46, ecn 0), ttl 7, df, window 1024, flags A, sport 40000, payload 20 bytes, device eth1");
+            ", tos 0xb8 (dscp 46, ecn 0), ttl 7, df, window 1024, flags A, sport 40000, payload 20 bytes, interface eth1");
 }
 
 TEST(Classify, NonSynProbesFollowNmap) {

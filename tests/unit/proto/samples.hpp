@@ -44,11 +44,11 @@ inline std::vector<Message> sample_messages() {
   last.sha256.assign(32, 0x5a);
   return {
       Hello{1, 1, "ctl", {"clock"}},
-      HelloOk{1, "agent-a", "0.1.0", {"clock", "capture", "send"}, "destinations: peer only\nrate <= 1000 pps"},
+      HelloOk{1, "agent-a", "0.1.0", {"clock", "capture", "send"}, "destinations: peer only\nrate <= 1000 pps", {"10.77.1.2", "fd77:1::2"}},
       ClockProbe{1'700'000'000'123'456'789},
       ClockReply{1, 2, 3},
       setup,
-      RunOk{"run-20240101.1"},
+      RunOk{"run-20240101.1", {}},
       CaptureStart{},
       CaptureStop{250},
       CaptureStats{1000, 2, 0, false, 65536},

@@ -117,9 +117,10 @@ TEST(WireLimits, MaximalMessagesFitTheirLimits) {
   chunk.sha256.assign(kSha256Len, 1);
   const std::vector<Message> maximal = {
       Hello{1, 1, name, caps},
-      HelloOk{1, name, std::string(kMaxVersionTextLen, 'v'), caps, std::string(kMaxPolicySummaryLen, 'p')},
+      HelloOk{1, name, std::string(kMaxVersionTextLen, 'v'), caps, std::string(kMaxPolicySummaryLen, 'p'),
+              std::vector<std::string>(kMaxSources, std::string(kMaxAddressLen, 'a'))},
       setup,
-      RunOk{name},
+      RunOk{name, std::vector<Flow>(kMaxFlows, Flow{std::string(kMaxAddressLen, 's'), std::string(kMaxAddressLen, 'd'), L4::tcp, 1, 2, 3})},
       SendPlan{plan},
       StatusReply{AgentState::failed, 1000, std::string(kMaxDetailLen, 'd')},
       chunk,
@@ -140,8 +141,8 @@ TEST(WireEncode, RefusesWhatThePeerWouldRefuse) {
   ASSERT_FALSE(too_long.ok());
   EXPECT_EQ(too_long.error().code, Errc::usage);
   EXPECT_NE(too_long.error().message.find("controller_name"), std::string::npos);
-  EXPECT_FALSE(encode(RunOk{"../etc"}, 1).ok());              // token charset
-  EXPECT_FALSE(encode(RunOk{""}, 1).ok());                    // empty run id
+  EXPECT_FALSE(encode(RunOk{"../etc", {}}, 1).ok());              // token charset
+  EXPECT_FALSE(encode(RunOk{"", {}}, 1).ok());                    // empty run id
   EXPECT_FALSE(encode(ErrorReply{ErrorCode::internal, "a\x1b[2Jb"}, 1).ok());  // escape sequence
   EXPECT_FALSE(encode(Hello{2, 1, "c", {}}, 1).ok());         // min > max
   EXPECT_FALSE(encode(FetchCapture{0, 0}, 1).ok());
@@ -224,13 +225,29 @@ TEST(WireMalformed, VariantListAboveItsMaximum) {
   SendPlan sp{testing::sample_plan()};
   sp.plan.variants.assign(kMaxVariants, ProbeVariant{"", 0, ""});
   Bytes b = enc(sp);
-  // variants count is the last size tag before kMaxVariants entries of (8 + 1 + 8 + 1) bytes each
-  // (tcp_options length, tos, sport length, ttl)
+  // The plan ends with the (empty) streams list: its 8-byte size tag. Before it, the variants size
+  // tag and kMaxVariants entries of (8 + 1 + 8 + 1) bytes each (tcp_options length, tos, sport
+  // length, ttl).
+  b.resize(b.size() - 8);
   const std::size_t at = b.size() - kMaxVariants * 18 - 8;
   put_u64le(b, at, kMaxVariants + 1);
   b.insert(b.end(), 18, 0);
+  b.insert(b.end(), 8, 0);  // streams: 0
   set_body_len(b, static_cast<std::uint32_t>(b.size() - kHeaderSize));
   EXPECT_EQ(err_of(b), WireErrc::field_too_long);
+}
+
+TEST(WireMalformed, StreamCountsMustAddUpToThePlanCount) {
+  SendPlan sp{testing::sample_plan()};
+  sp.plan.streams = {ProbeStream{"10.77.1.2", "10.77.2.2", 21, 1, sp.plan.count, {}},
+                     ProbeStream{"10.77.1.3", "10.77.2.2", 21, 2, sp.plan.count, {}}};
+  EXPECT_FALSE(encode(sp, 1).ok());  // 2 x count != count
+  sp.plan.count *= 2;
+  auto b = encode(sp, 1);
+  ASSERT_TRUE(b.ok());
+  auto d = decode(b.value());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(std::get<SendPlan>(d.value().message).plan.streams, sp.plan.streams);
 }
 
 TEST(WireMalformed, ValuesOutOfRange) {
@@ -242,7 +259,7 @@ TEST(WireMalformed, ValuesOutOfRange) {
   b[kHeaderSize + 1] = 0;  // state
   EXPECT_EQ(err_of(b), WireErrc::bad_value);
 
-  b = enc(RunOk{"abc"});
+  b = enc(RunOk{"abc", {}});
   b[kHeaderSize + 1 + 8] = '/';
   EXPECT_EQ(err_of(b), WireErrc::bad_value);
 

@@ -139,6 +139,12 @@ TEST(ReportJson, StreamedEqualsDump) {
   EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
   fx.ctx.bisect = ojson{{"trigger", ojson::array({ojson{{"option", "wscale"}, {"p", 0.5}}})}, {"empty", ojson::object()}};
   EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  // Two vantages: the "vantage" rows and each probe's client/src.
+  fx.ctx.vantages = {{"agent-a", "10.77.1.2", "srv", "10.77.2.2:21", 5, {5}, "clean"},
+                     {"agent-b", "", "", "10.77.2.2:21", 3, {1, 2}, "lost_forward"}};
+  fx.ctx.probe_vantage = {0, 1, 1, 0, 1, 0, 0};  // shorter than the probes: the rest are row 0's
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  EXPECT_NE(streamed(fx).find("\"client\": \"agent-b\""), std::string::npos);
   fx.c.probes.clear();
   fx.c.findings.clear();
   EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
