@@ -1,7 +1,8 @@
-// tandem-corrbench DIR [--no-manifest]: loads DIR/client.pcap and DIR/server.pcap (PcapReader into
-// PacketBuffers), then runs correlate() + diagnose() and prints packets/s and memory. Memory is
-// split: the packet store (the captures in PacketBuffers, which `tandem analyze` holds anyway) and
-// the correlator's own peak on top of it (records, indexes, output), both per packet.
+// tandem-corrbench DIR [--no-manifest]: loads DIR/client.pcap and DIR/server.pcap as `tandem analyze`
+// reads them (PcapReader into PacketBuffers reserved from the file size), then runs correlate() +
+// diagnose() and prints packets/s and memory. Memory is split: the packet store (the captures in
+// PacketBuffers, which `tandem analyze` holds anyway) and the correlator's own peak on top of it
+// (records, indexes, output), both per packet.
 // If DIR/truth.txt exists (tandem-corrgen --real), the fates are compared with it line by line and
 // any difference fails the run (exit 3): a speed-up must not change a fate.
 #include <sys/resource.h>
@@ -15,9 +16,9 @@
 
 #include <fmt/core.h>
 
-#include "common/pcapio/pcap_reader.hpp"
 #include "controller/correlate/correlate.hpp"
 #include "controller/diagnose/diagnose.hpp"
+#include "controller/report/analyze_input.hpp"
 
 namespace {
 
@@ -42,14 +43,11 @@ double secs(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The captures as `tandem analyze` reads them (the packet store reserved from the file size).
 bool load(const std::string& path, tandem::correlate::CaptureSide& side) {
-  auto r = tandem::pcapio::PcapReader::open(path);
+  auto r = tandem::report::read_capture_file(path);
   if (!r) { std::fprintf(stderr, "%s\n", r.error().text().c_str()); return false; }
-  side.present = true;
-  side.linktype = r->linktype();
-  side.packets.reserve(2'100'000, 2'100'000 * 80);
-  auto n = r->for_each([&](const tandem::pcapio::PacketView& p) { side.packets.append(p); });
-  if (!n) { std::fprintf(stderr, "%s\n", n.error().text().c_str()); return false; }
+  side = std::move(*r);
   return true;
 }
 

@@ -134,7 +134,10 @@ void Correlator::build_server_indexes() {
   s_claimed_.assign(s_.recs.size(), kNone);
   // Replies the server sent: what answers() checks per probe.
   std::size_t n = 0;
-  for (const auto& r : s_.recs) n += r.src == sid;
+  for (const auto& r : s_.recs) {
+    n += r.src == sid;
+    server_sent_ += r.src == sid && r.role != kRoleNone;
+  }
   s_reply_idx_.reserve(n);
   for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
     const Rec& r = s_.recs[i];
@@ -186,15 +189,13 @@ Result<Correlation> Correlator::run() {
   estimate_clock();
   pass_b();
   // The sighting indexes are done with: give their memory back before the output grows.
-  s_primary_.clear();
   for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->clear();
   find_copy_windows();
   find_server_replies();
   s_reply_idx_.clear();
   settle_client_replies();
   check_evidence();
-  c_reply_idx_.clear();
-  std::vector<detail::SortedMultimap::Range>().swap(c_reply_of_);
+  c_reply_of_.clear();
   find_follow_ups();
   // From here on the probes' work state says all: the output replaces the per-packet records.
   release_records();

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <ranges>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -241,9 +243,9 @@ class Correlator {
   std::optional<probe::RunKey> seq_key_;
   // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only
   // when the primary one was rewritten, are sorted on first use and looked up one by one.
-  detail::SortedMultimap s_primary_, s_reply_idx_, c_reply_idx_;
+  detail::SortedMultimap s_primary_, s_reply_idx_;
   bool c_reply_built_ = false;
-  std::vector<detail::SortedMultimap::Range> c_reply_of_;  // per probe: its client replies
+  detail::SortedMultimap::Postings c_reply_of_;  // per probe position: its client replies
   detail::SortedMultimap s_ipid_, s_sport_, s_tsval_;
   bool ipid_built_ = false, sport_built_ = false, tsval_built_ = false;
   std::vector<std::uint32_t> s_cands_;   // server probe candidates, capture order
@@ -252,8 +254,15 @@ class Correlator {
   bool have_ow_ = false;
   Correlation corr_;
   std::vector<std::pair<std::uint32_t, std::int32_t>> c_follow_, s_follow_;  // (packet, probe id)
-  // Replies after the first, per probe position: (position, server packet), sorted.
+  // Replies after the first, per probe position: (position, server packet), sorted; probe k's are
+  // s_more_replies_[more_off_[k], more_off_[k + 1]).
   std::vector<std::pair<std::uint32_t, std::uint32_t>> s_more_replies_;
+  std::vector<std::uint32_t> more_off_;
+  // The server packets of probe k's replies after the first, in time order.
+  auto more_replies(std::size_t k) const {
+    const std::size_t b = k + 1 < more_off_.size() ? more_off_[k] : 0, e = k + 1 < more_off_.size() ? more_off_[k + 1] : 0;
+    return std::span(s_more_replies_).subspan(b, e - b) | std::views::values;
+  }
   std::vector<bool> s_src_ok_;
   // Client copies of one probe, grouped: (flow key, time, position) sorted; empty with a run key.
   struct Copy {
@@ -263,6 +272,9 @@ class Correlator {
   };
   std::vector<Copy> c_copies_;  // per server address id: may send the client's probes (NAT proven)
   bool c_windows_done_ = false;  // find_copy_windows() has set c_end and c_copies_ (client side fixed)
+  // Packets the server sent / the client received (duplicates excluded), counted on the way by
+  // build_server_indexes() and index_client_replies() for check_evidence().
+  std::uint64_t server_sent_ = 0, client_received_ = 0;
   bool snap_cut_[2] = {false, false};  // client, server: a compared packet lacked bytes (snaplen)
   std::uint32_t snap_len_[2] = {0, 0};
 };

@@ -32,14 +32,10 @@ constexpr std::size_t kMaxFlowsListed = 50;
 void Correlator::find_endpoints() {
   if (m_.l4.empty()) {
     // Without a manifest: TCP if the client capture holds any SYN, else UDP, else ICMP echo.
-    std::uint64_t syn = 0, dgram = 0, echo = 0;
-    for (const auto& r : c_.recs) {
-      syn += r.role == kRoleSyn;
-      dgram += r.role == kRoleDatagram;
-      echo += r.role == kRoleEchoReq;
-    }
-    l4_ = syn ? L4Kind::tcp : dgram ? L4Kind::udp : echo ? L4Kind::icmp : L4Kind::tcp;
+    const auto& n = c_.role_n;
+    l4_ = n[kRoleSyn] ? L4Kind::tcp : n[kRoleDatagram] ? L4Kind::udp : n[kRoleEchoReq] ? L4Kind::icmp : L4Kind::tcp;
   }
+  const Role probe_role = l4_ == L4Kind::tcp ? kRoleSyn : l4_ == L4Kind::udp ? kRoleDatagram : kRoleEchoReq;
   corr_.l4 = l4_ == L4Kind::tcp ? "tcp" : l4_ == L4Kind::udp ? "udp" : "icmp";
   auto shape = [&](const Rec& r) { return is_probe_shape(r, l4_); };
   if (c_.cap->present) {
@@ -50,7 +46,7 @@ void Correlator::find_endpoints() {
     const bool client_missing = known && !want_client;
     const bool target_missing = m_.target && !want_target;
     // Probe-shaped packets this host sent: those the link layer marks outgoing when it marks any.
-    const bool any_out = std::any_of(c_.recs.begin(), c_.recs.end(), [&](const Rec& r) { return shape(r) && (r.bits & kOutgoing); });
+    const bool any_out = c_.role_out[probe_role] > 0;
     // Flows (client, destination, port), counted in one pass; the analysed one is the flow with the
     // most probes among those the manifest allows — never merely the first one seen.
     std::unordered_map<std::uint64_t, std::uint64_t> flows;
@@ -124,9 +120,8 @@ void Correlator::find_endpoints() {
     else {
       // NAT may change the destination (DNAT), so the server is whoever receives probe-shaped
       // packets most often, not necessarily the address the client aimed at.
-      bool any_in = std::any_of(s_.recs.begin(), s_.recs.end(), [&](const Rec& r) {
-        return shape(r) && !(r.bits & kOutgoing) && s_.cap->linktype != 0 && pcapio::is_linux_cooked(s_.cap->linktype);
-      });
+      const bool any_in = s_.cap->linktype != 0 && pcapio::is_linux_cooked(s_.cap->linktype) &&
+                          s_.role_n[probe_role] > s_.role_out[probe_role];
       server_id_ = most_frequent(s_.recs, s_.addrs.size(), [&](const Rec& r) { return shape(r) && (!any_in || !(r.bits & kOutgoing)); },
                                  [](const Rec& r) { return r.dst; });
     }

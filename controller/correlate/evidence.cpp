@@ -61,10 +61,7 @@ void Correlator::check_evidence() {
   };
 
   if (!s_.cap->vouched) {
-    std::uint64_t s_sent = 0;
-    if (server_id_) {
-      for (const auto& r : s_.recs) s_sent += r.src == *server_id_ && r.role != kRoleNone;
-    }
+    const std::uint64_t s_sent = server_sent_;
     if (sightings == 0 && replied > 0) {
       // Replies came back, so probes reached something that answers; a server capture holding none
       // of them was not taken where they arrive.
@@ -105,12 +102,7 @@ void Correlator::check_evidence() {
     // Time coverage: a probe that would have arrived before the server's capture began or after it
     // ended proves nothing; nor does a sighting whose reply was due after the capture's last packet.
     if (!s_.recs.empty()) {
-      const auto& idx = s_.cap->packets.index();
-      Nanos first = idx.front().ts_ns, last = idx.front().ts_ns;
-      for (const auto& e : idx) {
-        first = std::min(first, e.ts_ns);
-        last = std::max(last, e.ts_ns);
-      }
+      const Nanos first = s_.first_ts, last = s_.last_ts;
       if (time_known() && sightings > 0) mark_outside_span(first, last);
       // The server's turnaround seen on answered probes bounds when a reply was due.
       Nanos turnaround = 0;
@@ -133,8 +125,7 @@ void Correlator::check_evidence() {
   }
 
   if (!c_.cap->vouched && client_id_) {
-    std::uint64_t c_recv = 0;
-    for (const auto& r : c_.recs) c_recv += r.dst == *client_id_ && r.role != kRoleNone;
+    const std::uint64_t c_recv = client_received_;
     std::uint64_t server_replied = 0;
     for (const auto& w : work_) server_replied += w.c_probe != kNone && w.s_reply != kNone;
     if (c_recv == 0 && server_replied > 0) {
@@ -148,9 +139,7 @@ void Correlator::check_evidence() {
         if (w.c_probe != kNone && w.s_reply != kNone && !w.real) mark(w, id);
       }
     } else if (!c_.recs.empty()) {
-      const auto& idx = c_.cap->packets.index();
-      Nanos last = idx.front().ts_ns;
-      for (const auto& e : idx) last = std::max(last, e.ts_ns);
+      const Nanos last = c_.last_ts;
       // The longest network round trip of answered probes bounds when a reply was due.
       Nanos rtt = 0;
       bool any = false;

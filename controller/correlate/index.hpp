@@ -41,6 +41,33 @@ inline void sort_by_key(std::vector<std::uint64_t>& v) {
   }
 }
 
+// Sorts v by key_of(element), a u64, keeping the order of equal keys: a stable LSD radix sort in
+// 11-bit digits that skips every digit all elements share (flow keys hold small address ids and
+// ports, so most of their high digits are constant).
+template <class T, class KeyOf>
+void stable_sort_by_u64(std::vector<T>& v, KeyOf key_of) {
+  auto less = [&](const T& a, const T& b) { return key_of(a) < key_of(b); };
+  if (std::is_sorted(v.begin(), v.end(), less)) return;
+  if (v.size() < 256) {
+    std::stable_sort(v.begin(), v.end(), less);
+    return;
+  }
+  std::vector<T> tmp(v.size());
+  for (unsigned shift = 0; shift < 64; shift += 11) {
+    std::array<std::uint32_t, 2048> count{};
+    for (const auto& x : v) ++count[(key_of(x) >> shift) & 2047u];
+    if (std::find(count.begin(), count.end(), static_cast<std::uint32_t>(v.size())) != count.end()) continue;
+    std::uint32_t sum = 0;
+    for (auto& c : count) {
+      auto n = c;
+      c = sum;
+      sum += n;
+    }
+    for (const auto& x : v) tmp[count[(key_of(x) >> shift) & 2047u]++] = x;
+    v.swap(tmp);
+  }
+}
+
 class SortedMultimap {
  public:
   // The values with one key, in the order they were added.
@@ -77,6 +104,37 @@ class SortedMultimap {
     auto hi = lo;
     while (hi != kv_.end() && static_cast<std::uint32_t>(*hi >> 32) == key) ++hi;
     return Range{static_cast<std::uint32_t>(lo - kv_.begin()), static_cast<std::uint32_t>(hi - lo)};
+  }
+
+  // What gather() returns: per query id, the values of its key in the order they were added,
+  // stored by id (offsets + values), so that a pass over the ids in order reads them in order
+  // instead of jumping across the key-sorted entries.
+  struct Postings {
+    std::vector<std::uint32_t> off;  // values of id are val[off[id], off[id + 1])
+    std::vector<std::uint32_t> val;
+    std::span<const std::uint32_t> of(std::size_t id) const {
+      if (id + 1 >= off.size()) return {};
+      return std::span<const std::uint32_t>(val).subspan(off[id], off[id + 1] - off[id]);
+    }
+    void clear() {
+      std::vector<std::uint32_t>().swap(off);
+      std::vector<std::uint32_t>().swap(val);
+    }
+  };
+
+  // lookup() with the values copied out by query id (see Postings).
+  Postings gather(std::vector<std::uint64_t>& queries, std::size_t n) const {
+    Postings p;
+    const auto ranges = lookup(queries, n);
+    p.off.resize(n + 1);
+    p.off[0] = 0;
+    for (std::size_t id = 0; id < n; ++id) p.off[id + 1] = p.off[id] + ranges[id].n;
+    p.val.resize(p.off[n]);
+    // The loads of different ids are independent: the processor overlaps their cache misses.
+    for (std::size_t id = 0; id < n; ++id) {
+      for (std::uint32_t t = 0; t < ranges[id].n; ++t) p.val[p.off[id] + t] = value(ranges[id].pos + t);
+    }
+    return p;
   }
 
   // queries: key << 32 | query id, ids below n (consumed: sorted in place). Returns, per id, the

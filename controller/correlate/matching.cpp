@@ -94,7 +94,7 @@ void Correlator::pass_a() {
   // Per server rec: 1 + the probe position that last took it as a candidate. Deduplicates the
   // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
   std::vector<std::uint32_t> taken(s_.recs.size(), 0);
-  std::vector<detail::SortedMultimap::Range> by_primary;
+  detail::SortedMultimap::Postings by_primary;
   {
     std::vector<std::uint64_t> q;
     q.reserve(work_.size());
@@ -102,8 +102,9 @@ void Correlator::pass_a() {
       auto ci = work_[k].c_probe;
       if (ci != kNone && (c_.recs[ci].bits & kHasPrimary)) q.push_back(std::uint64_t{join_key(c_.recs[ci].primary)} << 32 | k);
     }
-    by_primary = s_primary_.lookup(q, work_.size());
+    by_primary = s_primary_.gather(q, work_.size());
   }
+  s_primary_.clear();  // by_primary holds all that pass A asks of it
   auto source_ok = [&](std::uint32_t s) {
     const auto src = s_.recs[s].src;
     return s_src_ok_.empty() || (src < s_src_ok_.size() && s_src_ok_[src]);
@@ -127,10 +128,8 @@ void Correlator::pass_a() {
       }
     };
     if (c.bits & kHasPrimary) {
-      auto range = by_primary[k];
-      for (std::uint32_t t = range.n, walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) {
-        take(s_primary_.value(range.pos + t));
-      }
+      const auto vals = by_primary.of(k);
+      for (std::size_t t = vals.size(), walked = 0; t-- > 0 && walked < kMaxChainWalk; ++walked) take(vals[t]);
     }
     auto best_score = [&] {
       int best = 0;

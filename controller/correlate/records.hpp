@@ -3,6 +3,7 @@
 // to controller/correlate (detail namespace); docs/correlation.md describes the fields' use.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -145,6 +146,11 @@ struct Side {
   // dup_of[i] names the first sighting; dup_of is empty when the capture has no duplicate.
   std::vector<std::uint32_t> dup_of;
   std::uint64_t duplicates = 0;
+  // Summaries taken while decoding, so that later stages need no pass of their own over every
+  // packet: the capture's time span (0, 0 when empty), and per Role the records with it and those
+  // of them marked kOutgoing (duplicates excluded: their role is kRoleNone).
+  Nanos first_ts = 0, last_ts = 0;
+  std::array<std::uint64_t, 8> role_n{}, role_out{};
 
   Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
 };

@@ -12,21 +12,25 @@ void Correlator::index_client_replies() {
   if (!c_.cap->present || !client_id_) return;
   auto cid = *client_id_;
   std::size_t n = 0;
-  for (const auto& r : c_.recs) n += r.dst == cid;
-  c_reply_idx_.reserve(n);
+  for (const auto& r : c_.recs) {
+    n += r.dst == cid;
+    client_received_ += r.dst == cid && r.role != kRoleNone;
+  }
+  SortedMultimap idx;
+  idx.reserve(n);
   for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
     const Rec& r = c_.recs[i];
     if (r.dst != cid || (r.bits & kOutgoing)) continue;
-    if (auto k = reply_key(r, l4_)) c_reply_idx_.add(join_key(*k), i);
+    if (auto k = reply_key(r, l4_)) idx.add(join_key(*k), i);
   }
-  c_reply_idx_.seal();
+  idx.seal();
   c_reply_built_ = true;
   std::vector<std::uint64_t> q;
   q.reserve(work_.size());
   for (std::uint32_t k = 0; k < work_.size(); ++k) {
     if (work_[k].c_probe != kNone) q.push_back(std::uint64_t{join_key(probe_reply_key(c_.recs[work_[k].c_probe], l4_))} << 32 | k);
   }
-  c_reply_of_ = c_reply_idx_.lookup(q, work_.size());
+  c_reply_of_ = idx.gather(q, work_.size());
 }
 
 // The end of each copy's reply window on both sides: the next copy of the same probe (same
@@ -46,13 +50,22 @@ void Correlator::find_copy_windows() {
   auto flow_key = [&](const Rec& r) {
     return std::uint64_t{probe_reply_key(r, l4_)} << 32 | std::uint64_t{r.sport} << 16 | r.src;
   };
+  // v arrives in probe order. Sorted by flow key, each key's copies in time order (probe order on
+  // ties): a stable radix sort by key, then the few keys with several copies sorted by time.
   auto close_windows = [&](std::vector<Copy>& v, auto end_of) {
-    std::sort(v.begin(), v.end(), [](const Copy& a, const Copy& b) { return a.key != b.key ? a.key < b.key : a.t < b.t; });
-    for (std::size_t i = 0; i + 1 < v.size(); ++i) {
-      if (v[i].key == v[i + 1].key) {
-        Nanos& end = end_of(work_[v[i].k]);
-        end = std::min(end, v[i + 1].t);
+    stable_sort_by_u64(v, [](const Copy& c) { return c.key; });
+    for (std::size_t i = 0; i < v.size();) {
+      std::size_t e = i + 1;
+      while (e < v.size() && v[e].key == v[i].key) ++e;
+      if (e - i > 1) {
+        std::stable_sort(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(e),
+                         [](const Copy& a, const Copy& b) { return a.t < b.t; });
+        for (std::size_t x = i; x + 1 < e; ++x) {
+          Nanos& end = end_of(work_[v[x].k]);
+          end = std::min(end, v[x + 1].t);
+        }
       }
+      i = e;
     }
   };
   if (!client_done) {
@@ -101,10 +114,8 @@ void Correlator::attribute_client_replies() {
       w.c_unattributed = false;
       if (w.s_reply == kNone) continue;
       sr.push_back({s_.ts(w.s_reply), w.s_reply, k, 0});
-      auto it = std::lower_bound(s_more_replies_.begin(), s_more_replies_.end(), std::make_pair(k, 0u),
-                                 [](const auto& a, const auto& b) { return a.first < b.first; });
       std::uint32_t j = 1;
-      for (; it != s_more_replies_.end() && it->first == k; ++it) sr.push_back({s_.ts(it->second), it->second, k, j++});
+      for (auto pkt : more_replies(k)) sr.push_back({s_.ts(pkt), pkt, k, j++});
     }
     std::sort(sr.begin(), sr.end(), [](const SReply& a, const SReply& b) { return a.t < b.t; });
     // The client's replies to this flow: the index range is the same for every copy (same key).
@@ -113,9 +124,7 @@ void Correlator::attribute_client_replies() {
     const Nanos t_first = c_.ts(w0.c_probe);
     Nanos t_last = t_first;
     for (auto k : ks) t_last = std::max(t_last, c_.ts(work_[k].c_probe));
-    auto range = c_reply_of_[ks.front()];
-    for (std::uint32_t i = 0; i < range.n; ++i) {
-      auto r = c_reply_idx_.value(range.pos + i);
+    for (const auto r : c_reply_of_.of(ks.front())) {
       const Nanos t = c_.ts(r);
       if (t < t_first || t >= t_last + window || !answers(p0, c_.recs[r], l4_)) continue;
       cr.emplace_back(t, r);
@@ -209,17 +218,24 @@ void Correlator::attribute_client_replies() {
     }
     return;
   }
+  // Flows are settled independently of each other, in the time order of their first copies: the
+  // copies' work state and packets then lie close together in memory, where the key order of
+  // c_copies_ would jump across the whole capture for every flow.
+  std::vector<std::uint32_t> flow_at(work_.size(), kNone);  // first copy's position -> its flow in c_copies_
   for (std::size_t i = 0; i < c_copies_.size();) {
-    std::size_t e = i + 1;
-    while (e < c_copies_.size() && c_copies_[e].key == c_copies_[i].key) ++e;
+    flow_at[c_copies_[i].k] = static_cast<std::uint32_t>(i);
+    const auto key = c_copies_[i].key;
+    while (i < c_copies_.size() && c_copies_[i].key == key) ++i;
+  }
+  for (std::uint32_t first : flow_at) {
+    if (first == kNone) continue;
     members.clear();
     bool any_reply = false;
-    for (std::size_t x = i; x < e; ++x) {
+    for (std::size_t x = first; x < c_copies_.size() && c_copies_[x].key == c_copies_[first].key; ++x) {
       members.push_back(c_copies_[x].k);
       any_reply |= work_[c_copies_[x].k].s_reply != kNone;
     }
     if (any_reply) settle_group(members);
-    i = e;
   }
 }
 
@@ -231,7 +247,7 @@ void Correlator::find_server_replies() {
     q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
   }
   if (q.empty()) return;
-  auto replies = s_reply_idx_.lookup(q, work_.size());
+  const auto replies = s_reply_idx_.gather(q, work_.size());
   std::vector<std::uint32_t> mine;
   for (std::size_t k = 0; k < work_.size(); ++k) {
     auto& w = work_[k];
@@ -240,9 +256,7 @@ void Correlator::find_server_replies() {
     const Nanos t0 = s_.ts(w.s_probe);
     const Nanos t1 = w.s_end > t0 ? w.s_end : t0 + m_.reply_timeout_ns;
     mine.clear();
-    auto range = replies[k];
-    for (std::uint32_t t = 0; t < range.n; ++t) {
-      auto r = s_reply_idx_.value(range.pos + t);
+    for (const auto r : replies.of(k)) {
       Nanos tr = s_.ts(r);
       if (r == w.s_probe || tr < t0 || tr >= t1 || !answers(p, s_.recs[r], l4_)) continue;
       mine.push_back(r);
@@ -264,6 +278,10 @@ void Correlator::find_server_replies() {
   std::sort(s_more_replies_.begin(), s_more_replies_.end(), [&](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : s_.ts(a.second) < s_.ts(b.second);
   });
+  // Each probe's run in it, found without a search by the per-reply lookups that follow.
+  more_off_.assign(work_.size() + 1, 0);
+  for (const auto& e : s_more_replies_) ++more_off_[e.first + 1];
+  for (std::size_t k = 0; k < work_.size(); ++k) more_off_[k + 1] += more_off_[k];
 }
 
 bool Correlator::reverse_agrees(std::uint32_t sr, std::uint32_t cr, bool use_time) const {
@@ -292,9 +310,10 @@ int Correlator::which_server_reply(std::size_t k, std::uint32_t cr, bool use_tim
   std::uint32_t list[16];
   std::size_t n = 0;
   list[n++] = w.s_reply;
-  auto it = std::lower_bound(s_more_replies_.begin(), s_more_replies_.end(), std::make_pair(static_cast<std::uint32_t>(k), 0u),
-                             [](const auto& a, const auto& b2) { return a.first < b2.first; });
-  for (; it != s_more_replies_.end() && it->first == k && n < 16; ++it) list[n++] = it->second;
+  for (auto pkt : more_replies(k)) {
+    if (n == 16) break;
+    list[n++] = pkt;
+  }
   // A sequence-rewriting middlebox rewrites the reply's too: then the server's ISN cannot agree,
   // and time or uniqueness must.
   const bool seq_rewritten = w.match == Match::matched && c_.recs[w.c_probe].primary != s_.recs[w.s_probe].primary;
@@ -343,9 +362,7 @@ std::uint32_t Correlator::pick_client_reply(std::size_t k, bool use_time, bool* 
   const Nanos t1 = std::max(w.c_end, t0 + m_.reply_timeout_ns);
   std::uint32_t first = kNone, match = kNone;
   std::uint32_t copies_seen = 0;  // bit j: the server's j-th reply reached the client (j < 32)
-  auto range = c_reply_of_[k];
-  for (std::uint32_t i = 0; i < range.n; ++i) {
-    auto r = c_reply_idx_.value(range.pos + i);
+  for (const auto r : c_reply_of_.of(k)) {
     const Nanos t = c_.ts(r);
     if (t < t0 || t >= t1 || !answers(p, c_.recs[r], l4_)) continue;
     const int j = which_server_reply(k, r, use_time);

@@ -1,9 +1,11 @@
 #include "controller/report/analyze_input.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -176,6 +178,22 @@ Result<AnalyzeManifest> parse_report(const json& j, const std::string& origin) {
 
 }  // namespace
 
+void reserve_for_file(pcapio::PacketBuffer& packets, const std::string& path) {
+  // The packet bytes of a pcap or pcapng file are fewer than the file's bytes, so the arena never
+  // grows (growing copies it, holding old and new at once: up to twice the file in memory while
+  // reading). Reserved pages that no packet fills are never touched and take no memory. Records of
+  // 64 bytes or more (a minimal Ethernet frame and its record header) fill the index reserved here;
+  // smaller ones make it grow as before.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return;
+  try {
+    packets.reserve(static_cast<std::size_t>(size / 64), static_cast<std::size_t>(size));
+  } catch (const std::bad_alloc&) {
+    // More than the address space allows at once: let the buffers grow as the packets come.
+  }
+}
+
 std::string cut_short_warning(std::uint64_t complete_packets) {
   return fmt::format("file ends mid-packet after {} complete packets (copied while the capture was running?); "
                      "later packets are missing",
@@ -195,6 +213,7 @@ Result<correlate::CaptureSide> read_capture_file(const std::string& path) {
   correlate::CaptureSide side;
   side.present = true;
   side.linktype = r->linktype();
+  reserve_for_file(side.packets, path);
   auto n = r->for_each([&](const pcapio::PacketView& p) { side.packets.append(p); });
   if (!n) return named(n.error());
   side.stats.available = false;

@@ -21,6 +21,8 @@ namespace tandem::report {
 // cut_short_warning(). Errors name the file: Errc::usage when it is missing, not a capture, cut
 // inside its file header, corrupt in a record, or mixes link types.
 Result<correlate::CaptureSide> read_capture_file(const std::string& path);
+// Reserves `packets` for every packet of the capture file at path (see read_capture_file()).
+void reserve_for_file(pcapio::PacketBuffer& packets, const std::string& path);
 std::string cut_short_warning(std::uint64_t complete_packets);
 
 // What a manifest gives beyond the RunManifest: values the report shows.

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <string_view>
 #include <unordered_map>
 
 #include <fcntl.h>
@@ -26,18 +28,39 @@ Error env_error(const std::string& what, const std::string& path, int err) {
   return make_error(Errc::environment, "report", fmt::format("{} {}: {}", what, path, std::strerror(err)));
 }
 
-// Writes and fsyncs text (the rename that follows must not publish a file whose bytes are still
-// only in the page cache).
-Status write_text(const fs::path& path, const std::string& text) {
+using Emit = std::function<void(std::string_view)>;
+
+// Writes what produce() hands to its emit callback, in order, and fsyncs the file (the rename that
+// follows must not publish a file whose bytes are still only in the page cache). Pieces are
+// gathered into writes of about 1 MiB; the whole text never needs to exist at once.
+Status write_streamed(const fs::path& path, const std::function<void(const Emit&)>& produce) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return env_error("create", path.string(), errno);
-  std::size_t n = std::fwrite(text.data(), 1, text.size(), f);
-  int werr = n == text.size() ? 0 : errno;
+  constexpr std::size_t kChunk = std::size_t{1} << 20;
+  std::string buf;
+  buf.reserve(kChunk);
+  int werr = 0;
+  auto put = [&](std::string_view s) {
+    if (werr == 0 && !s.empty() && std::fwrite(s.data(), 1, s.size(), f) != s.size()) werr = errno;
+  };
+  produce([&](std::string_view s) {
+    if (buf.size() + s.size() > kChunk) {
+      put(buf);
+      buf.clear();
+    }
+    if (s.size() >= kChunk) put(s);
+    else buf.append(s);
+  });
+  put(buf);
   if (werr == 0 && std::fflush(f) != 0) werr = errno;
   if (werr == 0 && ::fsync(::fileno(f)) != 0) werr = errno;
   if (std::fclose(f) != 0 && werr == 0) werr = errno;
   if (werr != 0) return env_error("write", path.string(), werr);
   return ok_status();
+}
+
+Status write_text(const fs::path& path, const std::string& text) {
+  return write_streamed(path, [&](const Emit& emit) { emit(text); });
 }
 
 fs::path temp_path(const fs::path& dir, const std::string& name) { return dir / (name + kBundleTempSuffix); }
@@ -352,7 +375,9 @@ Result<std::vector<std::string>> write_bundle(const std::string& dir, const Corr
     if (!html) return html.error();
   }
   auto json = write_atomic(d, "report.json", written,
-                           [&](const fs::path& tmp) { return write_text(tmp, dump_report(report_json(c, v, ctx))); });
+                           [&](const fs::path& tmp) {
+                             return write_streamed(tmp, [&](const Emit& emit) { write_report_json(c, v, ctx, emit); });
+                           });
   if (!json) return json.error();
   if (auto st = sync_dir(d); !st) return st.error();
   return written;

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +70,12 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
 
 // The JSON text written to report.json: 2-space indent, UTF-8 as is, trailing newline.
 std::string dump_report(const nlohmann::ordered_json& report);
+
+// dump_report(report_json(c, v, ctx)), the same bytes, handed to `emit` piece by piece: the probes
+// are rendered one at a time, so the document never exists whole in memory (a million probes are
+// ~400 MB of text and several GB as JSON objects). What write_bundle() writes.
+void write_report_json(const Correlation& c, const Verdict& v, const ReportContext& ctx,
+                       const std::function<void(std::string_view)>& emit);
 
 // report.md (GitHub-flavoured Markdown).
 std::string report_md(const Correlation& c, const Verdict& v, const ReportContext& ctx);

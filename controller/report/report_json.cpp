@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <functional>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -53,7 +55,10 @@ std::vector<std::uint64_t> fate_counts(const Correlation& c) {
   return counts;
 }
 
-nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const ReportContext& ctx) {
+namespace {
+
+// Everything report.json holds before "probes", in its key order.
+ojson report_head(const Correlation& c, const Verdict& v, const ReportContext& ctx) {
   ojson r;
   r["tool"] = "tandem";
   r["version"] = kVersion;
@@ -178,43 +183,67 @@ nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const
     variants.push_back(std::move(vj));
   }
   r["variants"] = std::move(variants);
+  return r;
+}
 
-  ojson probes = ojson::array();
-  for (const auto& p : c.probes) {
-    ojson pj;
-    pj["id"] = p.id;
-    if (!ctx.vantages.empty()) {
-      const std::size_t i = static_cast<std::size_t>(&p - c.probes.data());
-      const auto& row = ctx.vantages[i < ctx.probe_vantage.size() ? ctx.probe_vantage[i] : 0];
-      pj["client"] = row.client;
-      pj["src"] = text_or_null(row.src);
-    }
-    pj["variant"] = variant_name(c, p.variant);
-    pj["sport"] = p.sport;
-    pj["fate"] = correlate::fate_name(p.fate);
-    pj["reply"] = text_or_null(p.reply);
-    pj["rtt_us"] = p.rtt_us ? ojson(*p.rtt_us) : ojson(nullptr);
-    // Optional keys are omitted rather than null: most probes have none of them.
-    if (p.hop) pj["hop"] = p.hop->to_string();
-    if (p.forward_hops) pj["forward_hops"] = *p.forward_hops;
-    if (p.reverse_hops) pj["reverse_hops"] = *p.reverse_hops;
-    if (!p.note.empty()) pj["note"] = p.note;
-    if (p.replies_sent > 0 || p.replies_received > 0) {
-      pj["replies"] = ojson{{"sent", p.replies_sent}, {"received", p.replies_received}};
-    }
-    // Where the evidence is: 1-based frame numbers in each side's capture as read (Wireshark's
-    // numbering of the input files / client.pcapng and server.pcapng), absent packets omitted.
-    ojson frames = ojson::object();
-    auto frame = [&](const char* key, std::uint32_t idx) {
-      if (idx != correlate::kNoPacket) frames[key] = std::uint64_t{idx} + 1;
-    };
-    frame("client_probe", p.client_probe);
-    frame("server_probe", p.server_probe);
-    frame("server_reply", p.server_reply);
-    frame("client_reply", p.client_reply);
-    if (!frames.empty()) pj["frames"] = std::move(frames);
-    probes.push_back(std::move(pj));
+// Probe i of c.probes.
+ojson probe_json(const Correlation& c, const ReportContext& ctx, std::size_t i) {
+  const auto& p = c.probes[i];
+  ojson pj;
+  pj["id"] = p.id;
+  if (!ctx.vantages.empty()) {
+    const auto& row = ctx.vantages[i < ctx.probe_vantage.size() ? ctx.probe_vantage[i] : 0];
+    pj["client"] = row.client;
+    pj["src"] = text_or_null(row.src);
   }
+  pj["variant"] = variant_name(c, p.variant);
+  pj["sport"] = p.sport;
+  pj["fate"] = correlate::fate_name(p.fate);
+  pj["reply"] = text_or_null(p.reply);
+  pj["rtt_us"] = p.rtt_us ? ojson(*p.rtt_us) : ojson(nullptr);
+  // Optional keys are omitted rather than null: most probes have none of them.
+  if (p.hop) pj["hop"] = p.hop->to_string();
+  if (p.forward_hops) pj["forward_hops"] = *p.forward_hops;
+  if (p.reverse_hops) pj["reverse_hops"] = *p.reverse_hops;
+  if (!p.note.empty()) pj["note"] = p.note;
+  if (p.replies_sent > 0 || p.replies_received > 0) {
+    pj["replies"] = ojson{{"sent", p.replies_sent}, {"received", p.replies_received}};
+  }
+  // Where the evidence is: 1-based frame numbers in each side's capture as read (Wireshark's
+  // numbering of the input files / client.pcapng and server.pcapng), absent packets omitted.
+  ojson frames = ojson::object();
+  auto frame = [&](const char* key, std::uint32_t idx) {
+    if (idx != correlate::kNoPacket) frames[key] = std::uint64_t{idx} + 1;
+  };
+  frame("client_probe", p.client_probe);
+  frame("server_probe", p.server_probe);
+  frame("server_reply", p.server_reply);
+  frame("client_reply", p.client_reply);
+  if (!frames.empty()) pj["frames"] = std::move(frames);
+  return pj;
+}
+
+// error_handler replace: a stray invalid UTF-8 byte in a note must not throw at the last step.
+std::string dump_text(const ojson& j) { return j.dump(2, ' ', false, ojson::error_handler_t::replace); }
+
+// `text` (a value dumped at indent 0) as it reads nested `extra` spaces deeper: dump() escapes
+// every newline inside strings, so each raw newline starts a line of the value.
+void emit_nested(std::string text, std::size_t extra, const std::function<void(std::string_view)>& emit) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char ch : text) {
+    out.push_back(ch);
+    if (ch == '\n') out.append(extra, ' ');
+  }
+  emit(out);
+}
+
+}  // namespace
+
+nlohmann::ordered_json report_json(const Correlation& c, const Verdict& v, const ReportContext& ctx) {
+  ojson r = report_head(c, v, ctx);
+  ojson probes = ojson::array();
+  for (std::size_t i = 0; i < c.probes.size(); ++i) probes.push_back(probe_json(c, ctx, i));
   r["probes"] = std::move(probes);
   if (!ctx.bisect.is_null()) r["bisect"] = ctx.bisect;
   return r;
@@ -238,9 +267,38 @@ std::string failure_rate_text(const diagnose::FateCounts& f) {
   return fmt::format("{:.1f} %", 100.0 * static_cast<double>(f.failed()) / static_cast<double>(f.decided()));
 }
 
-std::string dump_report(const nlohmann::ordered_json& report) {
-  // error_handler replace: a stray invalid UTF-8 byte in a note must not throw at the last step.
-  return report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+std::string dump_report(const nlohmann::ordered_json& report) { return dump_text(report) + "\n"; }
+
+void write_report_json(const Correlation& c, const Verdict& v, const ReportContext& ctx,
+                       const std::function<void(std::string_view)>& emit) {
+  // The layout of dump(2) for the top-level object: one "key": value per line at indent 2, the
+  // values nested 2 deeper; "probes" one element at a time at indent 4.
+  const ojson head = report_head(c, v, ctx);
+  emit("{\n");
+  auto member = [&](const std::string& key) { emit("  " + dump_text(ojson(key)) + ": "); };
+  for (const auto& [key, value] : head.items()) {
+    member(key);
+    emit_nested(dump_text(value), 2, emit);
+    emit(",\n");
+  }
+  member("probes");
+  if (c.probes.empty()) {
+    emit("[]");
+  } else {
+    emit("[\n");
+    for (std::size_t i = 0; i < c.probes.size(); ++i) {
+      emit("    ");
+      emit_nested(dump_text(probe_json(c, ctx, i)), 4, emit);
+      emit(i + 1 < c.probes.size() ? ",\n" : "\n");
+    }
+    emit("  ]");
+  }
+  if (!ctx.bisect.is_null()) {
+    emit(",\n");
+    member("bisect");
+    emit_nested(dump_text(ctx.bisect), 2, emit);
+  }
+  emit("\n}\n");
 }
 
 }  // namespace tandem::report

@@ -119,6 +119,38 @@ TEST(ReportJson, DumpIsStable) {
   EXPECT_NE(a.find("\n  \"tool\": \"tandem\",\n"), std::string::npos);
 }
 
+// What the bundle writes (write_report_json, piece by piece) is dump_report(report_json()) byte for
+// byte: with probes, with none, with a "bisect" section after them, and with a note holding bytes
+// that are not UTF-8 (replaced, not thrown) and characters that must be escaped.
+TEST(ReportJson, StreamedEqualsDump) {
+  auto streamed = [](const Fixture& fx) {
+    std::string out;
+    std::size_t pieces = 0;
+    write_report_json(fx.c, fx.verdict, fx.ctx, [&](std::string_view s) {
+      out.append(s);
+      ++pieces;
+    });
+    EXPECT_GT(pieces, fx.c.probes.size());  // not one string rendered at once
+    return out;
+  };
+  Fixture fx;
+  fx.c.probes[6].note = "bad \xff byte, \"quoted\"\n\ttab, caf\xc3\xa9";
+  fx.c.probes[2].changes.push_back({correlate::Direction::forward, "ip.dscp", 0, 46});
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  fx.ctx.bisect = ojson{{"trigger", ojson::array({ojson{{"option", "wscale"}, {"p", 0.5}}})}, {"empty", ojson::object()}};
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  // Two vantages: the "vantage" rows and each probe's client/src.
+  fx.ctx.vantages = {{"agent-a", "10.77.1.2", "srv", "10.77.2.2:21", 5, {5}, "clean"},
+                     {"agent-b", "", "", "10.77.2.2:21", 3, {1, 2}, "lost_forward"}};
+  fx.ctx.probe_vantage = {0, 1, 1, 0, 1, 0, 0};  // shorter than the probes: the rest are row 0's
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  EXPECT_NE(streamed(fx).find("\"client\": \"agent-b\""), std::string::npos);
+  fx.c.probes.clear();
+  fx.c.findings.clear();
+  EXPECT_EQ(streamed(fx), dump_report(report_json(fx.c, fx.verdict, fx.ctx)));
+  EXPECT_NE(streamed(fx).find("\n  \"probes\": [],\n  \"bisect\": {\n"), std::string::npos);
+}
+
 TEST(ReportText, FindingSentences) {
   correlate::Finding f;
   f.field = "tcp.option.mss";
