@@ -68,21 +68,15 @@ Result<Combined> correlate_cells(const correlate::CaptureSide& client, const cor
     out.cell_verdicts.push_back(diagnose::diagnose(*corr));
     const auto base = static_cast<std::int32_t>(all.probes.size());
     if (k == 0) {
-      all.clock = corr->clock;
-      all.client_stats = corr->client_stats;
-      all.server_stats = corr->server_stats;
-      all.client_present = corr->client_present;
-      all.server_present = corr->server_present;
-      all.client_packets = corr->client_packets;
-      all.server_packets = corr->server_packets;
-      all.variants = variants.empty() ? corr->variants : variants;
-      all.client = corr->client;
-      all.target = corr->target;
-      all.server = corr->server;
-      all.dport = corr->dport;
-      all.l4 = corr->l4;
-      all.client_duplicates = corr->client_duplicates;
-      all.server_duplicates = corr->server_duplicates;
+      // The run's metadata (clock, stats, endpoints, l4) is the first cell's; what is per cell is
+      // gathered below.
+      all = *corr;
+      all.probes.clear();
+      all.findings.clear();
+      all.flows.clear();
+      all.capture_problems.clear();
+      all.ambiguous = 0;
+      if (!variants.empty()) all.variants = variants;
       all.client_packet_probe.assign(corr->client_packet_probe.size(), -1);
       all.server_packet_probe.assign(corr->server_packet_probe.size(), -1);
     }
