@@ -23,6 +23,7 @@
 #include "common/packet/decode.hpp"
 #include "controller/correlate/correlator.hpp"
 #include "controller/correlate/field_diff.hpp"
+#include "controller/correlate/phases.hpp"
 
 namespace tandem::correlate {
 namespace detail {
@@ -126,9 +127,18 @@ void Correlator::build_server_indexes() {
   if (!std::is_sorted(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); })) {
     std::stable_sort(s_cands_.begin(), s_cands_.end(), [&](auto a, auto b) { return s_.ts(a) < s_.ts(b); });
   }
+  // Pass A asks s_primary_ only for the client probes' primary values, find_server_replies()
+  // s_reply_idx_ only for what a server candidate's replies carry: entries no such key can find
+  // (other flows' SYNs, every later packet of a connection) are left out of both.
+  KeyFilter client_keys(work_.size()), cand_keys(s_cands_.size());
+  for (const auto& w : work_) {
+    if (w.c_probe != kNone && (c_.recs[w.c_probe].bits & kHasPrimary)) client_keys.add(join_key(c_.recs[w.c_probe].primary));
+  }
   s_primary_.reserve(s_cands_.size());
   for (auto i : s_cands_) {
-    if (s_.recs[i].bits & kHasPrimary) s_primary_.add(join_key(s_.recs[i].primary), i);
+    const Rec& r = s_.recs[i];
+    cand_keys.add(join_key(probe_reply_key(r, l4_)));
+    if ((r.bits & kHasPrimary) && client_keys.maybe(join_key(r.primary))) s_primary_.add(join_key(r.primary), i);
   }
   s_primary_.seal();
   s_claimed_.assign(s_.recs.size(), kNone);
@@ -142,7 +152,7 @@ void Correlator::build_server_indexes() {
   for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
     const Rec& r = s_.recs[i];
     if (r.src != sid) continue;
-    if (auto k = reply_key(r, l4_)) s_reply_idx_.add(join_key(*k), i);
+    if (auto k = reply_key(r, l4_); k && cand_keys.maybe(join_key(*k))) s_reply_idx_.add(join_key(*k), i);
   }
   s_reply_idx_.seal();
 }
@@ -171,35 +181,49 @@ void Correlator::add_capture_warnings() {
 }
 
 Result<Correlation> Correlator::run() {
+  PhaseClock phase;  // TANDEM_CORRELATE_PHASES=1: CPU per pass on stderr (bench/correlate)
   if (auto st = validate(); !st) return st.error();
   std::optional<std::uint32_t> key = m_.run_key;
   decode_sides(c_, s_, key);
+  phase("decode");
   find_endpoints();
   if (l4_ == L4Kind::tcp && m_.run_key) seq_key_ = probe::RunKey{*m_.run_key};
   find_client_probes();
+  phase("endpoints+client_probes");
   build_server_indexes();
   restrict_sources();  // the client's own address, when the server sees it
+  phase("server_indexes");
   index_client_replies();
+  phase("index_client_replies");
   if (m_.clock) corr_.clock = *m_.clock;
   else corr_.clock = ClockEstimate{0, 0, "none"};
   pass_a();
+  phase("pass_a");
   restrict_sources();  // behind a NAT: the addresses pass A proved it maps the client to
   find_copy_windows();
+  phase("copy_windows");
   find_server_replies();
+  phase("server_replies");
   estimate_clock();
+  phase("estimate_clock");
   pass_b();
+  phase("pass_b");
   // The sighting indexes are done with: give their memory back before the output grows.
   for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->clear();
   find_copy_windows();
   find_server_replies();
   s_reply_idx_.clear();
+  phase("copy_windows+replies 2");
   settle_client_replies();
+  phase("settle_client_replies");
   check_evidence();
   c_reply_of_.clear();
   find_follow_ups();
+  phase("evidence+follow_ups");
   // From here on the probes' work state says all: the output replaces the per-packet records.
   release_records();
   decide();
+  phase("decide");
   for (std::size_t k = 0; k < corr_.probes.size(); ++k) {
     if (work_[k].match == Match::ambiguous) ++corr_.ambiguous;
     diff(k);
@@ -207,7 +231,9 @@ Result<Correlation> Correlator::run() {
   add_capture_warnings();
   std::vector<ProbeWork>().swap(work_);
   corr_.findings = aggregate_findings(corr_.probes);
+  phase("diff+findings");
   annotate_packets();
+  phase("annotate_packets");
   corr_.client_stats = c_.cap->stats;
   corr_.server_stats = s_.cap->stats;
   corr_.client_present = c_.cap->present;

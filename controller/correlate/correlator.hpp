@@ -263,15 +263,18 @@ class Correlator {
     const std::size_t b = k + 1 < more_off_.size() ? more_off_[k] : 0, e = k + 1 < more_off_.size() ? more_off_[k + 1] : 0;
     return std::span(s_more_replies_).subspan(b, e - b) | std::views::values;
   }
-  std::vector<bool> s_src_ok_;
-  // Client copies of one probe, grouped: (flow key, time, position) sorted; empty with a run key.
+  std::vector<bool> s_src_ok_;  // per server address id: may send the client's probes (NAT proven)
+  // A copy of a probe on one side: (flow key, time, position), sorted to group a flow's copies.
   struct Copy {
     std::uint64_t key;
     Nanos t;
     std::uint32_t k;
   };
-  std::vector<Copy> c_copies_;  // per server address id: may send the client's probes (NAT proven)
-  bool c_windows_done_ = false;  // find_copy_windows() has set c_end and c_copies_ (client side fixed)
+  // The client's copies of one probe as chains in time order (empty with a run key): per position
+  // the next copy of the same flow, and whether it is its flow's first copy.
+  std::vector<std::uint32_t> c_next_copy_;
+  std::vector<bool> c_group_head_;
+  bool c_windows_done_ = false;  // find_copy_windows() has set c_end and the chains (client side fixed)
   // Packets the server sent / the client received (duplicates excluded), counted on the way by
   // build_server_indexes() and index_client_replies() for check_evidence().
   std::uint64_t server_sent_ = 0, client_received_ = 0;

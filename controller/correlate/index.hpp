@@ -68,6 +68,33 @@ void stable_sort_by_u64(std::vector<T>& v, KeyOf key_of) {
   }
 }
 
+// A set of u32 keys that may answer "maybe" for a key it does not hold, never "no" for one it
+// holds (one hashed bit per key, about 16 bits per key): an index built only from the entries a
+// filter of its queries passes holds every entry those queries can find, and sorts far fewer
+// when most entries answer no probe (a connection's later ACKs and FINs, other flows).
+class KeyFilter {
+ public:
+  explicit KeyFilter(std::size_t keys) {
+    unsigned bits = 16;
+    while (bits < 27 && (std::size_t{1} << bits) < keys * 16) ++bits;
+    shift_ = 32 - bits;
+    words_.assign((std::size_t{1} << bits) / 64, 0);
+  }
+  void add(std::uint32_t key) {
+    const auto h = slot(key);
+    words_[h >> 6] |= std::uint64_t{1} << (h & 63);
+  }
+  bool maybe(std::uint32_t key) const {
+    const auto h = slot(key);
+    return (words_[h >> 6] >> (h & 63)) & 1;
+  }
+
+ private:
+  std::uint32_t slot(std::uint32_t key) const { return (key * 0x9e3779b1u) >> shift_; }
+  unsigned shift_ = 16;
+  std::vector<std::uint64_t> words_;
+};
+
 class SortedMultimap {
  public:
   // The values with one key, in the order they were added.

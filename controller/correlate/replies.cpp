@@ -16,12 +16,17 @@ void Correlator::index_client_replies() {
     n += r.dst == cid;
     client_received_ += r.dst == cid && r.role != kRoleNone;
   }
+  // Only replies whose key a probe asks for are indexed (see KeyFilter).
+  KeyFilter probe_keys(work_.size());
+  for (const auto& w : work_) {
+    if (w.c_probe != kNone) probe_keys.add(join_key(probe_reply_key(c_.recs[w.c_probe], l4_)));
+  }
   SortedMultimap idx;
   idx.reserve(n);
   for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
     const Rec& r = c_.recs[i];
     if (r.dst != cid || (r.bits & kOutgoing)) continue;
-    if (auto k = reply_key(r, l4_)) idx.add(join_key(*k), i);
+    if (auto k = reply_key(r, l4_); k && probe_keys.maybe(join_key(*k))) idx.add(join_key(*k), i);
   }
   idx.seal();
   c_reply_built_ = true;
@@ -35,52 +40,89 @@ void Correlator::index_client_replies() {
 
 // The end of each copy's reply window on both sides: the next copy of the same probe (same
 // flow and sequence number / tag as that side saw it), or the retransmission window. tandem's own
-// probes (a run key) never repeat, so the sort is skipped for them.
+// probes (a run key) never repeat, so the grouping is skipped for them.
 void Correlator::find_copy_windows() {
   const Nanos window = std::max(m_.retransmit_window_ns, m_.reply_timeout_ns);
   // The client side depends only on the client's probes, which pass B does not change: the second
-  // call (after pass B) keeps the windows and the sorted c_copies_ of the first.
+  // call (after pass B) keeps the windows and the copy chains of the first.
   const bool client_done = c_windows_done_;
-  for (auto& w : work_) {
-    if (w.c_probe != kNone && !client_done) w.c_end = c_.ts(w.c_probe) + window;
-    if (w.match == Match::matched) w.s_end = s_.ts(w.s_probe) + window;
-  }
   c_windows_done_ = true;
-  if (m_.run_key) return;
+  const bool group = !m_.run_key;
   auto flow_key = [&](const Rec& r) {
     return std::uint64_t{probe_reply_key(r, l4_)} << 32 | std::uint64_t{r.sport} << 16 | r.src;
   };
-  // v arrives in probe order. Sorted by flow key, each key's copies in time order (probe order on
-  // ties): a stable radix sort by key, then the few keys with several copies sorted by time.
-  auto close_windows = [&](std::vector<Copy>& v, auto end_of) {
-    stable_sort_by_u64(v, [](const Copy& c) { return c.key; });
-    for (std::size_t i = 0; i < v.size();) {
+  // Copies are grouped by a 32-bit hash of their flow key first (8-byte entries sort several
+  // times faster than whole copies), then within each hash group by the exact key.
+  auto hashed = [](std::uint64_t key, std::uint32_t k) {
+    return ((key * 0x9e3779b97f4a7c15ull) & 0xffffffff00000000ull) | k;
+  };
+  std::vector<std::uint64_t> c_h, s_h;
+  if (group) {
+    if (!client_done) c_h.reserve(work_.size());
+    s_h.reserve(work_.size());
+  }
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    auto& w = work_[k];
+    if (w.c_probe != kNone && !client_done) {
+      w.c_end = c_.ts(w.c_probe) + window;
+      if (group) c_h.push_back(hashed(flow_key(c_.recs[w.c_probe]), k));
+    }
+    if (w.match == Match::matched) {
+      w.s_end = s_.ts(w.s_probe) + window;
+      if (group) s_h.push_back(hashed(flow_key(s_.recs[w.s_probe]), k));
+    }
+  }
+  if (!group) return;
+  // Each flow's copies in time order (probe order on ties): every copy's window ends at the next
+  // one. `link(first, k, next)` is told each copy's successor (kNone for the last).
+  std::vector<Copy> g;
+  auto close_windows = [&](std::vector<std::uint64_t>& h, const Side& side, auto probe_of, auto end_of, auto link) {
+    sort_by_key(h);  // stable: probe order within a hash
+    for (std::size_t i = 0; i < h.size();) {
       std::size_t e = i + 1;
-      while (e < v.size() && v[e].key == v[i].key) ++e;
-      if (e - i > 1) {
-        std::stable_sort(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(e),
-                         [](const Copy& a, const Copy& b) { return a.t < b.t; });
-        for (std::size_t x = i; x + 1 < e; ++x) {
-          Nanos& end = end_of(work_[v[x].k]);
-          end = std::min(end, v[x + 1].t);
+      while (e < h.size() && (h[e] >> 32) == (h[i] >> 32)) ++e;
+      if (e - i == 1) {
+        const auto k = static_cast<std::uint32_t>(h[i]);
+        link(k, k, kNone);
+        i = e;
+        continue;
+      }
+      g.clear();
+      for (std::size_t x = i; x < e; ++x) {
+        const auto k = static_cast<std::uint32_t>(h[x]);
+        const auto p = probe_of(work_[k]);
+        g.push_back({flow_key(side.recs[p]), side.ts(p), k});
+      }
+      std::stable_sort(g.begin(), g.end(), [](const Copy& a, const Copy& b) { return a.key != b.key ? a.key < b.key : a.t < b.t; });
+      for (std::size_t x = 0; x < g.size();) {
+        std::size_t y = x + 1;
+        while (y < g.size() && g[y].key == g[x].key) ++y;
+        for (std::size_t z = x; z < y; ++z) {
+          if (z + 1 < y) {
+            Nanos& end = end_of(work_[g[z].k]);
+            end = std::min(end, g[z + 1].t);
+          }
+          link(g[x].k, g[z].k, z + 1 < y ? g[z + 1].k : kNone);
         }
+        x = y;
       }
       i = e;
     }
   };
   if (!client_done) {
-    c_copies_.clear();
-    c_copies_.reserve(work_.size());
-    for (std::uint32_t k = 0; k < work_.size(); ++k) {
-      if (work_[k].c_probe != kNone) c_copies_.push_back({flow_key(c_.recs[work_[k].c_probe]), c_.ts(work_[k].c_probe), k});
-    }
-    close_windows(c_copies_, [](ProbeWork& w) -> Nanos& { return w.c_end; });
+    // The groups as chains in probe order, for attribute_client_replies().
+    c_next_copy_.assign(work_.size(), kNone);
+    c_group_head_.assign(work_.size(), false);
+    close_windows(
+        c_h, c_, [](const ProbeWork& w) { return w.c_probe; }, [](ProbeWork& w) -> Nanos& { return w.c_end; },
+        [&](std::uint32_t first, std::uint32_t k, std::uint32_t next) {
+          if (first == k) c_group_head_[k] = true;
+          c_next_copy_[k] = next;
+        });
   }
-  std::vector<Copy> v;
-  for (std::uint32_t k = 0; k < work_.size(); ++k) {
-    if (work_[k].match == Match::matched) v.push_back({flow_key(s_.recs[work_[k].s_probe]), s_.ts(work_[k].s_probe), k});
-  }
-  close_windows(v, [](ProbeWork& w) -> Nanos& { return w.s_end; });
+  close_windows(
+      s_h, s_, [](const ProbeWork& w) { return w.s_probe; }, [](ProbeWork& w) -> Nanos& { return w.s_end; },
+      [](std::uint32_t, std::uint32_t, std::uint32_t) {});
 }
 
 void Correlator::attribute_client_replies() {
@@ -209,7 +251,7 @@ void Correlator::attribute_client_replies() {
       next = *pick + 1;
     }
   };
-  if (c_copies_.empty()) {
+  if (c_group_head_.empty()) {
     // A run key: every probe is its own flow.
     for (std::uint32_t k = 0; k < work_.size(); ++k) {
       if (work_[k].c_probe == kNone || work_[k].s_reply == kNone) continue;
@@ -218,22 +260,15 @@ void Correlator::attribute_client_replies() {
     }
     return;
   }
-  // Flows are settled independently of each other, in the time order of their first copies: the
-  // copies' work state and packets then lie close together in memory, where the key order of
-  // c_copies_ would jump across the whole capture for every flow.
-  std::vector<std::uint32_t> flow_at(work_.size(), kNone);  // first copy's position -> its flow in c_copies_
-  for (std::size_t i = 0; i < c_copies_.size();) {
-    flow_at[c_copies_[i].k] = static_cast<std::uint32_t>(i);
-    const auto key = c_copies_[i].key;
-    while (i < c_copies_.size() && c_copies_[i].key == key) ++i;
-  }
-  for (std::uint32_t first : flow_at) {
-    if (first == kNone) continue;
+  // Flows are settled independently of each other, in the order of their first copies: the
+  // copies' work state and packets then lie close together in memory.
+  for (std::uint32_t first = 0; first < work_.size(); ++first) {
+    if (!c_group_head_[first]) continue;
     members.clear();
     bool any_reply = false;
-    for (std::size_t x = first; x < c_copies_.size() && c_copies_[x].key == c_copies_[first].key; ++x) {
-      members.push_back(c_copies_[x].k);
-      any_reply |= work_[c_copies_[x].k].s_reply != kNone;
+    for (std::uint32_t x = first; x != kNone; x = c_next_copy_[x]) {
+      members.push_back(x);
+      any_reply |= work_[x].s_reply != kNone;
     }
     if (any_reply) settle_group(members);
   }
