@@ -118,9 +118,19 @@ void Correlator::find_client_probes() {
 void Correlator::build_server_indexes() {
   if (!s_.cap->present || !server_id_) return;
   auto sid = *server_id_;
+  // One pass over the server's packets: the probe-shaped ones it received (candidates), and the
+  // replies it sent, keyed as answers() checks them per probe (filtered below).
+  std::vector<std::uint64_t> replies;
+  replies.reserve(s_.role_n[kRoleTcpReply] + s_.role_n[kRoleDatagram] + s_.role_n[kRoleEchoReply] +
+                  s_.role_n[kRoleIcmpError]);
   for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
     const Rec& r = s_.recs[i];
-    if (is_probe_shape(r, l4_) && r.dst == sid && r.src != sid) s_cands_.push_back(i);
+    if (r.src == sid) {
+      server_sent_ += r.role != kRoleNone;
+      if (auto k = reply_key(r, l4_)) replies.push_back(std::uint64_t{join_key(*k)} << 32 | i);
+    } else if (r.dst == sid && is_probe_shape(r, l4_)) {
+      s_cands_.push_back(i);
+    }
   }
   // Captures are written in time order; a file merged by hand may not be, and pass B's time
   // windows need it.
@@ -142,19 +152,8 @@ void Correlator::build_server_indexes() {
   }
   s_primary_.seal();
   s_claimed_.assign(s_.recs.size(), kNone);
-  // Replies the server sent: what answers() checks per probe.
-  std::size_t n = 0;
-  for (const auto& r : s_.recs) {
-    n += r.src == sid;
-    server_sent_ += r.src == sid && r.role != kRoleNone;
-  }
-  s_reply_idx_.reserve(n);
-  for (std::uint32_t i = 0; i < s_.recs.size(); ++i) {
-    const Rec& r = s_.recs[i];
-    if (r.src != sid) continue;
-    if (auto k = reply_key(r, l4_); k && cand_keys.maybe(join_key(*k))) s_reply_idx_.add(join_key(*k), i);
-  }
-  s_reply_idx_.seal();
+  std::erase_if(replies, [&](std::uint64_t e) { return !cand_keys.maybe(static_cast<std::uint32_t>(e >> 32)); });
+  s_reply_idx_.assign(std::move(replies));
 }
 
 // Capture problems that change no fate but limit what was compared.

@@ -29,6 +29,9 @@ inline constexpr Nanos kTimeSlackNs = 1'000'000;
 // nothing.
 inline constexpr std::size_t kMaxChainWalk = 256;
 
+// How many probes ahead a per-probe pass prefetches the packets it will read (Side::prefetch).
+inline constexpr std::size_t kPrefetchAhead = 16;
+
 enum class L4Kind { tcp, udp, icmp };
 
 inline bool is_probe_shape(const Rec& r, L4Kind l4) {

@@ -109,6 +109,11 @@ class SortedMultimap {
   void reserve(std::size_t n) { kv_.reserve(n); }
   // Equal keys keep the order of add() calls.
   void add(std::uint32_t key, std::uint32_t value) { kv_.push_back(std::uint64_t{key} << 32 | value); }
+  // add() of every key << 32 | value word of kv in order, then seal().
+  void assign(std::vector<std::uint64_t>&& kv) {
+    kv_ = std::move(kv);
+    seal();
+  }
   void seal() {
     sort_by_key(kv_);
     fence_.clear();

@@ -343,14 +343,17 @@ bool linktype_supported(int lt) {
 
 void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   const auto& buf = s.cap->packets;
-  s.recs.resize(buf.size());
+  // Filled by push_back: resize() would write every record twice (zeros, then the record).
+  s.recs.clear();
+  s.recs.reserve(buf.size());
   Decoded d;
   auto lt = static_cast<std::uint32_t>(s.cap->linktype);
   Nanos first = buf.empty() ? 0 : buf.index().front().ts_ns, last = first;
   for (std::size_t i = 0; i < buf.size(); ++i) {
     auto p = buf[i];
-    Rec& r = s.recs[i];
+    Rec r;
     if (!fill_rec_fast(lt, p.data, s.addrs, r)) fill_rec_full(lt, p.data, p.origlen, key, s.addrs, d, r);
+    s.recs.push_back(r);
     first = std::min(first, p.ts_ns);
     last = std::max(last, p.ts_ns);
     ++s.role_n[r.role & 7u];

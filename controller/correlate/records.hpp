@@ -153,6 +153,16 @@ struct Side {
   std::array<std::uint64_t, 8> role_n{}, role_out{};
 
   Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
+  // Asks the processor for packet i's record and timestamp ahead of their use. The per-probe
+  // passes reach packets through the probes' indexes, a pattern the hardware prefetcher cannot
+  // follow: without this each such load waits for memory (docs/benchmarks.md, issue 9).
+  void prefetch(std::uint32_t i) const {
+    if (i >= recs.size()) return;
+    const char* r = reinterpret_cast<const char*>(&recs[i]);
+    __builtin_prefetch(r);
+    __builtin_prefetch(r + sizeof(Rec) - 1);
+    __builtin_prefetch(&cap->packets.index()[i].ts_ns);
+  }
 };
 
 // The decode fast path. Fills r straight from the frame, without packet::Decoded, for the shapes

@@ -11,24 +11,23 @@ namespace tandem::correlate::detail {
 void Correlator::index_client_replies() {
   if (!c_.cap->present || !client_id_) return;
   auto cid = *client_id_;
-  std::size_t n = 0;
-  for (const auto& r : c_.recs) {
-    n += r.dst == cid;
-    client_received_ += r.dst == cid && r.role != kRoleNone;
-  }
   // Only replies whose key a probe asks for are indexed (see KeyFilter).
   KeyFilter probe_keys(work_.size());
   for (const auto& w : work_) {
     if (w.c_probe != kNone) probe_keys.add(join_key(probe_reply_key(c_.recs[w.c_probe], l4_)));
   }
-  SortedMultimap idx;
-  idx.reserve(n);
+  std::vector<std::uint64_t> entries;
+  entries.reserve(c_.role_n[kRoleTcpReply] + c_.role_n[kRoleDatagram] + c_.role_n[kRoleEchoReply] +
+                  c_.role_n[kRoleIcmpError]);
   for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
     const Rec& r = c_.recs[i];
-    if (r.dst != cid || (r.bits & kOutgoing)) continue;
-    if (auto k = reply_key(r, l4_); k && probe_keys.maybe(join_key(*k))) idx.add(join_key(*k), i);
+    if (r.dst != cid) continue;
+    client_received_ += r.role != kRoleNone;
+    if (r.bits & kOutgoing) continue;
+    if (auto k = reply_key(r, l4_); k && probe_keys.maybe(join_key(*k))) entries.push_back(std::uint64_t{join_key(*k)} << 32 | i);
   }
-  idx.seal();
+  SortedMultimap idx;
+  idx.assign(std::move(entries));
   c_reply_built_ = true;
   std::vector<std::uint64_t> q;
   q.reserve(work_.size());
@@ -51,78 +50,84 @@ void Correlator::find_copy_windows() {
   auto flow_key = [&](const Rec& r) {
     return std::uint64_t{probe_reply_key(r, l4_)} << 32 | std::uint64_t{r.sport} << 16 | r.src;
   };
-  // Copies are grouped by a 32-bit hash of their flow key first (8-byte entries sort several
-  // times faster than whole copies), then within each hash group by the exact key.
-  auto hashed = [](std::uint64_t key, std::uint32_t k) {
-    return ((key * 0x9e3779b97f4a7c15ull) & 0xffffffff00000000ull) | k;
-  };
+  // Each side's copies in probe order, and per copy a 32-bit hash of its flow key << 32 | its place
+  // among them: only those 8-byte words are sorted (several times faster than whole copies), and
+  // only the copies sharing a hash — a flow's retransmissions, the odd collision — are looked at
+  // again, grouped by their exact key.
+  std::vector<Copy> c_copies, s_copies;
   std::vector<std::uint64_t> c_h, s_h;
+  auto add = [](std::vector<Copy>& copies, std::vector<std::uint64_t>& h, const Copy& c) {
+    h.push_back(((c.key * 0x9e3779b97f4a7c15ull) & 0xffffffff00000000ull) | copies.size());
+    copies.push_back(c);
+  };
   if (group) {
-    if (!client_done) c_h.reserve(work_.size());
+    if (!client_done) {
+      c_copies.reserve(work_.size());
+      c_h.reserve(work_.size());
+      c_next_copy_.assign(work_.size(), kNone);
+      c_group_head_.assign(work_.size(), false);
+    }
+    s_copies.reserve(work_.size());
     s_h.reserve(work_.size());
   }
   for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    if (k + kPrefetchAhead < work_.size()) {
+      const auto& a = work_[k + kPrefetchAhead];
+      if (!client_done) c_.prefetch(a.c_probe);
+      if (a.match == Match::matched) s_.prefetch(a.s_probe);
+    }
     auto& w = work_[k];
     if (w.c_probe != kNone && !client_done) {
-      w.c_end = c_.ts(w.c_probe) + window;
-      if (group) c_h.push_back(hashed(flow_key(c_.recs[w.c_probe]), k));
+      const Nanos t = c_.ts(w.c_probe);
+      w.c_end = t + window;
+      if (group) {
+        add(c_copies, c_h, Copy{flow_key(c_.recs[w.c_probe]), t, k});
+        c_group_head_[k] = true;  // until an earlier copy of its flow is found
+      }
     }
     if (w.match == Match::matched) {
-      w.s_end = s_.ts(w.s_probe) + window;
-      if (group) s_h.push_back(hashed(flow_key(s_.recs[w.s_probe]), k));
+      const Nanos t = s_.ts(w.s_probe);
+      w.s_end = t + window;
+      if (group) add(s_copies, s_h, Copy{flow_key(s_.recs[w.s_probe]), t, k});
     }
   }
   if (!group) return;
   // Each flow's copies in time order (probe order on ties): every copy's window ends at the next
-  // one. `link(first, k, next)` is told each copy's successor (kNone for the last).
+  // one, and `link(k, next)` is told each copy's successor in its flow.
   std::vector<Copy> g;
-  auto close_windows = [&](std::vector<std::uint64_t>& h, const Side& side, auto probe_of, auto end_of, auto link) {
+  auto close_windows = [&](std::vector<std::uint64_t>& h, const std::vector<Copy>& copies, auto end_of, auto link) {
     sort_by_key(h);  // stable: probe order within a hash
     for (std::size_t i = 0; i < h.size();) {
       std::size_t e = i + 1;
       while (e < h.size() && (h[e] >> 32) == (h[i] >> 32)) ++e;
-      if (e - i == 1) {
-        const auto k = static_cast<std::uint32_t>(h[i]);
-        link(k, k, kNone);
-        i = e;
-        continue;
-      }
-      g.clear();
-      for (std::size_t x = i; x < e; ++x) {
-        const auto k = static_cast<std::uint32_t>(h[x]);
-        const auto p = probe_of(work_[k]);
-        g.push_back({flow_key(side.recs[p]), side.ts(p), k});
-      }
-      std::stable_sort(g.begin(), g.end(), [](const Copy& a, const Copy& b) { return a.key != b.key ? a.key < b.key : a.t < b.t; });
-      for (std::size_t x = 0; x < g.size();) {
-        std::size_t y = x + 1;
-        while (y < g.size() && g[y].key == g[x].key) ++y;
-        for (std::size_t z = x; z < y; ++z) {
-          if (z + 1 < y) {
-            Nanos& end = end_of(work_[g[z].k]);
-            end = std::min(end, g[z + 1].t);
-          }
-          link(g[x].k, g[z].k, z + 1 < y ? g[z + 1].k : kNone);
+      if (e - i > 1) {
+        for (std::size_t x = i; x < e; ++x) __builtin_prefetch(&copies[static_cast<std::uint32_t>(h[x])]);
+        g.clear();
+        for (std::size_t x = i; x < e; ++x) {
+          g.push_back(copies[static_cast<std::uint32_t>(h[x])]);
+          __builtin_prefetch(&work_[g.back().k], 1);
         }
-        x = y;
+        std::stable_sort(g.begin(), g.end(),
+                         [](const Copy& a, const Copy& b) { return a.key != b.key ? a.key < b.key : a.t < b.t; });
+        for (std::size_t x = 0; x + 1 < g.size(); ++x) {
+          if (g[x + 1].key != g[x].key) continue;
+          Nanos& end = end_of(work_[g[x].k]);
+          end = std::min(end, g[x + 1].t);
+          link(g[x].k, g[x + 1].k);
+        }
       }
       i = e;
     }
   };
   if (!client_done) {
-    // The groups as chains in probe order, for attribute_client_replies().
-    c_next_copy_.assign(work_.size(), kNone);
-    c_group_head_.assign(work_.size(), false);
-    close_windows(
-        c_h, c_, [](const ProbeWork& w) { return w.c_probe; }, [](ProbeWork& w) -> Nanos& { return w.c_end; },
-        [&](std::uint32_t first, std::uint32_t k, std::uint32_t next) {
-          if (first == k) c_group_head_[k] = true;
-          c_next_copy_[k] = next;
-        });
+    // The flows as chains in probe order, for attribute_client_replies().
+    close_windows(c_h, c_copies, [](ProbeWork& w) -> Nanos& { return w.c_end; },
+                  [&](std::uint32_t k, std::uint32_t next) {
+                    c_next_copy_[k] = next;
+                    c_group_head_[next] = false;
+                  });
   }
-  close_windows(
-      s_h, s_, [](const ProbeWork& w) { return w.s_probe; }, [](ProbeWork& w) -> Nanos& { return w.s_end; },
-      [](std::uint32_t, std::uint32_t, std::uint32_t) {});
+  close_windows(s_h, s_copies, [](ProbeWork& w) -> Nanos& { return w.s_end; }, [](std::uint32_t, std::uint32_t) {});
 }
 
 void Correlator::attribute_client_replies() {
