@@ -99,7 +99,13 @@ void Correlator::find_client_probes() {
   VaryTracker<std::uint32_t> v_ipid, v_ts;
   VaryTracker<std::uint16_t> v_sport;
   std::size_t n = 0;
-  for (auto& w : work_) {
+  c_primary_keys_ = KeyFilter(work_.size());
+  c_reply_keys_ = KeyFilter(work_.size());
+  q_primary_.reserve(work_.size());
+  q_reply_.reserve(work_.size());
+  for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe);
+    auto& w = work_[k];
     auto ci = w.c_probe;
     if (ci == kNone) continue;
     const Rec& r = c_.recs[ci];
@@ -108,6 +114,13 @@ void Correlator::find_client_probes() {
     v_ipid.add(r.ipid);
     v_sport.add(r.sport);
     if (r.bits & kHasTs) v_ts.add(r.tsval);
+    if (r.bits & kHasPrimary) {
+      c_primary_keys_.add(join_key(r.primary));
+      q_primary_.push_back(std::uint64_t{join_key(r.primary)} << 32 | k);
+    }
+    const std::uint32_t rk = join_key(probe_reply_key(r, l4_));
+    c_reply_keys_.add(rk);
+    q_reply_.push_back(std::uint64_t{rk} << 32 | k);
   }
   // A lone probe is told apart by anything; otherwise an invariant must vary to identify.
   disc_.ipid = v_ipid.varies || (n == 1 && v_ipid.first != 0);
@@ -140,15 +153,12 @@ void Correlator::build_server_indexes() {
   // Pass A asks s_primary_ only for the client probes' primary values, find_server_replies()
   // s_reply_idx_ only for what a server candidate's replies carry: entries no such key can find
   // (other flows' SYNs, every later packet of a connection) are left out of both.
-  KeyFilter client_keys(work_.size()), cand_keys(s_cands_.size());
-  for (const auto& w : work_) {
-    if (w.c_probe != kNone && (c_.recs[w.c_probe].bits & kHasPrimary)) client_keys.add(join_key(c_.recs[w.c_probe].primary));
-  }
+  KeyFilter cand_keys(s_cands_.size());
   s_primary_.reserve(s_cands_.size());
   for (auto i : s_cands_) {
     const Rec& r = s_.recs[i];
     cand_keys.add(join_key(probe_reply_key(r, l4_)));
-    if ((r.bits & kHasPrimary) && client_keys.maybe(join_key(r.primary))) s_primary_.add(join_key(r.primary), i);
+    if ((r.bits & kHasPrimary) && c_primary_keys_.maybe(join_key(r.primary))) s_primary_.add(join_key(r.primary), i);
   }
   s_primary_.seal();
   s_claimed_.assign(s_.recs.size(), kNone);

@@ -230,6 +230,21 @@ class Correlator {
   void find_follow_ups();
   void annotate_packets();
 
+  // Per-probe passes reach packets through the probes' indexes, which the hardware prefetcher
+  // cannot follow: each asks, kPrefetchAhead probes ahead, for the packets it will read there.
+  enum Ahead : unsigned { kAheadCProbe = 1, kAheadSProbe = 2, kAheadSReply = 4, kAheadCReply = 8, kAheadCReplies = 16 };
+  void prefetch_ahead(std::size_t k, unsigned what) const {
+    if (k + kPrefetchAhead >= work_.size()) return;
+    const ProbeWork& a = work_[k + kPrefetchAhead];
+    if (what & kAheadCProbe) c_.prefetch(a.c_probe);
+    if (what & kAheadSProbe) s_.prefetch(a.s_probe);
+    if (what & kAheadSReply) s_.prefetch(a.s_reply);
+    if (what & kAheadCReply) c_.prefetch(a.c_reply);
+    if (what & kAheadCReplies) {
+      for (const auto r : c_reply_of_.of(k + kPrefetchAhead)) c_.prefetch(r);
+    }
+  }
+
   bool time_known() const { return corr_.clock.source != "none"; }
   // Join keys: with a run key a TCP sequence number (or ack - 1) maps to its probe index, a
   // bijection that keeps equality and makes keys follow send order, so the sorts in
@@ -247,6 +262,11 @@ class Correlator {
   // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only
   // when the primary one was rewritten, are sorted on first use and looked up one by one.
   detail::SortedMultimap s_primary_, s_reply_idx_;
+  // Taken by find_client_probes() while it reads each probe's record, so that no later pass reads
+  // them all again: the keys pass A (primary) and the client's reply index (reply key) look up,
+  // as filters of what to index and as batched queries (key << 32 | position; consumed).
+  KeyFilter c_primary_keys_, c_reply_keys_;
+  std::vector<std::uint64_t> q_primary_, q_reply_;
   bool c_reply_built_ = false;
   detail::SortedMultimap::Postings c_reply_of_;  // per probe position: its client replies
   detail::SortedMultimap s_ipid_, s_sport_, s_tsval_;

@@ -74,17 +74,19 @@ void stable_sort_by_u64(std::vector<T>& v, KeyOf key_of) {
 // when most entries answer no probe (a connection's later ACKs and FINs, other flows).
 class KeyFilter {
  public:
+  KeyFilter() = default;
   explicit KeyFilter(std::size_t keys) {
     unsigned bits = 16;
     while (bits < 27 && (std::size_t{1} << bits) < keys * 16) ++bits;
     shift_ = 32 - bits;
     words_.assign((std::size_t{1} << bits) / 64, 0);
   }
-  void add(std::uint32_t key) {
+  void add(std::uint32_t key) {  // only on a filter made with a size
     const auto h = slot(key);
     words_[h >> 6] |= std::uint64_t{1} << (h & 63);
   }
   bool maybe(std::uint32_t key) const {
+    if (words_.empty()) return false;
     const auto h = slot(key);
     return (words_[h >> 6] >> (h & 63)) & 1;
   }

@@ -81,6 +81,8 @@ void Correlator::restrict_sources() {
 }
 
 void Correlator::pass_a() {
+  std::vector<std::uint64_t> q = std::move(q_primary_);
+  c_primary_keys_ = KeyFilter();
   if (s_cands_.empty()) return;
   // Edges (probe position, server packet) agreeing on >= 2 invariants, bucketed by quality: more
   // agreeing first, then fewer disagreeing. At most 4 invariants: agree 2..4, disagree 0..4-agree.
@@ -95,21 +97,18 @@ void Correlator::pass_a() {
   // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
   std::vector<std::uint32_t> taken(s_.recs.size(), 0);
   detail::SortedMultimap::Postings by_primary;
-  {
-    std::vector<std::uint64_t> q;
-    q.reserve(work_.size());
-    for (std::uint32_t k = 0; k < work_.size(); ++k) {
-      auto ci = work_[k].c_probe;
-      if (ci != kNone && (c_.recs[ci].bits & kHasPrimary)) q.push_back(std::uint64_t{join_key(c_.recs[ci].primary)} << 32 | k);
-    }
-    by_primary = s_primary_.gather(q, work_.size());
-  }
+  by_primary = s_primary_.gather(q, work_.size());
+  std::vector<std::uint64_t>().swap(q);
   s_primary_.clear();  // by_primary holds all that pass A asks of it
   auto source_ok = [&](std::uint32_t s) {
     const auto src = s_.recs[s].src;
     return s_src_ok_.empty() || (src < s_src_ok_.size() && s_src_ok_[src]);
   };
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe);
+    if (k + kPrefetchAhead < work_.size()) {
+      for (const auto s : by_primary.of(k + kPrefetchAhead)) s_.prefetch(s);
+    }
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
@@ -233,7 +232,9 @@ void Correlator::pass_b() {
   const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
   // One-way delays seen for probes matched without time bound where an unidentified sighting
   // may sit; without any, the reply timeout bounds it.
-  for (const auto& w : work_) {
+  for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe | kAheadSProbe);
+    const auto& w = work_[k];
     if (w.match != Match::matched) continue;
     Nanos ow = s_.ts(w.s_probe) - off - c_.ts(w.c_probe);
     if (!have_ow_) { min_ow_ = max_ow_ = ow; have_ow_ = true; }

@@ -19,6 +19,7 @@ std::string drop_note(const char* side, std::uint64_t drops) {
 // The client's reply to each probe and what decide()/diff() need of the packets involved.
 void Correlator::settle_client_replies() {
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe | kAheadSReply | kAheadCReplies);
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     bool real = false;
@@ -29,6 +30,7 @@ void Correlator::settle_client_replies() {
   // server replied.
   attribute_client_replies();
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);
     auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     const Rec& c = c_.recs[w.c_probe];
@@ -66,6 +68,7 @@ void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
   corr_.probes.resize(work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);
     auto& w = work_[k];
     auto& p = corr_.probes[k];
     p.id = w.id;

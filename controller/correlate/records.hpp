@@ -157,11 +157,12 @@ struct Side {
   // passes reach packets through the probes' indexes, a pattern the hardware prefetcher cannot
   // follow: without this each such load waits for memory (docs/benchmarks.md, issue 9).
   void prefetch(std::uint32_t i) const {
-    if (i >= recs.size()) return;
+    if (i >= cap->packets.size()) return;
+    __builtin_prefetch(&cap->packets.index()[i].ts_ns);
+    if (i >= recs.size()) return;  // released (the output stage reads timestamps only)
     const char* r = reinterpret_cast<const char*>(&recs[i]);
     __builtin_prefetch(r);
     __builtin_prefetch(r + sizeof(Rec) - 1);
-    __builtin_prefetch(&cap->packets.index()[i].ts_ns);
   }
 };
 

@@ -9,13 +9,11 @@
 namespace tandem::correlate::detail {
 
 void Correlator::index_client_replies() {
+  std::vector<std::uint64_t> q = std::move(q_reply_);
+  const KeyFilter probe_keys = std::move(c_reply_keys_);
   if (!c_.cap->present || !client_id_) return;
   auto cid = *client_id_;
   // Only replies whose key a probe asks for are indexed (see KeyFilter).
-  KeyFilter probe_keys(work_.size());
-  for (const auto& w : work_) {
-    if (w.c_probe != kNone) probe_keys.add(join_key(probe_reply_key(c_.recs[w.c_probe], l4_)));
-  }
   std::vector<std::uint64_t> entries;
   entries.reserve(c_.role_n[kRoleTcpReply] + c_.role_n[kRoleDatagram] + c_.role_n[kRoleEchoReply] +
                   c_.role_n[kRoleIcmpError]);
@@ -29,11 +27,6 @@ void Correlator::index_client_replies() {
   SortedMultimap idx;
   idx.assign(std::move(entries));
   c_reply_built_ = true;
-  std::vector<std::uint64_t> q;
-  q.reserve(work_.size());
-  for (std::uint32_t k = 0; k < work_.size(); ++k) {
-    if (work_[k].c_probe != kNone) q.push_back(std::uint64_t{join_key(probe_reply_key(c_.recs[work_[k].c_probe], l4_))} << 32 | k);
-  }
   c_reply_of_ = idx.gather(q, work_.size());
 }
 
@@ -268,6 +261,7 @@ void Correlator::attribute_client_replies() {
   // Flows are settled independently of each other, in the order of their first copies: the
   // copies' work state and packets then lie close together in memory.
   for (std::uint32_t first = 0; first < work_.size(); ++first) {
+    prefetch_ahead(first, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReplies);
     if (!c_group_head_[first]) continue;
     members.clear();
     bool any_reply = false;
@@ -282,6 +276,7 @@ void Correlator::attribute_client_replies() {
 void Correlator::find_server_replies() {
   std::vector<std::uint64_t> q;
   for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadSProbe);
     const auto& w = work_[k];
     if (w.match != Match::matched || w.s_reply != kNone) continue;
     q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
@@ -290,6 +285,10 @@ void Correlator::find_server_replies() {
   const auto replies = s_reply_idx_.gather(q, work_.size());
   std::vector<std::uint32_t> mine;
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadSProbe);
+    if (k + kPrefetchAhead < work_.size()) {
+      for (const auto r : replies.of(k + kPrefetchAhead)) s_.prefetch(r);
+    }
     auto& w = work_[k];
     if (w.match != Match::matched || w.s_reply != kNone) continue;
     const Rec& p = s_.recs[w.s_probe];
@@ -436,6 +435,7 @@ void Correlator::estimate_clock() {
   bool have = false;
   Nanos best_rtt = 0;
   for (std::size_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReplies);
     const auto& w = work_[k];
     if (w.match != Match::matched || w.s_reply == kNone) continue;
     bool real = false;
