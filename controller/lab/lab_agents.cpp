@@ -12,7 +12,6 @@
 #include <future>
 #include <iterator>
 #include <sstream>
-#include <utility>
 
 #include <fmt/format.h>
 
@@ -184,8 +183,8 @@ Result<std::unique_ptr<LabAgents>> LabAgents::start(const Lab& lab, const LabAge
     if (::stat(a->workdir_.c_str(), &st) != 0 || ::chmod(a->workdir_.c_str(), (st.st_mode & 07777) | S_IXOTH) != 0)
       return make_error(Errc::environment, "lab", "cannot open " + a->workdir_ + " to uid " +
                                                       std::to_string(kAgentUid) + ": " + std::strerror(errno));
-    for (const auto& [path, need] : {std::pair{a->binary_, 01u}, std::pair{a->workdir_, 01u}})
-      if (auto why = closed_to_agent(path, need); !why.empty())
+    for (const auto& path : {a->binary_, a->workdir_})
+      if (auto why = closed_to_agent(path, 01); !why.empty())
         return make_error(Errc::environment, "lab", "unprivileged agents cannot reach " + path + ": " + why);
   }
 

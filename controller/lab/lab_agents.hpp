@@ -21,8 +21,8 @@
 // CAP_NET_RAW, bounding set reduced to it, no_new_privs, no supplementary groups). The files an
 // agent opens itself are then its user's and nobody else's, like the unit's directories: its secret
 // key and its policy (0600), its audit log in <name>-log/ and its data dir <name>-data/ (both 0700).
-// The workdir stays root's (the controller's key in it is root's, 0600) and is made searchable, not
-// listable, by others; every directory above it must already be searchable by that user.
+// The workdir stays root's (the controller's key in it is root's, 0600) and gets o+x (search, not
+// list); every directory above it, and the agent binary, must already be open to that user.
 #pragma once
 
 #include <sys/types.h>
