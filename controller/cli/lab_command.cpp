@@ -24,6 +24,7 @@ struct LabArgs {
   bool all = false;
   bool force = false;
   std::string out;
+  bool unprivileged_agents = false;
 };
 
 std::string self_exe() {
@@ -120,7 +121,8 @@ int cmd_list() {
 
 }  // namespace
 
-int run_scenario(const lab::Scenario& scenario, const std::string& out, const std::string& name) {
+int run_scenario(const lab::Scenario& scenario, const std::string& out, const std::string& name,
+                 bool unprivileged_agents) {
   const auto mode = scenario.run_mode();
   if (!mode) {
     return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] has no mode (ping, trace or bisect)"));
@@ -128,6 +130,10 @@ int run_scenario(const lab::Scenario& scenario, const std::string& out, const st
   if (*mode != "ping" && *mode != "trace" && *mode != "bisect") {
     return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] mode \"" + *mode +
                                                             "\" is not one of ping, trace, bisect"));
+  }
+  if (unprivileged_agents && *mode == "ping") {
+    return report_error(make_error(Errc::usage, "lab", "--unprivileged-agents: " + scenario.source +
+                                                           " runs ping, which starts no agent"));
   }
   const auto target_text = scenario.run_target();
   if (!target_text) return report_error(make_error(Errc::config, "lab", scenario.source + ": [run] has no target"));
@@ -157,9 +163,11 @@ int run_scenario(const lab::Scenario& scenario, const std::string& out, const st
     }
   } else {
     // Real agents in both end namespaces, fresh keys; the controller runs in the client namespace.
-    auto started = lab::LabAgents::start(*l, lab::LabAgentsOptions{"/run/tandem/lab-agents/" + l->prefix(), ""});
+    const std::string workdir = "/run/tandem/lab-agents/" + l->prefix();
+    auto started = lab::LabAgents::start(*l, lab::LabAgentsOptions{workdir, "", unprivileged_agents});
     if (!started) {
       report_error(started.error());
+      std::filesystem::remove_all(workdir, ec);  // the keys of agents that never ran
       static_cast<void>(l->down());
       return exit_code(started.error().code);
     }
@@ -217,7 +225,7 @@ namespace {
 int cmd_run(const LabArgs& a) {
   auto scenario = lab::load_scenario(a.scenario);
   if (!scenario) return report_error(scenario.error());
-  return run_scenario(*scenario, a.out, a.name);
+  return run_scenario(*scenario, a.out, a.name, a.unprivileged_agents);
 }
 
 }  // namespace
@@ -246,6 +254,9 @@ void register_lab(CLI::App& app, CommandContext& ctx) {
   run->add_option("scenario", args->scenario, "Scenario file (TOML)")->required()->check(CLI::ExistingFile);
   run->add_option("--out", args->out, "Output directory for the bundle (report.json, ...)")->required();
   run->add_option("--name", args->name, "Lab name (default tdmXXXXXX)");
+  run->add_flag("--unprivileged-agents", args->unprivileged_agents,
+                "Run the lab agents (trace, bisect) as uid 65534 with CAP_NET_RAW only, as the systemd unit "
+                "does (needs setpriv)");
   run->callback([&ctx, args] { ctx.exit_code = cmd_run(*args); });
 }
 

@@ -9,7 +9,9 @@
 namespace tandem::cli {
 
 // Returns the command's exit code (DESIGN.md §3); errors before the run are printed and mapped.
-// `name` = lab prefix ("" = random).
-int run_scenario(const lab::Scenario& scenario, const std::string& out, const std::string& name);
+// `name` = lab prefix ("" = random). unprivileged_agents: trace/bisect agents run as uid 65534 with
+// CAP_NET_RAW only (lab::LabAgentsOptions::unprivileged).
+int run_scenario(const lab::Scenario& scenario, const std::string& out, const std::string& name,
+                 bool unprivileged_agents = false);
 
 }  // namespace tandem::cli

@@ -1,17 +1,22 @@
 #include "controller/lab/lab_agents.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "common/transport/curve.hpp"
+#include "controller/lab/process.hpp"
 
 namespace tandem::lab {
 namespace {
@@ -39,6 +44,52 @@ std::string tail(const std::string& text, std::size_t lines) {
   return pos == std::string::npos ? text : text.substr(pos + 1);
 }
 
+constexpr uid_t kAgentUid = kUnprivilegedAgentId;
+constexpr gid_t kAgentGid = kUnprivilegedAgentId;
+
+// The mode bits (of rwx, as 07) that kAgentUid/kAgentGid gets on st: owner, group or others'.
+unsigned agent_bits(const struct stat& st) {
+  if (st.st_uid == kAgentUid) return (st.st_mode >> 6) & 07;
+  if (st.st_gid == kAgentGid) return (st.st_mode >> 3) & 07;
+  return st.st_mode & 07;
+}
+
+// Why the agent's user cannot reach `path` with `need` (of rwx, as 07), checking every directory
+// above it for search permission; "" when it can. Checked before starting, so that the error names
+// the closed directory instead of an agent's "cannot open". ACLs are not consulted.
+std::string closed_to_agent(const fs::path& path, unsigned need) {
+  const fs::path abs = fs::absolute(path);
+  fs::path at = abs.root_path();
+  for (auto it = abs.begin(); it != abs.end(); ++it) {
+    if (it != abs.begin()) at /= *it;
+    struct stat st {};
+    if (::stat(at.c_str(), &st) != 0) return at.string() + ": " + std::strerror(errno);
+    const bool last = std::next(it) == abs.end();
+    const unsigned want = last ? need : 01;
+    if ((agent_bits(st) & want) != want)
+      return fmt::format("{} (mode {:04o}, owner {}:{}) is closed to uid {}", at.string(), st.st_mode & 07777,
+                         st.st_uid, st.st_gid, kAgentUid);
+  }
+  return {};
+}
+
+// Hands `path` to the agent's user with `mode`: the agent refuses a key that is not its own.
+Status give_to_agent(const std::string& path, mode_t mode) {
+  if (::chown(path.c_str(), kAgentUid, kAgentGid) != 0 || ::chmod(path.c_str(), mode) != 0)
+    return make_error(Errc::environment, "lab", "cannot hand " + path + " to uid " + std::to_string(kAgentUid) + ": " +
+                                                    std::strerror(errno));
+  return ok_status();
+}
+
+// A directory of the agent's own (its StateDirectory/LogsDirectory in the unit): created if
+// missing, then the agent's with 0700, whoever had it before.
+Status agent_dir(const std::string& path) {
+  std::error_code ec;
+  fs::create_directory(path, ec);
+  if (ec) return make_error(Errc::environment, "lab", "cannot create " + path + ": " + ec.message());
+  return give_to_agent(path, 0700);
+}
+
 }  // namespace
 
 std::string own_binary_dir() {
@@ -49,13 +100,35 @@ std::string own_binary_dir() {
 
 Status LabAgents::launch(const Lab& lab, Node node, Agent& agent, const std::string& name,
                          const std::string& listen_host) {
-  agent.audit_log = workdir_ + "/" + name + "-audit.log";
-  std::vector<std::string> argv = {binary_,
-                                   "--listen", fmt::format("tcp://{}:{}", listen_host, kAgentPort),
-                                   "--key", workdir_ + "/" + name + ".key",
-                                   "--policy", workdir_ + "/" + name + "-policy.toml",
-                                   "--audit-log", agent.audit_log,
-                                   "--data-dir", workdir_ + "/" + name + "-data"};
+  const std::string key = workdir_ + "/" + name + ".key";
+  const std::string policy = workdir_ + "/" + name + "-policy.toml";
+  const std::string data_dir = workdir_ + "/" + name + "-data";
+  // Unprivileged, the audit log gets a directory of the agent's own: rotation renames in it.
+  agent.audit_log = setpriv_.empty() ? workdir_ + "/" + name + "-audit.log" : workdir_ + "/" + name + "-log/audit.log";
+  std::vector<std::string> argv;
+  if (!setpriv_.empty()) {
+    // What the unit does: User/Group, AmbientCapabilities=CAP_NET_RAW, CapabilityBoundingSet=
+    // CAP_NET_RAW, NoNewPrivileges=yes; only the agent's own files are handed over.
+    for (const auto& p : {key, policy})
+      if (auto st = give_to_agent(p, 0600); !st) return st;
+    for (const auto& d : {workdir_ + "/" + name + "-log", data_dir})
+      if (auto st = agent_dir(d); !st) return st;
+    const std::string id = std::to_string(kAgentUid), gid = std::to_string(kAgentGid);
+    argv = {setpriv_,
+            "--reuid=" + id,
+            "--regid=" + gid,
+            "--clear-groups",
+            "--inh-caps=-all,+net_raw",
+            "--ambient-caps=-all,+net_raw",
+            "--bounding-set=-all,+net_raw",
+            "--no-new-privs"};
+  }
+  argv.insert(argv.end(), {binary_,
+                           "--listen", fmt::format("tcp://{}:{}", listen_host, kAgentPort),
+                           "--key", key,
+                           "--policy", policy,
+                           "--audit-log", agent.audit_log,
+                           "--data-dir", data_dir});
   std::promise<pid_t> started;
   auto pid_future = started.get_future();
   // exec_in blocks until the agent exits, so it runs on its own thread; its pid is registered with
@@ -97,6 +170,22 @@ Result<std::unique_ptr<LabAgents>> LabAgents::start(const Lab& lab, const LabAge
   if (ec) return make_error(Errc::environment, "lab", "cannot create " + a->workdir_ + ": " + ec.message());
   if (::access(a->binary_.c_str(), X_OK) != 0) {
     return make_error(Errc::environment, "lab", "tandem-agent not found at " + a->binary_);
+  }
+  if (options.unprivileged) {
+    auto setpriv = find_program("setpriv");
+    if (!setpriv)
+      return make_error(Errc::environment, "lab",
+                        "setpriv not found (Debian package util-linux): it starts the lab agents as uid " +
+                            std::to_string(kAgentUid) + " with CAP_NET_RAW only");
+    a->setpriv_ = *setpriv;
+    // Search, not read: the workdir lists the controller's key files, which stay root's.
+    struct stat st {};
+    if (::stat(a->workdir_.c_str(), &st) != 0 || ::chmod(a->workdir_.c_str(), (st.st_mode & 07777) | S_IXOTH) != 0)
+      return make_error(Errc::environment, "lab", "cannot open " + a->workdir_ + " to uid " +
+                                                      std::to_string(kAgentUid) + ": " + std::strerror(errno));
+    for (const auto& path : {a->binary_, a->workdir_})
+      if (auto why = closed_to_agent(path, 01); !why.empty())
+        return make_error(Errc::environment, "lab", "unprivileged agents cannot reach " + path + ": " + why);
   }
 
   // client_address() and friends rely on a first site; every Lab that came up has one.

@@ -15,6 +15,14 @@
 // addresses for a v4 target, v6 for a v6 one) — every site's primary and extra addresses, so one
 // scenario can show "fails only from 10.77.3.2". client_address() is client_sites()[0]'s agent,
 // for the single-client commands of today.
+//
+// Unprivileged agents (LabAgentsOptions::unprivileged): every agent is started through setpriv as
+// uid/gid 65534 with CAP_NET_RAW only, as deploy/agent/tandem-agent.service runs it (ambient
+// CAP_NET_RAW, bounding set reduced to it, no_new_privs, no supplementary groups). The files an
+// agent opens itself are then its user's and nobody else's, like the unit's directories: its secret
+// key and its policy (0600), its audit log in <name>-log/ and its data dir <name>-data/ (both 0700).
+// The workdir stays root's (the controller's key in it is root's, 0600) and gets o+x (search, not
+// list); every directory above it, and the agent binary, must already be open to that user.
 #pragma once
 
 #include <sys/types.h>
@@ -30,6 +38,8 @@
 namespace tandem::lab {
 
 inline constexpr std::uint16_t kAgentPort = 7070;
+// The user and group unprivileged lab agents run as (nobody/nogroup on Debian).
+inline constexpr unsigned kUnprivilegedAgentId = 65534;
 
 // One client site's agent, as a controller needs it.
 struct ClientSiteAgent {
@@ -37,19 +47,24 @@ struct ClientSiteAgent {
   std::string agent_address;  // one AGENT line, tcp://<site primary v4>:7070#KEY
   std::string agent_id;       // as the agent reports it: "lab-client", "lab-client2"
   pid_t pid = 0;
-  std::string audit_log;
+  std::string audit_log;      // workdir()/<name>-audit.log, or workdir()/<name>-log/audit.log when unprivileged
   std::string policy_file;    // workdir()/<name>-policy.toml
 };
 
 struct LabAgentsOptions {
   std::string workdir;       // keys, policies, audit logs and agent data dirs go here (created)
   std::string agent_binary;  // tandem-agent; empty = next to the running executable
+  // true: every agent runs as kUnprivilegedAgentId with CAP_NET_RAW only (see the top of this
+  // file); needs setpriv (util-linux). false: agents run as the caller (root), as before.
+  bool unprivileged = false;
 };
 
 class LabAgents {
  public:
   // Generates keys and policies, starts an agent per client site and the server agent and waits
   // (up to 10 s each) until each listens. Errors name the agent and carry the tail of its log.
+  // Unprivileged: fails up front, naming what is missing, when setpriv is absent or the binary or
+  // the workdir is closed to that user.
   static Result<std::unique_ptr<LabAgents>> start(const Lab& lab, const LabAgentsOptions& options);
   ~LabAgents();  // SIGTERM to every agent, then waits for them
   LabAgents(const LabAgents&) = delete;
@@ -83,6 +98,7 @@ class LabAgents {
   void stop();
 
   std::string workdir_, binary_;
+  std::string setpriv_;  // absolute path when the agents run unprivileged, else empty
   std::string server_address_, controller_key_;
   std::vector<ClientSiteAgent> sites_;            // filled once every agent is up
   std::vector<std::unique_ptr<Agent>> clients_;   // same order as sites_; stable addresses (threads hold them)

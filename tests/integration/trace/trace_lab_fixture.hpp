@@ -59,7 +59,8 @@ struct TraceLab {
   std::unique_ptr<lab::LabAgents> agents;  // declared after lab: stopped before the lab goes down
   std::string error;
 
-  static std::unique_ptr<TraceLab> start(const char* scenario) {
+  // unprivileged: both agents run as uid 65534 with CAP_NET_RAW only (LabAgentsOptions).
+  static std::unique_ptr<TraceLab> start(const char* scenario, bool unprivileged = false) {
     auto t = std::make_unique<TraceLab>();
     t->lab = std::make_unique<LabFixture>(scenario);
     if (!t->lab->ok()) {
@@ -69,6 +70,7 @@ struct TraceLab {
     lab::LabAgentsOptions opts;
     opts.workdir = temp_root() + "/agents-" + t->lab->client_ns();
     opts.agent_binary = std::string(TANDEM_BINARY_DIR) + "/bin/tandem-agent";
+    opts.unprivileged = unprivileged;
     auto a = lab::LabAgents::start(t->lab->lab(), opts);
     if (!a) {
       t->error = "agents: " + a.error().text();
@@ -111,10 +113,12 @@ inline TraceRun trace(TraceLab& t, const Family& fam, const std::vector<std::str
                                    "--out",    r.dir,
                                    "--force",  "-q"};
   // clang-format on
-  // A test's own --tail replaces the default one.
-  if (std::find(extra.begin(), extra.end(), "--tail") != extra.end()) {
-    auto at = std::find(args.begin(), args.end(), "--tail");
-    args.erase(at, at + 2);
+  // A test's own --count, --rate or --tail replaces the default one.
+  for (const char* option : {"--count", "--rate", "--tail"}) {
+    if (std::find(extra.begin(), extra.end(), option) != extra.end()) {
+      auto at = std::find(args.begin(), args.end(), option);
+      args.erase(at, at + 2);
+    }
   }
   args.insert(args.end(), extra.begin(), extra.end());
   r.proc = t.lab->run_tandem_in_client(args, std::chrono::seconds(60));
