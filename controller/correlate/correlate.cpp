@@ -61,9 +61,9 @@ void Correlator::find_client_probes() {
     std::optional<probe::RunKey> key;
     if (m_.run_key) key = probe::RunKey{*m_.run_key};
     std::uint32_t ordinal = 0;
-    for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
+    for (const std::uint32_t i : c_shaped_) {
       const Rec& r = c_.recs[i];
-      if (!is_probe_shape(r, l4_) || r.src != *client_id_ || r.dst != *target_id_) continue;
+      if (r.src != *client_id_ || r.dst != *target_id_) continue;
       if (dport_ && l4_ != L4Kind::icmp && r.dport != *dport_) continue;
       std::optional<std::uint32_t> id;
       if (key) {
@@ -96,6 +96,7 @@ void Correlator::find_client_probes() {
     }
   }
   std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(found);
+  std::vector<std::uint32_t>().swap(c_shaped_);
   VaryTracker<std::uint32_t> v_ipid, v_ts;
   VaryTracker<std::uint16_t> v_sport;
   std::size_t n = 0;

@@ -256,7 +256,8 @@ class Correlator {
   Side c_, s_;
   std::optional<std::uint16_t> client_id_, target_id_, server_id_;
   std::optional<std::uint16_t> dport_;
-  std::vector<ProbeWork> work_;  // by probe position (corr_.probes once decide() made them)
+  std::vector<ProbeWork> work_;
+  std::vector<std::uint32_t> c_shaped_;  // the client's probe-shaped records (find_endpoints -> find_client_probes)  // by probe position (corr_.probes once decide() made them)
   Discriminating disc_;
   std::optional<probe::RunKey> seq_key_;
   // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only

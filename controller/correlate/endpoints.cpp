@@ -52,8 +52,13 @@ void Correlator::find_endpoints() {
     std::unordered_map<std::uint64_t, std::uint64_t> flows;
     std::uint64_t last_key = ~std::uint64_t{0};
     std::uint64_t* last = nullptr;
-    for (const auto& r : c_.recs) {
-      if (!shape(r) || (any_out && !(r.bits & kOutgoing))) continue;
+    c_shaped_.clear();
+    c_shaped_.reserve(c_.role_n[probe_role]);
+    for (std::uint32_t i = 0; i < c_.recs.size(); ++i) {
+      const Rec& r = c_.recs[i];
+      if (!shape(r)) continue;
+      c_shaped_.push_back(i);
+      if (any_out && !(r.bits & kOutgoing)) continue;
       const std::uint16_t port = l4_ == L4Kind::icmp ? 0 : r.dport;
       const std::uint64_t key = std::uint64_t{r.src} << 32 | std::uint64_t{r.dst} << 16 | port;
       if (key != last_key) {

@@ -106,7 +106,9 @@ void Correlator::check_evidence() {
       if (time_known() && sightings > 0) mark_outside_span(first, last);
       // The server's turnaround seen on answered probes bounds when a reply was due.
       Nanos turnaround = 0;
-      for (const auto& w : work_) {
+      for (std::size_t k = 0; k < work_.size(); ++k) {
+        prefetch_ahead(k, kAheadSProbe | kAheadSReply);
+        const auto& w = work_[k];
         if (w.match == Match::matched && w.s_reply != kNone) turnaround = std::max(turnaround, s_.ts(w.s_reply) - s_.ts(w.s_probe));
       }
       std::int16_t early = -1;
@@ -143,7 +145,9 @@ void Correlator::check_evidence() {
       // The longest network round trip of answered probes bounds when a reply was due.
       Nanos rtt = 0;
       bool any = false;
-      for (const auto& w : work_) {
+      for (std::size_t k = 0; k < work_.size(); ++k) {
+        prefetch_ahead(k, kAheadCProbe | kAheadCReply | kAheadSProbe | kAheadSReply);
+        const auto& w = work_[k];
         if (!w.real || w.c_reply == kNone || w.s_reply == kNone) continue;
         rtt = std::max(rtt, (c_.ts(w.c_reply) - c_.ts(w.c_probe)) - (s_.ts(w.s_reply) - s_.ts(w.s_probe)));
         any = true;
@@ -177,6 +181,7 @@ void Correlator::mark_outside_span(Nanos first, Nanos last) {
   std::uint64_t n_in = 0, lost_in = 0;
   std::vector<std::uint32_t> before, after;
   for (std::uint32_t k = 0; k < work_.size(); ++k) {
+    prefetch_ahead(k, kAheadCProbe);
     const auto& w = work_[k];
     if (w.c_probe == kNone) continue;
     const Nanos t = c_.ts(w.c_probe) + off;

@@ -255,7 +255,8 @@ void Correlator::find_follow_ups() {
     return std::uint64_t{r.sport} << 48 | std::uint64_t{r.dport} << 32 | seq;
   };
   auto scan = [&](Side& side, auto probe_of, auto reply_of, std::vector<std::pair<std::uint32_t, std::int32_t>>& out) {
-    if (!side.cap->present || side.recs.empty()) return;
+    // Without a bare RST in the capture there is nothing to attribute (counted while decoding).
+    if (!side.cap->present || side.recs.empty() || side.bare_rsts == 0) return;
     std::vector<bool> owned(side.recs.size(), false);
     std::size_t candidates = 0;
     for (const auto& w : work_) {

@@ -135,7 +135,9 @@ class AddrTable {
   unsigned v4_next_ = 0;
 };
 
-struct Side {
+// Cache-line aligned: the client and server Side sit next to each other in the Correlator and are
+// decoded on two threads.
+struct alignas(64) Side {
   const CaptureSide* cap = nullptr;
   std::vector<Rec> recs;
   AddrTable addrs;
@@ -151,6 +153,7 @@ struct Side {
   // of them marked kOutgoing (duplicates excluded: their role is kRoleNone).
   Nanos first_ts = 0, last_ts = 0;
   std::array<std::uint64_t, 8> role_n{}, role_out{};
+  std::uint64_t bare_rsts = 0;  // TCP RSTs without ACK or SYN (duplicates included): see find_follow_ups()
 
   Nanos ts(std::uint32_t i) const { return cap->packets.index()[i].ts_ns; }
   // Asks the processor for packet i's record and timestamp ahead of their use. The per-probe
