@@ -123,6 +123,12 @@ void Correlator::find_client_probes() {
     c_reply_keys_.add(rk);
     q_reply_.push_back(std::uint64_t{rk} << 32 | k);
   }
+  // TCP with every probe carrying its sequence number: a probe's reply key is its primary value, so
+  // both query lists are the same and pass A reuses the one index_client_replies() sorted.
+  if (l4_ == L4Kind::tcp && q_primary_.size() == q_reply_.size()) {
+    std::vector<std::uint64_t>().swap(q_primary_);
+    q_shared_ = true;
+  }
   // A lone probe is told apart by anything; otherwise an invariant must vary to identify.
   disc_.ipid = v_ipid.varies || (n == 1 && v_ipid.first != 0);
   disc_.sport = l4_ != L4Kind::icmp && (v_sport.varies || n == 1);
@@ -210,6 +216,7 @@ Result<Correlation> Correlator::run() {
   pass_a();
   phase("pass_a");
   restrict_sources();  // behind a NAT: the addresses pass A proved it maps the client to
+  phase("restrict_sources");
   find_copy_windows();
   phase("copy_windows");
   find_server_replies();

@@ -210,17 +210,19 @@ class Correlator {
   // Which of the server's replies to probe k the client reply cr is a copy of: 0 = the first, j =
   // the j-th retransmission, -1 = none (another sender's).
   int which_server_reply(std::size_t k, std::uint32_t cr, bool use_time) const;
-  // Copies of the server's replies at the client, per flow (all copies of one probe): each client
-  // reply is tied to the earliest compatible server reply not yet tied, in order (a path keeps the
-  // order of one flow's packets). Sets real / c_reply / c_received / c_retx / c_unattributed.
-  void attribute_client_replies();
+  // The client's reply to each probe, flow by flow (all copies of one probe): each copy's own
+  // pick_client_reply(), then the copies of the server's replies at the client — each client reply
+  // tied to the earliest compatible server reply not yet tied, in order (a path keeps the order of
+  // one flow's packets) — which override the picks (real / c_reply / c_received / c_retx /
+  // c_unattributed), then finish_client_reply().
+  void settle_client_replies();
+  void finish_client_reply(std::size_t k);
   // The evidence rules of DESIGN.md §8: what each capture can prove (docs/correlation.md).
   void check_evidence();
   void add_capture_warnings();
   void mark_outside_span(Nanos first, Nanos last);
   std::int16_t add_problem(CaptureProblem p);
   void estimate_clock();
-  void settle_client_replies();
   void release_records();
   void decide();
   void diff(std::size_t i);
@@ -268,6 +270,7 @@ class Correlator {
   // as filters of what to index and as batched queries (key << 32 | position; consumed).
   KeyFilter c_primary_keys_, c_reply_keys_;
   std::vector<std::uint64_t> q_primary_, q_reply_;
+  bool q_shared_ = false;  // TCP: q_primary_ would equal q_reply_; index_client_replies() hands it over
   bool c_reply_built_ = false;
   detail::SortedMultimap::Postings c_reply_of_;  // per probe position: its client replies
   detail::SortedMultimap s_ipid_, s_sport_, s_tsval_;

@@ -16,43 +16,28 @@ std::string drop_note(const char* side, std::uint64_t drops) {
   return std::string(side) + " capture dropped " + std::to_string(drops) + " packet(s)";
 }
 
-// The client's reply to each probe and what decide()/diff() need of the packets involved.
-void Correlator::settle_client_replies() {
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    prefetch_ahead(k, kAheadCProbe | kAheadSReply | kAheadCReplies);
-    auto& w = work_[k];
-    if (w.c_probe == kNone) continue;
-    bool real = false;
-    w.c_reply = c_.cap->present ? pick_client_reply(k, true, &real) : kNone;
-    w.real = real;
+// What decide()/diff() need of the packets of probe k once its client reply is settled.
+void Correlator::finish_client_reply(std::size_t k) {
+  auto& w = work_[k];
+  const Rec& c = c_.recs[w.c_probe];
+  const auto cr = w.c_reply;
+  if (cr != kNone) {
+    const Rec& r = c_.recs[cr];
+    w.c_reply_shape = ReplyShape::of(r);
+    w.c_reply_src = r.src;
   }
-  // The copies of the server's replies, tied per flow in order: overrides the above where the
-  // server replied.
-  attribute_client_replies();
-  for (std::size_t k = 0; k < work_.size(); ++k) {
-    prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);
-    auto& w = work_[k];
-    if (w.c_probe == kNone) continue;
-    const Rec& c = c_.recs[w.c_probe];
-    const auto cr = w.c_reply;
+  if (w.match == Match::matched) {
+    const Rec& s = s_.recs[w.s_probe];
+    w.forward_hops = static_cast<std::int16_t>(int{c.ttl} - int{s.ttl});
+    if (same_fields(c, c_.addrs, s, s_.addrs)) w.same |= kForwardSame;
+  }
+  if (w.s_reply != kNone) {
+    const Rec& sr = s_.recs[w.s_reply];
+    w.s_reply_shape = ReplyShape::of(sr);
     if (cr != kNone) {
       const Rec& r = c_.recs[cr];
-      w.c_reply_shape = ReplyShape::of(r);
-      w.c_reply_src = r.src;
-    }
-    if (w.match == Match::matched) {
-      const Rec& s = s_.recs[w.s_probe];
-      w.forward_hops = static_cast<std::int16_t>(int{c.ttl} - int{s.ttl});
-      if (same_fields(c, c_.addrs, s, s_.addrs)) w.same |= kForwardSame;
-    }
-    if (w.s_reply != kNone) {
-      const Rec& sr = s_.recs[w.s_reply];
-      w.s_reply_shape = ReplyShape::of(sr);
-      if (cr != kNone) {
-        const Rec& r = c_.recs[cr];
-        w.reverse_hops = static_cast<std::int16_t>(int{sr.ttl} - int{r.ttl});
-        if (same_fields(sr, s_.addrs, r, c_.addrs)) w.same |= kReverseSame;
-      }
+      w.reverse_hops = static_cast<std::int16_t>(int{sr.ttl} - int{r.ttl});
+      if (same_fields(sr, s_.addrs, r, c_.addrs)) w.same |= kReverseSame;
     }
   }
 }
@@ -66,6 +51,8 @@ void Correlator::release_records() {
 
 void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
+  corr_.probes.reserve(work_.size());
+  populate(corr_.probes.data(), corr_.probes.capacity() * sizeof(ProbeRecord));
   corr_.probes.resize(work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
     prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);

@@ -344,10 +344,6 @@ bool linktype_supported(int lt) {
   return !d.anomalies.has(packet::Anomaly::link_unsupported);
 }
 
-namespace {
-// Faults in a large fresh allocation's pages with one call instead of one trap per 4 KiB page as
-// it is first written (the kernel still zeroes and charges each page). Best effort: without
-// MADV_POPULATE_WRITE (Linux < 5.14) the pages fault in as they are written.
 void populate(void* p, std::size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
   if (bytes < (std::size_t{1} << 20)) return;
@@ -360,7 +356,6 @@ void populate(void* p, std::size_t bytes) {
   (void)bytes;
 #endif
 }
-}  // namespace
 
 void decode_side(Side& s, const std::optional<std::uint32_t>& key) {
   const auto& buf = s.cap->packets;

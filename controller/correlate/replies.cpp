@@ -11,7 +11,10 @@ namespace tandem::correlate::detail {
 void Correlator::index_client_replies() {
   std::vector<std::uint64_t> q = std::move(q_reply_);
   const KeyFilter probe_keys = std::move(c_reply_keys_);
-  if (!c_.cap->present || !client_id_) return;
+  if (!c_.cap->present || !client_id_) {
+    if (q_shared_) q_primary_ = std::move(q);
+    return;
+  }
   auto cid = *client_id_;
   // Only replies whose key a probe asks for are indexed (see KeyFilter).
   std::vector<std::uint64_t> entries;
@@ -27,7 +30,8 @@ void Correlator::index_client_replies() {
   SortedMultimap idx;
   idx.assign(std::move(entries));
   c_reply_built_ = true;
-  c_reply_of_ = idx.gather(q, work_.size());
+  c_reply_of_ = idx.gather(q, work_.size());  // sorts q by key
+  if (q_shared_) q_primary_ = std::move(q);
 }
 
 // The end of each copy's reply window on both sides: the next copy of the same probe (same
@@ -123,8 +127,22 @@ void Correlator::find_copy_windows() {
   close_windows(s_h, s_copies, [](ProbeWork& w) -> Nanos& { return w.s_end; }, [](std::uint32_t, std::uint32_t) {});
 }
 
-void Correlator::attribute_client_replies() {
-  if (!c_.cap->present || !c_reply_built_) return;
+void Correlator::settle_client_replies() {
+  // First each copy's own pick, independent of every other probe.
+  auto own_pick = [&](std::uint32_t k) {
+    auto& w = work_[k];
+    bool real = false;
+    w.c_reply = c_.cap->present ? pick_client_reply(k, true, &real) : kNone;
+    w.real = real;
+  };
+  if (!c_.cap->present || !c_reply_built_) {
+    for (std::uint32_t k = 0; k < work_.size(); ++k) {
+      if (work_[k].c_probe == kNone) continue;
+      own_pick(k);
+      finish_client_reply(k);
+    }
+    return;
+  }
   const Nanos window = std::max(m_.retransmit_window_ns, m_.reply_timeout_ns);
   const bool timed = time_known();
   const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
@@ -249,17 +267,24 @@ void Correlator::attribute_client_replies() {
       next = *pick + 1;
     }
   };
+  // Flow by flow, in the order of their first copies (the copies' work state and packets then lie
+  // close together in memory, and each flow's are still in the cache for all three steps): each
+  // copy's pick; then, where the server replied, its replies' copies tied per flow in order, which
+  // overrides the picks; then what decide() needs. A flow's steps read and write only its copies.
   if (c_group_head_.empty()) {
     // A run key: every probe is its own flow.
     for (std::uint32_t k = 0; k < work_.size(); ++k) {
-      if (work_[k].c_probe == kNone || work_[k].s_reply == kNone) continue;
-      const std::uint32_t one[1] = {k};
-      settle_group(one);
+      prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReplies);
+      if (work_[k].c_probe == kNone) continue;
+      own_pick(k);
+      if (work_[k].s_reply != kNone) {
+        const std::uint32_t one[1] = {k};
+        settle_group(one);
+      }
+      finish_client_reply(k);
     }
     return;
   }
-  // Flows are settled independently of each other, in the order of their first copies: the
-  // copies' work state and packets then lie close together in memory.
   for (std::uint32_t first = 0; first < work_.size(); ++first) {
     prefetch_ahead(first, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReplies);
     if (!c_group_head_[first]) continue;
@@ -268,8 +293,10 @@ void Correlator::attribute_client_replies() {
     for (std::uint32_t x = first; x != kNone; x = c_next_copy_[x]) {
       members.push_back(x);
       any_reply |= work_[x].s_reply != kNone;
+      own_pick(x);
     }
     if (any_reply) settle_group(members);
+    for (const auto x : members) finish_client_reply(x);
   }
 }
 
