@@ -22,21 +22,33 @@ inline void sort_by_key(std::vector<std::uint64_t>& v) {
     std::stable_sort(v.begin(), v.end(), key_less);
     return;
   }
-  std::vector<std::uint64_t> tmp(v.size());
+  // LSD radix sort on the key's three digits (11, 11 and 10 bits). All three histograms come from
+  // one pass, and a digit every key shares is skipped.
   constexpr std::array<unsigned, 3> kShift{32, 43, 54};
   constexpr std::array<unsigned, 3> kBits{11, 11, 10};
+  std::array<std::array<std::uint32_t, 2048>, 3> count{};
+  for (auto x : v) {
+    ++count[0][(x >> 32) & 2047u];
+    ++count[1][(x >> 43) & 2047u];
+    ++count[2][(x >> 54) & 1023u];
+  }
+  std::vector<std::uint64_t> tmp(v.size());
   for (std::size_t pass = 0; pass < kShift.size(); ++pass) {
-    const unsigned shift = kShift[pass];
-    const std::uint64_t mask = (std::uint64_t{1} << kBits[pass]) - 1;
-    std::array<std::uint32_t, 2048> count{};
-    for (auto x : v) ++count[(x >> shift) & mask];
+    auto& c = count[pass];
+    const std::size_t digits = std::size_t{1} << kBits[pass];
+    if (std::find(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(digits), static_cast<std::uint32_t>(v.size())) !=
+        c.begin() + static_cast<std::ptrdiff_t>(digits)) {
+      continue;
+    }
     std::uint32_t sum = 0;
-    for (auto& c : count) {
-      auto n = c;
-      c = sum;
+    for (std::size_t d = 0; d < digits; ++d) {
+      const auto n = c[d];
+      c[d] = sum;
       sum += n;
     }
-    for (auto x : v) tmp[count[(x >> shift) & mask]++] = x;
+    const unsigned shift = kShift[pass];
+    const std::uint64_t mask = digits - 1;
+    for (auto x : v) tmp[c[(x >> shift) & mask]++] = x;
     v.swap(tmp);
   }
 }

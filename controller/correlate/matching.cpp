@@ -93,9 +93,13 @@ void Correlator::pass_a() {
   std::array<std::vector<Edge>, 9> buckets;
 
   std::vector<std::uint32_t> cands;
-  // Per server rec: 1 + the probe position that last took it as a candidate. Deduplicates the
-  // candidates in O(1) each (a common IP ID or port brings dozens of them), keeping their order.
-  std::vector<std::uint32_t> taken(s_.recs.size(), 0);
+  // The candidates one probe has taken, as (1 + its position) << 32 | server rec in a small
+  // open-addressing set: deduplicates them in O(1) each (a common IP ID or port brings dozens),
+  // keeping their order. A probe takes at most 1 + 3 * kMaxChainWalk, under a third of the slots,
+  // and entries of earlier probes count as empty.
+  constexpr std::size_t kTakenSlots = 4096;
+  static_assert(kTakenSlots > 3 * (1 + 3 * kMaxChainWalk));
+  std::vector<std::uint64_t> taken(kTakenSlots, 0);
   detail::SortedMultimap::Postings by_primary;
   by_primary = s_primary_.gather(q, work_.size());
   std::vector<std::uint64_t>().swap(q);
@@ -115,8 +119,14 @@ void Correlator::pass_a() {
     cands.clear();
     const auto stamp = static_cast<std::uint32_t>(k + 1);
     auto take = [&](std::uint32_t s) {
-      if (taken[s] == stamp || !source_ok(s)) return;
-      taken[s] = stamp;
+      const std::uint64_t entry = std::uint64_t{stamp} << 32 | s;
+      std::size_t slot = (s * 0x9e3779b1u) >> 20;  // 12 bits: kTakenSlots
+      while ((taken[slot] >> 32) == stamp) {
+        if (taken[slot] == entry) return;
+        slot = (slot + 1) & (kTakenSlots - 1);
+      }
+      if (!source_ok(s)) return;
+      taken[slot] = entry;
       cands.push_back(s);
     };
     // Newest first and at most kMaxChainWalk of them: such a common value identifies nothing.
@@ -243,22 +253,41 @@ void Correlator::pass_b() {
   }
   Nanos lo_d = have_ow_ ? min_ow_ - err - kTimeSlackNs : -err - kTimeSlackNs;
   Nanos hi_d = have_ow_ ? max_ow_ + err + kTimeSlackNs : m_.reply_timeout_ns + err;
+  // The candidates' arrival times side by side (s_cands_ is in time order), and the window's start
+  // found from the previous probe's: probes come in send order, so it moves forward a few places
+  // at a time instead of a binary search through the whole capture for each probe.
+  std::vector<Nanos> cand_ts(s_cands_.size());
+  for (std::size_t j = 0; j < s_cands_.size(); ++j) cand_ts[j] = s_.ts(s_cands_[j]);
+  std::size_t from = 0;
   for (std::size_t k = 0; k < work_.size(); ++k) {
     auto& w = work_[k];
     if (w.c_probe == kNone || w.match == Match::matched) continue;
     const bool was_ambiguous = w.match == Match::ambiguous;
     const Rec& c = c_.recs[w.c_probe];
     Nanos t = c_.ts(w.c_probe) + off;
-    auto it = std::lower_bound(s_cands_.begin(), s_cands_.end(), t + lo_d,
-                               [&](std::uint32_t s, Nanos v) { return s_.ts(s) < v; });
+    // The first candidate at or after t + lo_d (std::lower_bound's answer).
+    const Nanos start = t + lo_d;
+    if (from > 0 && cand_ts[from - 1] >= start) {
+      from = static_cast<std::size_t>(std::lower_bound(cand_ts.begin(), cand_ts.begin() + static_cast<std::ptrdiff_t>(from), start) -
+                                      cand_ts.begin());
+    }
+    for (std::size_t step = 0; from < cand_ts.size() && cand_ts[from] < start; ++step) {
+      if (step == 8) {
+        from = static_cast<std::size_t>(std::lower_bound(cand_ts.begin() + static_cast<std::ptrdiff_t>(from), cand_ts.end(), start) -
+                                        cand_ts.begin());
+        break;
+      }
+      ++from;
+    }
     std::uint32_t hit = kNone, hits = 0, unclaimed = 0;
-    for (; it != s_cands_.end() && s_.ts(*it) <= t + hi_d; ++it) {
-      const auto owner = s_claimed_[*it];
+    for (std::size_t j = from; j < cand_ts.size() && cand_ts[j] <= t + hi_d; ++j) {
+      const std::uint32_t s = s_cands_[j];
+      const auto owner = s_claimed_[s];
       if (owner != kNone && owner != kContested) continue;
       // A contested packet is open to the probes that contested it, not to weaker ones.
       if (owner == kContested && !was_ambiguous) continue;
       ++unclaimed;
-      if (score(c, s_.recs[*it]) >= 1) { hit = *it; ++hits; }
+      if (score(c, s_.recs[s]) >= 1) { hit = s; ++hits; }
     }
     if (hits == 1) {
       s_claimed_[hit] = static_cast<std::uint32_t>(k);

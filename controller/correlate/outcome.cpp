@@ -51,8 +51,6 @@ void Correlator::release_records() {
 
 void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
-  corr_.probes.reserve(work_.size());
-  populate(corr_.probes.data(), corr_.probes.capacity() * sizeof(ProbeRecord));
   corr_.probes.resize(work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
     prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);

@@ -38,8 +38,10 @@ std::uint32_t fold_bytes(std::uint32_t h, std::span<const std::uint8_t> bytes) {
     mix(w);
   }
   if (n > 0) {
+    // The tail's bytes in little-endian order, without the library call a variable-length memcpy
+    // compiles to (fingerprints are compared only within one process, so byte order is moot).
     std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
+    for (std::size_t i = 0; i < n; ++i) w |= std::uint64_t{p[i]} << (8 * i);
     mix(w);
   }
   x ^= x >> 29;

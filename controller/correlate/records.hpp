@@ -185,8 +185,8 @@ void fill_rec_full(std::uint32_t linktype, std::span<const std::uint8_t> frame, 
                    const std::optional<std::uint32_t>& key, AddrTable& addrs, packet::Decoded& scratch, Rec& r);
 
 // Faults in a large fresh allocation's pages with one call instead of one trap per 4 KiB page as
-// it is first written (the kernel still zeroes and charges each page): the decoder's records and
-// the output probes. Best effort: without MADV_POPULATE_WRITE (Linux < 5.14), or below 1 MiB, the
+// it is first written (the kernel still zeroes and charges each page): the decoder's records.
+// Best effort: without MADV_POPULATE_WRITE (Linux < 5.14), or below 1 MiB, the
 // pages fault in as they are written.
 void populate(void* p, std::size_t bytes);
 
