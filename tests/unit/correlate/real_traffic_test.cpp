@@ -213,6 +213,36 @@ TEST(RealTraffic, ClientCaptureOutOfTimeOrderGivesTheSameFates) {
   EXPECT_EQ(fates(reversed), reversed_expected);
 }
 
+// Copies of one probe are grouped by a 32-bit hash of their flow key (sequence number, source
+// port, source address) before the exact key: these two flows' keys share that hash (found by a
+// birthday search, with the client's address interned first, as id 0). Grouped by hash alone, B's
+// SYN-ACK would be looked for among A's replies and B would come out reply_lost.
+TEST(RealTraffic, FlowsWhoseKeysShareAHashAreNotOneFlow) {
+  Kernel k;
+  Captures cap;
+  const std::uint32_t seq_a = 988901678, seq_b = 708673951;
+  const std::uint16_t sport_a = 57531, sport_b = 39328;
+  const Nanos t = 0;
+  cap.at_client(t, k.syn(kClient, kServer, sport_a, seq_a, 100, 1000));  // lost
+  auto b = k.syn(kClient, kServer, sport_b, seq_b, 200, 1500);
+  cap.at_client(t + 500 * kMs, b);
+  cap.at_server(t + 500 * kMs + kOneWay, b);
+  auto b_ack = k.synack(kServer, kClient, sport_b, 31337, seq_b + 1, 7000);
+  cap.at_server(t + 500 * kMs + kOneWay + 30'000, b_ack);
+  cap.at_client(t + 500 * kMs + 2 * kOneWay + 30'000, b_ack);
+  auto a2 = k.syn(kClient, kServer, sport_a, seq_a, 101, 2000);
+  cap.at_client(t + 1000 * kMs, a2);
+  cap.at_server(t + 1000 * kMs + kOneWay, a2);
+  auto a_ack = k.synack(kServer, kClient, sport_a, 4242, seq_a + 1, 8000);
+  cap.at_server(t + 1000 * kMs + kOneWay + 30'000, a_ack);
+  cap.at_client(t + 1000 * kMs + 2 * kOneWay + 30'000, a_ack);
+  auto c = cap.run();
+  EXPECT_EQ(fates(c), (std::vector<Fate>{Fate::lost_forward, Fate::answered, Fate::answered}));
+  ASSERT_EQ(c.probes.size(), 3u);
+  EXPECT_EQ(c.probes[1].replies_sent, 1);
+  EXPECT_EQ(c.probes[1].replies_received, 1);
+}
+
 // The server's first SYN-ACK is lost on the way back; its retransmission 1 s later arrives: the
 // probe is reply_lost with replies {2, 1} and says so, not "answered" with a 1 s RTT.
 TEST(RealTraffic, RetransmittedSynAckIsCountedNotTakenForTheAnswer) {
