@@ -61,6 +61,7 @@ void Correlator::find_client_probes() {
     std::optional<probe::RunKey> key;
     if (m_.run_key) key = probe::RunKey{*m_.run_key};
     std::uint32_t ordinal = 0;
+    found.reserve(c_shaped_.size());
     for (const std::uint32_t i : c_shaped_) {
       const Rec& r = c_.recs[i];
       if (r.src != *client_id_ || r.dst != *target_id_) continue;
@@ -89,10 +90,13 @@ void Correlator::find_client_probes() {
     for (std::uint32_t id = 0; id < *m_.count; ++id) work_[id].id = id;
     for (auto [id, rec] : found) work_[id].c_probe = rec;
   } else {
-    work_.resize(found.size());
-    for (std::size_t k = 0; k < found.size(); ++k) {
-      work_[k].id = found[k].first;
-      work_[k].c_probe = found[k].second;
+    // One write per probe (resize() would write each twice).
+    work_.reserve(found.size());
+    for (const auto& [id, rec] : found) {
+      ProbeWork w;
+      w.id = id;
+      w.c_probe = rec;
+      work_.push_back(w);
     }
   }
   std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(found);
