@@ -51,11 +51,13 @@ void Correlator::release_records() {
 
 void Correlator::decide() {
   const bool cp = c_.cap->present, sp = s_.cap->present;
-  corr_.probes.resize(work_.size());
+  // Each record constructed where it is filled, while its memory is in the cache (resize() would
+  // first write all of them, then this loop again).
+  corr_.probes.reserve(work_.size());
   for (std::size_t k = 0; k < work_.size(); ++k) {
     prefetch_ahead(k, kAheadCProbe | kAheadSProbe | kAheadSReply | kAheadCReply);
     auto& w = work_[k];
-    auto& p = corr_.probes[k];
+    auto& p = corr_.probes.emplace_back();
     p.id = w.id;
     if (p.id < m_.probe_variant.size()) p.variant = m_.probe_variant[p.id];
     if (w.unidentified > 0) {
