@@ -227,12 +227,16 @@ Result<Correlation> Correlator::run() {
   phase("server_replies");
   estimate_clock();
   phase("estimate_clock");
-  pass_b();
+  const std::size_t late = pass_b();
   phase("pass_b");
   // The sighting indexes are done with: give their memory back before the output grows.
   for (auto* idx : {&s_ipid_, &s_sport_, &s_tsval_}) idx->clear();
-  find_copy_windows();
-  find_server_replies();
+  // Sightings pass B matched change the server-side copy windows and have replies to find; without
+  // any, both would come out as they are.
+  if (late > 0) {
+    find_copy_windows();
+    find_server_replies();
+  }
   s_reply_idx_.clear();
   phase("copy_windows+replies 2");
   settle_client_replies();

@@ -196,7 +196,8 @@ class Correlator {
   void restrict_sources();
   void build_server_indexes();
   void pass_a();
-  void pass_b();
+  // Returns how many probes it matched (their windows and replies are then looked for again).
+  std::size_t pass_b();
   void find_copy_windows();
   void find_server_replies();
   void index_client_replies();

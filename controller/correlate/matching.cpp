@@ -237,8 +237,9 @@ void Correlator::pass_a() {
   }
 }
 
-void Correlator::pass_b() {
-  if (s_cands_.empty() || !time_known()) return;
+std::size_t Correlator::pass_b() {
+  if (s_cands_.empty() || !time_known()) return 0;
+  std::size_t matched = 0;
   const Nanos off = corr_.clock.offset_ns, err = corr_.clock.error_ns;
   // One-way delays seen for probes matched without time bound where an unidentified sighting
   // may sit; without any, the reply timeout bounds it.
@@ -293,6 +294,7 @@ void Correlator::pass_b() {
       s_claimed_[hit] = static_cast<std::uint32_t>(k);
       w.s_probe = hit;
       w.match = Match::matched;
+      ++matched;
       w.candidates = 0;
       w.conflict_with = kNone;
     } else if (hits > 1) {
@@ -313,6 +315,7 @@ void Correlator::pass_b() {
       w.unidentified = unclaimed;
     }
   }
+  return matched;
 }
 
 }  // namespace tandem::correlate::detail
