@@ -171,10 +171,10 @@ void Correlator::build_server_indexes() {
     cand_keys.add(join_key(probe_reply_key(r, l4_)));
     if ((r.bits & kHasPrimary) && c_primary_keys_.maybe(join_key(r.primary))) s_primary_.add(join_key(r.primary), i);
   }
-  s_primary_.seal();
+  s_primary_.seal(&sort_scratch_);
   s_claimed_.assign(s_.recs.size(), kNone);
   std::erase_if(replies, [&](std::uint64_t e) { return !cand_keys.maybe(static_cast<std::uint32_t>(e >> 32)); });
-  s_reply_idx_.assign(std::move(replies));
+  s_reply_idx_.assign(std::move(replies), &sort_scratch_);
 }
 
 // Capture problems that change no fate but limit what was compared.

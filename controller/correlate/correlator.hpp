@@ -266,6 +266,8 @@ class Correlator {
   // Primary ids and replies are joined in batches (index.hpp); the secondary carriers, needed only
   // when the primary one was rewritten, are sorted on first use and looked up one by one.
   detail::SortedMultimap s_primary_, s_reply_idx_;
+  // The radix sorts' second buffer, shared by every sort of the run (freed with the records).
+  std::vector<std::uint64_t> sort_scratch_;
   // Taken by find_client_probes() while it reads each probe's record, so that no later pass reads
   // them all again: the keys pass A (primary) and the client's reply index (reply key) look up,
   // as filters of what to index and as batched queries (key << 32 | position; consumed).

@@ -14,8 +14,10 @@
 
 namespace tandem::correlate::detail {
 
-// Sorts key << 32 | value words by key only, keeping the order of equal keys.
-inline void sort_by_key(std::vector<std::uint64_t>& v) {
+// Sorts key << 32 | value words by key only, keeping the order of equal keys. `scratch` (optional)
+// is the sort's second buffer, kept by the caller across sorts so that each sort does not fault in
+// fresh pages of its own; on return it holds a buffer at least v's size.
+inline void sort_by_key(std::vector<std::uint64_t>& v, std::vector<std::uint64_t>* scratch = nullptr) {
   auto key_less = [](std::uint64_t a, std::uint64_t b) { return (a >> 32) < (b >> 32); };
   if (std::is_sorted(v.begin(), v.end(), key_less)) return;
   if (v.size() < 256) {
@@ -32,7 +34,10 @@ inline void sort_by_key(std::vector<std::uint64_t>& v) {
     ++count[1][(x >> 43) & 2047u];
     ++count[2][(x >> 54) & 1023u];
   }
-  std::vector<std::uint64_t> tmp(v.size());
+  std::vector<std::uint64_t> own;
+  std::vector<std::uint64_t>& tmp = scratch ? *scratch : own;
+  if (tmp.capacity() < v.size()) std::vector<std::uint64_t>().swap(tmp);
+  tmp.resize(v.size());
   for (std::size_t pass = 0; pass < kShift.size(); ++pass) {
     auto& c = count[pass];
     const std::size_t digits = std::size_t{1} << kBits[pass];
@@ -124,12 +129,12 @@ class SortedMultimap {
   // Equal keys keep the order of add() calls.
   void add(std::uint32_t key, std::uint32_t value) { kv_.push_back(std::uint64_t{key} << 32 | value); }
   // add() of every key << 32 | value word of kv in order, then seal().
-  void assign(std::vector<std::uint64_t>&& kv) {
+  void assign(std::vector<std::uint64_t>&& kv, std::vector<std::uint64_t>* scratch = nullptr) {
     kv_ = std::move(kv);
-    seal();
+    seal(scratch);
   }
-  void seal() {
-    sort_by_key(kv_);
+  void seal(std::vector<std::uint64_t>* scratch = nullptr) {
+    sort_by_key(kv_, scratch);
     fence_.clear();
     for (std::size_t i = 0; i < kv_.size(); i += kFenceStride) fence_.push_back(static_cast<std::uint32_t>(kv_[i] >> 32));
   }
@@ -169,9 +174,10 @@ class SortedMultimap {
   };
 
   // lookup() with the values copied out by query id (see Postings).
-  Postings gather(std::vector<std::uint64_t>& queries, std::size_t n) const {
+  Postings gather(std::vector<std::uint64_t>& queries, std::size_t n,
+                  std::vector<std::uint64_t>* scratch = nullptr) const {
     Postings p;
-    const auto ranges = lookup(queries, n);
+    const auto ranges = lookup(queries, n, scratch);
     p.off.resize(n + 1);
     p.off[0] = 0;
     for (std::size_t id = 0; id < n; ++id) p.off[id + 1] = p.off[id] + ranges[id].n;
@@ -185,9 +191,10 @@ class SortedMultimap {
 
   // queries: key << 32 | query id, ids below n (consumed: sorted in place). Returns, per id, the
   // range of values with that key (n = 0 for none, and for ids that asked nothing).
-  std::vector<Range> lookup(std::vector<std::uint64_t>& queries, std::size_t n) const {
+  std::vector<Range> lookup(std::vector<std::uint64_t>& queries, std::size_t n,
+                            std::vector<std::uint64_t>* scratch = nullptr) const {
     std::vector<Range> out(n);
-    sort_by_key(queries);
+    sort_by_key(queries, scratch);
     std::size_t i = 0;
     std::uint32_t group_key = 0, group_pos = 0, group_n = 0;
     bool have_group = false;

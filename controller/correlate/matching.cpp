@@ -101,7 +101,7 @@ void Correlator::pass_a() {
   static_assert(kTakenSlots > 3 * (1 + 3 * kMaxChainWalk));
   std::vector<std::uint64_t> taken(kTakenSlots, 0);
   detail::SortedMultimap::Postings by_primary;
-  by_primary = s_primary_.gather(q, work_.size());
+  by_primary = s_primary_.gather(q, work_.size(), &sort_scratch_);
   std::vector<std::uint64_t>().swap(q);
   s_primary_.clear();  // by_primary holds all that pass A asks of it
   auto source_ok = [&](std::uint32_t s) {
@@ -155,7 +155,7 @@ void Correlator::pass_a() {
         if (!ipid_built_) {
           ipid_built_ = true;
           for (auto i : s_cands_) s_ipid_.add(s_.recs[i].ipid, i);
-          s_ipid_.seal();
+          s_ipid_.seal(&sort_scratch_);
         }
         collect(s_ipid_, c.ipid);
       }
@@ -163,7 +163,7 @@ void Correlator::pass_a() {
         if (!sport_built_) {
           sport_built_ = true;
           for (auto i : s_cands_) s_sport_.add(s_.recs[i].sport, i);
-          s_sport_.seal();
+          s_sport_.seal(&sort_scratch_);
         }
         collect(s_sport_, c.sport);
       }
@@ -173,7 +173,7 @@ void Correlator::pass_a() {
           for (auto i : s_cands_) {
             if (s_.recs[i].bits & kHasTs) s_tsval_.add(s_.recs[i].tsval, i);
           }
-          s_tsval_.seal();
+          s_tsval_.seal(&sort_scratch_);
         }
         collect(s_tsval_, c.tsval);
       }

@@ -47,6 +47,7 @@ void Correlator::release_records() {
   std::vector<Rec>().swap(s_.recs);
   std::vector<std::uint32_t>().swap(s_cands_);
   std::vector<std::uint32_t>().swap(s_claimed_);
+  std::vector<std::uint64_t>().swap(sort_scratch_);
 }
 
 void Correlator::decide() {

@@ -28,9 +28,9 @@ void Correlator::index_client_replies() {
     if (auto k = reply_key(r, l4_); k && probe_keys.maybe(join_key(*k))) entries.push_back(std::uint64_t{join_key(*k)} << 32 | i);
   }
   SortedMultimap idx;
-  idx.assign(std::move(entries));
+  idx.assign(std::move(entries), &sort_scratch_);
   c_reply_built_ = true;
-  c_reply_of_ = idx.gather(q, work_.size());  // sorts q by key
+  c_reply_of_ = idx.gather(q, work_.size(), &sort_scratch_);  // sorts q by key
   if (q_shared_) q_primary_ = std::move(q);
 }
 
@@ -93,7 +93,7 @@ void Correlator::find_copy_windows() {
   // one, and `link(k, next)` is told each copy's successor in its flow.
   std::vector<Copy> g;
   auto close_windows = [&](std::vector<std::uint64_t>& h, const std::vector<Copy>& copies, auto end_of, auto link) {
-    sort_by_key(h);  // stable: probe order within a hash
+    sort_by_key(h, &sort_scratch_);  // stable: probe order within a hash
     for (std::size_t i = 0; i < h.size();) {
       std::size_t e = i + 1;
       while (e < h.size() && (h[e] >> 32) == (h[i] >> 32)) ++e;
@@ -309,7 +309,7 @@ void Correlator::find_server_replies() {
     q.push_back(std::uint64_t{join_key(probe_reply_key(s_.recs[w.s_probe], l4_))} << 32 | k);
   }
   if (q.empty()) return;
-  const auto replies = s_reply_idx_.gather(q, work_.size());
+  const auto replies = s_reply_idx_.gather(q, work_.size(), &sort_scratch_);
   std::vector<std::uint32_t> mine;
   for (std::size_t k = 0; k < work_.size(); ++k) {
     prefetch_ahead(k, kAheadSProbe);
