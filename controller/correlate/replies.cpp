@@ -117,7 +117,7 @@ void Correlator::find_copy_windows() {
     }
   };
   if (!client_done) {
-    // The flows as chains in probe order, for attribute_client_replies().
+    // The flows as chains in probe order, for settle_client_replies().
     close_windows(c_h, c_copies, [](ProbeWork& w) -> Nanos& { return w.c_end; },
                   [&](std::uint32_t k, std::uint32_t next) {
                     c_next_copy_[k] = next;

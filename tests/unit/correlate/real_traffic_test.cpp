@@ -223,19 +223,18 @@ TEST(RealTraffic, FlowsWhoseKeysShareAHashAreNotOneFlow) {
   const std::uint32_t seq_a = 988901678, seq_b = 708673951;
   const std::uint16_t sport_a = 57531, sport_b = 39328;
   const Nanos t = 0;
+  // A SYN copy sent at `at` that reaches the server and is answered, the SYN-ACK reaching the client.
+  auto answered = [&](Nanos at, std::uint16_t sport, std::uint32_t seq, std::uint16_t ipid, std::uint32_t isn) {
+    auto syn = k.syn(kClient, kServer, sport, seq, ipid, static_cast<std::uint32_t>(at / kMs) + 1000);
+    cap.at_client(at, syn);
+    cap.at_server(at + kOneWay, syn);
+    auto ack = k.synack(kServer, kClient, sport, isn, seq + 1, static_cast<std::uint32_t>(at / kMs) + 7000);
+    cap.at_server(at + kOneWay + 30'000, ack);
+    cap.at_client(at + 2 * kOneWay + 30'000, ack);
+  };
   cap.at_client(t, k.syn(kClient, kServer, sport_a, seq_a, 100, 1000));  // lost
-  auto b = k.syn(kClient, kServer, sport_b, seq_b, 200, 1500);
-  cap.at_client(t + 500 * kMs, b);
-  cap.at_server(t + 500 * kMs + kOneWay, b);
-  auto b_ack = k.synack(kServer, kClient, sport_b, 31337, seq_b + 1, 7000);
-  cap.at_server(t + 500 * kMs + kOneWay + 30'000, b_ack);
-  cap.at_client(t + 500 * kMs + 2 * kOneWay + 30'000, b_ack);
-  auto a2 = k.syn(kClient, kServer, sport_a, seq_a, 101, 2000);
-  cap.at_client(t + 1000 * kMs, a2);
-  cap.at_server(t + 1000 * kMs + kOneWay, a2);
-  auto a_ack = k.synack(kServer, kClient, sport_a, 4242, seq_a + 1, 8000);
-  cap.at_server(t + 1000 * kMs + kOneWay + 30'000, a_ack);
-  cap.at_client(t + 1000 * kMs + 2 * kOneWay + 30'000, a_ack);
+  answered(t + 500 * kMs, sport_b, seq_b, 200, 31337);
+  answered(t + 1000 * kMs, sport_a, seq_a, 101, 4242);
   auto c = cap.run();
   EXPECT_EQ(fates(c), (std::vector<Fate>{Fate::lost_forward, Fate::answered, Fate::answered}));
   ASSERT_EQ(c.probes.size(), 3u);
