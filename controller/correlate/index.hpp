@@ -1,4 +1,5 @@
-// Private to correlate.cpp: a multimap from u32 keys to u32 values that is looked up in batches.
+// Private to controller/correlate: a multimap from u32 keys to u32 values that is looked up in
+// batches, and the key filter that keeps entries no query can find out of it.
 // Both the entries and a batch of queries are sorted by key (a stable LSD radix sort, skipped when
 // already in order) and merged, so a million lookups stream through memory instead of missing the
 // cache once each as a hash table of millions of entries does. Callers that make the key follow
@@ -54,33 +55,6 @@ inline void sort_by_key(std::vector<std::uint64_t>& v, std::vector<std::uint64_t
     const unsigned shift = kShift[pass];
     const std::uint64_t mask = digits - 1;
     for (auto x : v) tmp[c[(x >> shift) & mask]++] = x;
-    v.swap(tmp);
-  }
-}
-
-// Sorts v by key_of(element), a u64, keeping the order of equal keys: a stable LSD radix sort in
-// 11-bit digits that skips every digit all elements share (flow keys hold small address ids and
-// ports, so most of their high digits are constant).
-template <class T, class KeyOf>
-void stable_sort_by_u64(std::vector<T>& v, KeyOf key_of) {
-  auto less = [&](const T& a, const T& b) { return key_of(a) < key_of(b); };
-  if (std::is_sorted(v.begin(), v.end(), less)) return;
-  if (v.size() < 256) {
-    std::stable_sort(v.begin(), v.end(), less);
-    return;
-  }
-  std::vector<T> tmp(v.size());
-  for (unsigned shift = 0; shift < 64; shift += 11) {
-    std::array<std::uint32_t, 2048> count{};
-    for (const auto& x : v) ++count[(key_of(x) >> shift) & 2047u];
-    if (std::find(count.begin(), count.end(), static_cast<std::uint32_t>(v.size())) != count.end()) continue;
-    std::uint32_t sum = 0;
-    for (auto& c : count) {
-      auto n = c;
-      c = sum;
-      sum += n;
-    }
-    for (const auto& x : v) tmp[count[(key_of(x) >> shift) & 2047u]++] = x;
     v.swap(tmp);
   }
 }
